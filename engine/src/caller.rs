@@ -1,0 +1,390 @@
+//! Who is calling: the caller's number, normalised so rules and CRM lookups can match it.
+//!
+//! Callvoip sends numbers without `+` or `00` (`31152026057`); people type them every which way
+//! (`015-2026057`, `+31 (0)15 202 6057`, `0031152026057`). Every form becomes one E.164 number.
+
+use phonenumber::country::Id;
+use phonenumber::{Mode, PhoneNumber, Type};
+use serde::Serialize;
+
+/// The normalised caller, as rules see it in `caller` and plugins receive it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    /// The number as received, untouched.
+    pub raw: String,
+    /// `+31152026057`; empty unless the number is valid.
+    pub e164: String,
+    /// `0152026057`: the national form without spaces; empty unless valid.
+    pub national: String,
+    /// `+31 15 202 6057`; empty unless valid.
+    pub international: String,
+    /// `31152026057`: E.164 without the `+`, the form Callvoip sends; empty unless valid.
+    pub digits: String,
+    /// ISO 3166 code of the number's country (`NL`); empty when unknown.
+    pub country: String,
+    /// Country calling code (31); 0 when unknown.
+    pub country_code: u16,
+    /// `mobile`, `fixed`, `fixed_or_mobile`, `toll_free`, `premium_rate`, `shared_cost`,
+    /// `personal`, `voip`, `pager`, `uan`, `voicemail`, `short_code`, `emergency`, `sip` or `unknown`.
+    pub kind: &'static str,
+    /// A real, dialable number by the numbering plan.
+    pub valid: bool,
+    /// Number withheld: empty, `anonymous`, `unknown`, `restricted`, `private`, …
+    pub anonymous: bool,
+    /// A SIP account or internal extension rather than a phone number.
+    pub is_sip_account: bool,
+}
+
+/// Words that PBXs and carriers put where a withheld number would be.
+const ANONYMOUS: [&str; 12] = [
+    "anonymous",
+    "anoniem",
+    "unknown",
+    "onbekend",
+    "restricted",
+    "private",
+    "privé",
+    "withheld",
+    "unavailable",
+    "blocked",
+    "no caller id",
+    "nocallerid",
+];
+
+/// Normalises caller numbers for one default region (national numbers like `0152026057`).
+#[derive(Debug, Clone, Copy)]
+pub struct Normaliser {
+    region: Id,
+}
+
+impl Default for Normaliser {
+    fn default() -> Self {
+        Normaliser { region: Id::NL }
+    }
+}
+
+/// An unknown ISO country code was given as the default region.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown country code `{0}` for the caller's default region; use an ISO 3166 code such as NL or BE"
+)]
+pub struct UnknownRegion(pub String);
+
+impl Normaliser {
+    pub fn new(region: &str) -> Result<Self, UnknownRegion> {
+        let region = region
+            .to_ascii_uppercase()
+            .parse()
+            .map_err(|_| UnknownRegion(region.to_string()))?;
+        Ok(Normaliser { region })
+    }
+
+    pub fn region(&self) -> &str {
+        self.region.as_ref()
+    }
+
+    pub fn normalise(&self, raw: &str) -> Caller {
+        let mut caller = Caller {
+            raw: raw.to_string(),
+            kind: "unknown",
+            ..Caller::default()
+        };
+        let user = user_part(raw.trim());
+        if is_anonymous(user) {
+            caller.anonymous = true;
+            return caller;
+        }
+        let cleaned = strip_separators(user);
+        if cleaned.is_empty() {
+            return caller;
+        }
+        let (plus, digits) = match cleaned.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, cleaned.as_str()),
+        };
+        if !digits.bytes().all(|b| b.is_ascii_digit()) || digits.is_empty() {
+            caller.is_sip_account = true;
+            caller.kind = "sip";
+            return caller;
+        }
+        let parsed = if plus {
+            self.parse_valid(&format!("+{digits}"))
+        } else if let Some(international) = digits.strip_prefix("00") {
+            self.parse_valid(&format!("+{international}"))
+        } else if digits.starts_with('0') {
+            self.parse_valid(digits)
+        } else if digits.len() <= 6 {
+            // Internal extensions (`1003`) reach the webhook as the caller of internal calls.
+            caller.is_sip_account = true;
+            caller.kind = "sip";
+            return caller;
+        } else {
+            // Callvoip's own form: country code without `+`; a national number without its
+            // trunk `0` is the fallback.
+            self.parse_valid(&format!("+{digits}"))
+                .or_else(|| self.parse_valid(digits))
+        };
+        if let Some(number) = parsed {
+            self.fill(&mut caller, &number);
+        }
+        caller
+    }
+
+    fn parse_valid(&self, text: &str) -> Option<PhoneNumber> {
+        phonenumber::parse(Some(self.region), text)
+            .ok()
+            .filter(phonenumber::is_valid)
+    }
+
+    fn fill(&self, caller: &mut Caller, number: &PhoneNumber) {
+        caller.valid = true;
+        caller.e164 = number.format().mode(Mode::E164).to_string();
+        caller.digits = caller.e164.trim_start_matches('+').to_string();
+        caller.international = number.format().mode(Mode::International).to_string();
+        caller.national = number
+            .format()
+            .mode(Mode::National)
+            .to_string()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        caller.country_code = number.code().value();
+        caller.country = number
+            .country()
+            .id()
+            .map(|id| id.as_ref().to_string())
+            .unwrap_or_default();
+        caller.kind = kind_name(number.number_type(&phonenumber::metadata::DATABASE));
+    }
+}
+
+fn kind_name(kind: Type) -> &'static str {
+    match kind {
+        Type::FixedLine => "fixed",
+        Type::Mobile => "mobile",
+        Type::FixedLineOrMobile => "fixed_or_mobile",
+        Type::TollFree => "toll_free",
+        Type::PremiumRate => "premium_rate",
+        Type::SharedCost => "shared_cost",
+        Type::PersonalNumber => "personal",
+        Type::Voip => "voip",
+        Type::Pager => "pager",
+        Type::Uan => "uan",
+        Type::Emergency => "emergency",
+        Type::Voicemail => "voicemail",
+        Type::ShortCode => "short_code",
+        _ => "unknown",
+    }
+}
+
+/// `sip:+31152026057@pbx.example` and `tel:+31…` carry the number in their user part.
+fn user_part(raw: &str) -> &str {
+    let without_scheme = ["sip:", "sips:", "tel:"]
+        .iter()
+        .find_map(|scheme| {
+            raw.get(..scheme.len())
+                .filter(|p| p.eq_ignore_ascii_case(scheme))
+                .map(|_| &raw[scheme.len()..])
+        })
+        .unwrap_or(raw);
+    let user = without_scheme
+        .split(['@', ';'])
+        .next()
+        .unwrap_or(without_scheme);
+    let phone_like = user
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b" +-().".contains(&b));
+    if phone_like || is_anonymous(user) {
+        user
+    } else {
+        raw
+    }
+}
+
+fn is_anonymous(text: &str) -> bool {
+    let lower = text.trim().to_lowercase();
+    lower.is_empty() || ANONYMOUS.contains(&lower.as_str())
+}
+
+/// Drops spaces, dashes, dots, slashes, brackets and the Dutch-style `(0)` trunk hint.
+fn strip_separators(text: &str) -> String {
+    text.replace("(0)", "")
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '/' | '(' | ')' | '\u{a0}'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(raw: &str) -> Caller {
+        Normaliser::default().normalise(raw)
+    }
+
+    /// Table-driven: input → (e164, national, country, kind, valid, anonymous, sip account).
+    #[test]
+    fn normalises_the_numbers_callers_really_have() {
+        let table: &[(&str, &str, &str, &str, &str, bool, bool, bool)] = &[
+            (
+                "31152026057",
+                "+31152026057",
+                "0152026057",
+                "NL",
+                "fixed",
+                true,
+                false,
+                false,
+            ),
+            (
+                "0031152026057",
+                "+31152026057",
+                "0152026057",
+                "NL",
+                "fixed",
+                true,
+                false,
+                false,
+            ),
+            (
+                "+31 (0)15-2026057",
+                "+31152026057",
+                "0152026057",
+                "NL",
+                "fixed",
+                true,
+                false,
+                false,
+            ),
+            (
+                "015-2026057",
+                "+31152026057",
+                "0152026057",
+                "NL",
+                "fixed",
+                true,
+                false,
+                false,
+            ),
+            (
+                "0612345678",
+                "+31612345678",
+                "0612345678",
+                "NL",
+                "mobile",
+                true,
+                false,
+                false,
+            ),
+            (
+                "31612345678",
+                "+31612345678",
+                "0612345678",
+                "NL",
+                "mobile",
+                true,
+                false,
+                false,
+            ),
+            (
+                "442079460958",
+                "+442079460958",
+                "02079460958",
+                "GB",
+                "fixed",
+                true,
+                false,
+                false,
+            ),
+            (
+                "32470123456",
+                "+32470123456",
+                "0470123456",
+                "BE",
+                "mobile",
+                true,
+                false,
+                false,
+            ),
+            (
+                "0800-0123",
+                "+318000123",
+                "08000123",
+                "NL",
+                "toll_free",
+                true,
+                false,
+                false,
+            ),
+            (
+                "sip:+31152026057@pbx.example",
+                "+31152026057",
+                "0152026057",
+                "NL",
+                "fixed",
+                true,
+                false,
+                false,
+            ),
+            (
+                "3115202605712345678",
+                "",
+                "",
+                "",
+                "unknown",
+                false,
+                false,
+                false,
+            ),
+            ("anonymous", "", "", "", "unknown", false, true, false),
+            ("Anonymous", "", "", "", "unknown", false, true, false),
+            ("restricted", "", "", "", "unknown", false, true, false),
+            ("", "", "", "", "unknown", false, true, false),
+            ("   ", "", "", "", "unknown", false, true, false),
+            (
+                "anonymous@anonymous.invalid",
+                "",
+                "",
+                "",
+                "unknown",
+                false,
+                true,
+                false,
+            ),
+            ("receptie.amsterdam", "", "", "", "sip", false, false, true),
+            ("1003", "", "", "", "sip", false, false, true),
+        ];
+        for &(raw, e164, national, country, kind, valid, anonymous, sip) in table {
+            let c = n(raw);
+            assert_eq!(
+                (
+                    c.e164.as_str(),
+                    c.national.as_str(),
+                    c.country.as_str(),
+                    c.kind,
+                    c.valid,
+                    c.anonymous,
+                    c.is_sip_account
+                ),
+                (e164, national, country, kind, valid, anonymous, sip),
+                "normalising {raw:?}"
+            );
+            assert_eq!(c.raw, raw);
+        }
+    }
+
+    #[test]
+    fn digits_and_international_forms() {
+        let c = n("0152026057");
+        assert_eq!(c.digits, "31152026057");
+        assert_eq!(c.international, "+31 15 202 6057");
+        assert_eq!(c.country_code, 31);
+    }
+
+    #[test]
+    fn other_default_region() {
+        let be = Normaliser::new("be").unwrap();
+        assert_eq!(be.normalise("0470123456").e164, "+32470123456");
+        assert!(Normaliser::new("XX").is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! The lookup plugin interface: how the engine asks a CRM what it knows about a caller.
+//!
+//! A plugin answers one question for one call; the engine, not the plugin, starts lookups,
+//! enforces the call's deadline, caches answers and trips the circuit breaker.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::call::Call;
+use crate::caller::Caller;
+
+/// What a lookup found: a JSON-like map that rules read as `name.field`.
+pub type Facts = serde_json::Map<String, serde_json::Value>;
+
+/// One call, as a plugin sees it.
+#[derive(Debug, Clone)]
+pub struct LookupRequest {
+    pub caller: Arc<Caller>,
+    pub call: Arc<Call>,
+}
+
+/// Why a lookup gave no answer. The kind decides how the engine reacts (all count as failures
+/// for the circuit breaker; `Misconfigured` is logged loudest because a person must fix it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("timed out")]
+    Timeout,
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    #[error("bad response: {0}")]
+    BadResponse(String),
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+impl LookupError {
+    /// A short stable name for logs, metrics and the call log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LookupError::Timeout => "timeout",
+            LookupError::Unavailable(_) => "unavailable",
+            LookupError::BadResponse(_) => "bad_response",
+            LookupError::Misconfigured(_) => "misconfigured",
+        }
+    }
+}
+
+/// A CRM (or any source of facts about a caller).
+///
+/// Implement [`Lookup::lookup`]; the rest has defaults. Return `Ok(None)` when the system does
+/// not know the caller: rules then see an empty map, which they can tell from `()`, "the CRM
+/// could not answer".
+#[async_trait]
+pub trait Lookup: Send + Sync + 'static {
+    /// Finds what the system knows about this call's caller.
+    async fn lookup(&self, request: &LookupRequest) -> Result<Option<Facts>, LookupError>;
+
+    /// What makes two requests the same question, for caching and for sharing one in-flight
+    /// request. `None` disables caching for this request. The default is the caller's E.164
+    /// number (or the raw number when it is not a valid phone number).
+    fn cache_key(&self, request: &LookupRequest) -> Option<String> {
+        let caller = &request.caller;
+        if caller.anonymous {
+            return None;
+        }
+        Some(if caller.e164.is_empty() {
+            caller.raw.clone()
+        } else {
+            caller.e164.clone()
+        })
+    }
+}

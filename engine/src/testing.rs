@@ -1,0 +1,281 @@
+//! Rule tests: a call, the facts each lookup returns, the route expected; no CRM is asked.
+//!
+//! Tests live in a rule file's `tests:` section or beside it in `{name}.test.yaml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+
+use crate::call::Call;
+use crate::decide::{Decision, Router};
+use crate::diagnostic::{Diagnostic, Diagnostics, Position};
+use crate::lookups::LookupResult;
+use crate::ruleset::RuleSet;
+use crate::yaml::{self, Fields, Node};
+
+const TEST_KEYS: [&str; 5] = ["name", "at", "call", "lookups", "expect"];
+
+/// One rule test.
+#[derive(Debug, Clone)]
+pub struct TestCase {
+    pub name: String,
+    pub file: PathBuf,
+    pub position: Position,
+    /// Local time in the rule set's zone; `None` is the time the test runs.
+    pub at: Option<NaiveDateTime>,
+    pub call: Call,
+    pub lookups: BTreeMap<String, LookupResult>,
+    pub expect_route: String,
+    pub expect_rule: Option<String>,
+}
+
+/// The outcome of one test.
+#[derive(Debug)]
+pub struct TestReport {
+    pub case: TestCase,
+    pub decision: Decision,
+    /// Why it failed; `None` when it passed.
+    pub failure: Option<String>,
+}
+
+impl TestReport {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// Reads a `tests:` list (from a rule file or a test file).
+pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
+    let Some(items) = node.as_seq() else {
+        diags.error(
+            node.position,
+            format!(
+                "`tests` must be a list of tests, found {}",
+                node.kind_name()
+            ),
+        );
+        return Vec::new();
+    };
+    let mut tests: Vec<TestCase> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let Some(fields) = Fields::read(item, &TEST_KEYS, "a test", diags) else {
+            continue;
+        };
+        let name = fields
+            .text("name", "test", diags)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("test {}", index + 1));
+        if tests.iter().any(|t| t.name == name) {
+            diags.error(item.position, format!("duplicate test name `{name}`"));
+        }
+        let at = fields.get("at").and_then(|node| {
+            let parsed = node.as_str().and_then(|text| {
+                [
+                    "%Y-%m-%d %H:%M",
+                    "%Y-%m-%dT%H:%M",
+                    "%Y-%m-%d %H:%M:%S",
+                    "%Y-%m-%dT%H:%M:%S",
+                ]
+                .iter()
+                .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+            });
+            if parsed.is_none() {
+                diags.error(
+                    node.position,
+                    format!("test `{name}`: `at` is a local time written 2026-11-23 10:00"),
+                );
+            }
+            parsed
+        });
+        let call = match fields.get("call") {
+            None => Call::default(),
+            Some(node) => match Call::from_json_value(node.to_json()) {
+                Ok(call) => call,
+                Err(_) => {
+                    diags.error(node.position, format!("test `{name}`: `call` is a mapping of call fields, e.g. {{caller_number: \"31612345678\"}}"));
+                    Call::default()
+                }
+            },
+        };
+        let lookups = fields
+            .get("lookups")
+            .map(|node| read_facts(node, &name, diags))
+            .unwrap_or_default();
+        let (expect_route, expect_rule) = read_expect(&fields, item, &name, diags);
+        tests.push(TestCase {
+            name,
+            file: diags.file().to_path_buf(),
+            position: item.position,
+            at,
+            call,
+            lookups,
+            expect_route,
+            expect_rule,
+        });
+    }
+    tests
+}
+
+/// `lookups:` in a test: per lookup a mapping of facts, `not found` / `{}`, or `unavailable`.
+fn read_facts(
+    node: &Node,
+    test: &str,
+    diags: &mut Diagnostics<'_>,
+) -> BTreeMap<String, LookupResult> {
+    let mut facts = BTreeMap::new();
+    let Some(entries) = node.as_map() else {
+        diags.error(
+            node.position,
+            format!("test `{test}`: `lookups` maps each lookup to its facts"),
+        );
+        return facts;
+    };
+    for (key, value) in entries {
+        let Some(name) = key.as_str() else { continue };
+        let result = match (&value.value, value.as_str()) {
+            (_, Some("unavailable")) | (yaml::Value::Null, _) => LookupResult::Unavailable {
+                reason: "unavailable in this test".into(),
+            },
+            (_, Some("not found")) => LookupResult::NotFound,
+            (yaml::Value::Map(m), _) if m.is_empty() => LookupResult::NotFound,
+            (yaml::Value::Map(_), _) => match value.to_json() {
+                serde_json::Value::Object(map) => LookupResult::Found {
+                    facts: Arc::new(map),
+                },
+                _ => continue,
+            },
+            _ => {
+                diags.error(
+                    value.position,
+                    format!("test `{test}`: lookup `{name}` is a mapping of facts, `not found` or `unavailable`"),
+                );
+                continue;
+            }
+        };
+        facts.insert(name.to_string(), result);
+    }
+    facts
+}
+
+fn read_expect(
+    fields: &Fields<'_>,
+    item: &Node,
+    test: &str,
+    diags: &mut Diagnostics<'_>,
+) -> (String, Option<String>) {
+    let Some(node) = fields.get("expect") else {
+        diags.error(
+            item.position,
+            format!("test `{test}` needs `expect`: the route, or {{route, rule}}"),
+        );
+        return (String::new(), None);
+    };
+    if let Some(route) = node.as_str() {
+        return (route.to_string(), None);
+    }
+    let Some(expect) = Fields::read(node, &["route", "rule"], "`expect`", diags) else {
+        return (String::new(), None);
+    };
+    let route = expect
+        .text("route", "expect", diags)
+        .unwrap_or_default()
+        .to_string();
+    if route.is_empty() {
+        diags.error(
+            node.position,
+            format!("test `{test}`: `expect` needs a `route`"),
+        );
+    }
+    (
+        route,
+        expect.text("rule", "expect", diags).map(str::to_string),
+    )
+}
+
+/// The test file that belongs beside a rule file: `main.yaml` → `main.test.yaml`.
+pub fn test_file_for(rule_file: &Path) -> PathBuf {
+    let ext = rule_file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("yaml");
+    rule_file.with_extension(format!("test.{ext}"))
+}
+
+/// Reads a `{name}.test.yaml`: a list of tests, or a mapping with `tests:`.
+pub fn load_test_file(file: &Path, text: &str) -> Result<Vec<TestCase>, Vec<Diagnostic>> {
+    let mut diags = Diagnostics::new(file);
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            diags.error(e.position, format!("YAML syntax: {}", e.message));
+            return Err(diags.into_vec());
+        }
+    };
+    let tests = match root.as_map() {
+        Some(_) => match Fields::read(&root, &["tests"], "a test file", &mut diags)
+            .and_then(|f| f.get("tests"))
+        {
+            Some(list) => read_tests(list, &mut diags),
+            None => Vec::new(),
+        },
+        None if root.is_null() => Vec::new(),
+        None => read_tests(&root, &mut diags),
+    };
+    if diags.is_empty() {
+        Ok(tests)
+    } else {
+        Err(diags.into_vec())
+    }
+}
+
+/// Runs one test against `set`.
+pub async fn run_test(router: &Router, set: &RuleSet, case: &TestCase) -> TestReport {
+    let now: DateTime<Utc> = match case.at {
+        Some(local) => match set.time_zone.from_local_datetime(&local).earliest() {
+            Some(t) => t.with_timezone(&Utc),
+            None => Utc::now(),
+        },
+        None => Utc::now(),
+    };
+    let deadline = Instant::now() + set.timeout;
+    let decision = router
+        .route_with_facts(set, case.call.clone(), &case.lookups, deadline, now)
+        .await;
+    let mut problems = Vec::new();
+    if let Some(unknown) = case.lookups.keys().find(|name| !set.lookups.contains(name)) {
+        problems.push(format!(
+            "gives facts for `{unknown}`, which the rule set does not declare in `lookups`"
+        ));
+    }
+    if decision.route != case.expect_route {
+        let by = decision
+            .rule
+            .as_deref()
+            .map(|r| format!("rule `{r}`"))
+            .unwrap_or_else(|| "the default".into());
+        problems.push(format!(
+            "expected route `{}`, got `{}` (by {by})",
+            case.expect_route, decision.route
+        ));
+    }
+    if let Some(rule) = &case.expect_rule {
+        if decision.rule.as_deref() != Some(rule.as_str()) {
+            problems.push(format!(
+                "expected rule `{rule}` to match, but {}",
+                decision
+                    .rule
+                    .as_deref()
+                    .map(|r| format!("`{r}` did"))
+                    .unwrap_or_else(|| "none did".into())
+            ));
+        }
+    }
+    TestReport {
+        case: case.clone(),
+        decision,
+        failure: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}

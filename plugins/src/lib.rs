@@ -1,0 +1,2 @@
+//! belroute-plugins: the built-in lookup plugins.
+#![forbid(unsafe_code)]

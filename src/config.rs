@@ -1,0 +1,404 @@
+//! `belroute.yaml`: the server's own settings (not the rules): hooks authentication,
+//! time zone, sandbox limits, plugins, admin. Secrets come from the environment as `${NAME}`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use belroute_engine::Limits;
+use belroute_engine::clock::{DEFAULT_TIME_ZONE, parse_time_zone};
+use chrono_tz::Tz;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+/// The whole configuration file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Zone for `now()`, office hours and holidays, unless a rule set names its own.
+    pub timezone: TimeZone,
+    /// Region for numbers written nationally (`0152026057`): an ISO code.
+    pub default_region: Region,
+    pub hooks: Hooks,
+    /// Bounds on what one rule may do.
+    pub sandbox: Limits,
+    pub admin: Admin,
+    /// Lookup plugin instances by name (see docs/plugins.md).
+    pub plugins: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// `hooks:` — the Callvoip-facing endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hooks {
+    /// Answer this long before the rule set's `timeout`, for the network back to Callvoip.
+    #[serde(deserialize_with = "duration")]
+    pub margin: Duration,
+    /// Largest request body accepted.
+    pub max_body: ByteSize,
+    pub auth: Auth,
+    /// Per rule set settings; an `auth` here replaces the server-wide one for that set.
+    pub rulesets: BTreeMap<String, RulesetHooks>,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            margin: Duration::from_millis(250),
+            max_body: ByteSize(64 * 1024),
+            auth: Auth::default(),
+            rulesets: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesetHooks {
+    pub auth: Option<Auth>,
+}
+
+/// Who may call `/hooks/*`. Every check configured must pass.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Auth {
+    /// A secret header, e.g. `identifier: …` as Koppeltaal does it.
+    pub header: Option<NamedSecret>,
+    /// A secret query parameter in the URL configured in Callvoip.
+    pub query: Option<NamedSecret>,
+    /// Client addresses allowed (CIDRs); empty allows all.
+    pub allow_ips: Vec<IpNet>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedSecret {
+    pub name: String,
+    pub value: Secret,
+}
+
+/// `admin:` — the admin API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Admin {
+    /// Bearer token for `/api/v1/*`; without it the admin API is closed.
+    pub token: Option<Secret>,
+}
+
+/// A secret, read from the environment through `${NAME}`; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = expanded(d)?;
+        if text.is_empty() {
+            return Err(serde::de::Error::custom("a secret must not be empty"));
+        }
+        Ok(Secret(text))
+    }
+}
+
+/// Text in which `${NAME}` is replaced by environment variable `NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvText(pub String);
+
+impl<'de> Deserialize<'de> for EnvText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        expanded(d).map(EnvText)
+    }
+}
+
+fn expanded<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    expand_env(&text, |name| std::env::var(name).ok()).map_err(serde::de::Error::custom)
+}
+
+/// Replaces every `${NAME}` with the variable's value; a missing variable is an error naming it.
+pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("`${{` without a closing `}}` in `{text}`"));
+        };
+        let name = &after[..end];
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!(
+                "`${{{name}}}` is not a variable name; use letters, digits and _"
+            ));
+        }
+        match lookup(name) {
+            Some(value) => out.push_str(&value),
+            None => {
+                return Err(format!(
+                    "environment variable {name} is not set (used as ${{{name}}}); set it or remove the reference"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A time zone by IANA name; Europe/Amsterdam unless set.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeZone(pub Tz);
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        TimeZone(DEFAULT_TIME_ZONE)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        parse_time_zone(&name)
+            .map(TimeZone)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// An ISO 3166 region code for national numbers; NL unless set.
+#[derive(Debug, Clone)]
+pub struct Region(pub belroute_engine::Normaliser);
+
+impl Default for Region {
+    fn default() -> Self {
+        Region(belroute_engine::Normaliser::default())
+    }
+}
+
+impl<'de> Deserialize<'de> for Region {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(d)?;
+        belroute_engine::Normaliser::new(&code)
+            .map(Region)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A size in bytes, written `65536`, `64KiB` or `1MiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = serde_yaml::Value::deserialize(d)?;
+        let text = match text {
+            serde_yaml::Value::Number(n) => n.to_string(),
+            serde_yaml::Value::String(s) => s,
+            _ => {
+                return Err(serde::de::Error::custom(
+                    "a size is written like 65536, 64KiB or 1MiB",
+                ));
+            }
+        };
+        parse_size(&text)
+            .map(ByteSize)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write e.g. 64KiB"))?;
+    let factor = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "kB" | "K" | "k" => 1024,
+        "MiB" | "MB" | "M" => 1024 * 1024,
+        other => return Err(format!("unknown size unit `{other}`; use B, KiB or MiB")),
+    };
+    Ok(number * factor)
+}
+
+/// A duration written `250ms`, `2s`.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    belroute_engine::ruleset::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// A configuration file that could not be used, with the place to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {error}")]
+    Unreadable {
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates `belroute.yaml`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Unreadable {
+            file: file.to_path_buf(),
+            error,
+        })?;
+        Config::parse(file, &text)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |line, column, message| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        };
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            invalid(line, column, without_location(&e.to_string(), line, column))
+        })?;
+        config.validate().map_err(|(key, message)| {
+            let (line, column) = position_of_key(text, key);
+            invalid(line, column, message)
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.hooks.margin >= belroute_engine::ruleset::MIN_TIMEOUT {
+            return Err((
+                "margin",
+                "`hooks.margin` must be below 1s, the shortest rule set timeout".into(),
+            ));
+        }
+        if self.hooks.max_body.0 < 1024 {
+            return Err(("max_body", "`hooks.max_body` must be at least 1KiB".into()));
+        }
+        Ok(())
+    }
+
+    /// The hooks authentication for one rule set.
+    pub fn auth_for(&self, ruleset: &str) -> &Auth {
+        self.hooks
+            .rulesets
+            .get(ruleset)
+            .and_then(|r| r.auth.as_ref())
+            .unwrap_or(&self.hooks.auth)
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the position is printed in front instead.
+fn without_location(message: &str, line: usize, column: usize) -> String {
+    message.replacen(&format!(" at line {line} column {column}"), "", 1)
+}
+
+/// Where `key:` is first written, for errors found after parsing.
+fn position_of_key(text: &str, key: &str) -> (usize, usize) {
+    let needle = format!("{key}:");
+    text.lines()
+        .enumerate()
+        .find_map(|(i, line)| {
+            let trimmed = line.trim_start();
+            trimmed
+                .starts_with(&needle)
+                .then(|| (i + 1, line.len() - trimmed.len() + 1))
+        })
+        .unwrap_or((1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("belroute.yaml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn env_expansion() {
+        let env = |name: &str| (name == "A").then(|| "x".to_string());
+        assert_eq!(expand_env("p${A}q${A}", env), Ok("pxqx".into()));
+        assert_eq!(expand_env("$5 ok", env), Ok("$5 ok".into()));
+        assert!(
+            expand_env("${B}", env)
+                .unwrap_err()
+                .contains("environment variable B is not set")
+        );
+        assert!(expand_env("${A", env).is_err());
+    }
+
+    #[test]
+    fn errors_have_file_line_column() {
+        let err = parse("hooks:\n  margn: 100ms\n").unwrap_err();
+        assert!(
+            err.starts_with("belroute.yaml:2:3: hooks: unknown field `margn`"),
+            "{err}"
+        );
+        let err = parse("hooks:\n  auth:\n    header: { name: identifier, value: \"${BELROUTE_TEST_UNSET_VAR}\" }\n").unwrap_err();
+        assert!(err.starts_with("belroute.yaml:3:"), "{err}");
+        assert!(err.contains("BELROUTE_TEST_UNSET_VAR is not set"), "{err}");
+        let err = parse("hooks:\n  auth:\n    allow_ips: [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(err.starts_with("belroute.yaml:3:"), "{err}");
+        let err = parse("hooks:\n  margin: 2s\n").unwrap_err();
+        assert_eq!(
+            err,
+            "belroute.yaml:2:3: `hooks.margin` must be below 1s, the shortest rule set timeout"
+        );
+        let err = parse("timezone: Mars/Olympus\n").unwrap_err();
+        assert!(
+            err.starts_with("belroute.yaml:1:11: unknown time zone"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_and_sizes() {
+        let c = parse("").unwrap();
+        assert_eq!(c.hooks.margin, Duration::from_millis(250));
+        assert_eq!(c.hooks.max_body, ByteSize(65536));
+        assert_eq!(
+            parse("hooks: { max_body: 1MiB }").unwrap().hooks.max_body,
+            ByteSize(1 << 20)
+        );
+        assert_eq!(
+            parse("hooks: { max_body: 4096 }").unwrap().hooks.max_body,
+            ByteSize(4096)
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+    }
+}

@@ -1,0 +1,11 @@
+//! belroute: a call-routing rules engine for Callvoip's Webhook-app.
+//!
+//! This crate is the server around [`belroute_engine`]: the CLI, the actix-web endpoints,
+//! configuration and wiring. Handlers stay thin: parse, authenticate, ask the engine, answer.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod server;

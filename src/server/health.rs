@@ -1,0 +1,64 @@
+//! `/healthz`, `/readyz` and `/metrics`: what orchestrators and Prometheus ask.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::State;
+
+/// Alive: the process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok\n")
+}
+
+/// Ready when every rule file is valid; 503 listing each refused file and its problems.
+pub async fn readyz(state: web::Data<State>) -> HttpResponse {
+    let catalog = state.store.catalog();
+    let rulesets: serde_json::Map<String, serde_json::Value> = catalog
+        .rulesets
+        .iter()
+        .map(|(name, set)| (name.clone(), json!(set.version)))
+        .collect();
+    let refused: Vec<serde_json::Value> = catalog
+        .refused
+        .iter()
+        .map(|(name, r)| {
+            json!({
+                "ruleset": name,
+                "file": r.file,
+                "serving_version": r.serving_version,
+                "errors": r.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let ready = refused.is_empty();
+    let body = json!({
+        "status": if ready { "ready" } else { "refused" },
+        "rulesets": rulesets,
+        "refused": refused,
+    });
+    let mut response = if ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    response
+        .insert_header(("cache-control", "no-store"))
+        .json(body)
+}
+
+pub async fn metrics(state: web::Data<State>) -> HttpResponse {
+    let catalog = state.store.catalog();
+    state
+        .metrics
+        .rulesets_loaded
+        .set(i64::try_from(catalog.rulesets.len()).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .rulesets_refused
+        .set(i64::try_from(catalog.refused.len()).unwrap_or(i64::MAX));
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render())
+}
