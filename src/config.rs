@@ -179,14 +179,8 @@ impl<'de> Deserialize<'de> for TimeZone {
 }
 
 /// An ISO 3166 region code for national numbers; NL unless set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Region(pub belroute_engine::Normaliser);
-
-impl Default for Region {
-    fn default() -> Self {
-        Region(belroute_engine::Normaliser::default())
-    }
-}
 
 impl<'de> Deserialize<'de> for Region {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -285,10 +279,18 @@ impl Config {
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((1, 1));
-            invalid(line, column, without_location(&e.to_string(), line, column))
+            let message = without_location(&e.to_string(), line, column);
+            // serde_yaml places errors in a value at its enclosing mapping; the path finds the value.
+            let path = message
+                .split_once(": ")
+                .map(|(path, _)| path)
+                .filter(|p| !p.contains(' '));
+            let precise = locate(text, path, &message);
+            let (line, column) = precise.unwrap_or((line, column));
+            invalid(line, column, message)
         })?;
-        config.validate().map_err(|(key, message)| {
-            let (line, column) = position_of_key(text, key);
+        config.validate().map_err(|(path, message)| {
+            let (line, column) = locate(text, Some(path), "").unwrap_or((1, 1));
             invalid(line, column, message)
         })?;
         Ok(config)
@@ -297,12 +299,15 @@ impl Config {
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.hooks.margin >= belroute_engine::ruleset::MIN_TIMEOUT {
             return Err((
-                "margin",
+                "hooks.margin",
                 "`hooks.margin` must be below 1s, the shortest rule set timeout".into(),
             ));
         }
         if self.hooks.max_body.0 < 1024 {
-            return Err(("max_body", "`hooks.max_body` must be at least 1KiB".into()));
+            return Err((
+                "hooks.max_body",
+                "`hooks.max_body` must be at least 1KiB".into(),
+            ));
         }
         Ok(())
     }
@@ -322,18 +327,23 @@ fn without_location(message: &str, line: usize, column: usize) -> String {
     message.replacen(&format!(" at line {line} column {column}"), "", 1)
 }
 
-/// Where `key:` is first written, for errors found after parsing.
-fn position_of_key(text: &str, key: &str) -> (usize, usize) {
-    let needle = format!("{key}:");
-    text.lines()
-        .enumerate()
-        .find_map(|(i, line)| {
-            let trimmed = line.trim_start();
-            trimmed
-                .starts_with(&needle)
-                .then(|| (i + 1, line.len() - trimmed.len() + 1))
-        })
-        .unwrap_or((1, 1))
+/// The line and column of the value at `path` (`hooks.auth.allow_ips[0]`), or better, of the
+/// text the message quotes (`${NAME}`, or the first `…` in backticks) within it.
+fn locate(text: &str, path: Option<&str>, message: &str) -> Option<(usize, usize)> {
+    let root = belroute_engine::yaml::parse(text).ok()?;
+    let scope = match path {
+        Some(path) => root.find(path)?,
+        None => &root,
+    };
+    let quoted = message
+        .split("(used as ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .or_else(|| message.split('`').nth(1));
+    let found = quoted
+        .and_then(|q| scope.find_text(q))
+        .or(path.map(|_| scope))?;
+    Some((found.position.line, found.position.column))
 }
 
 #[cfg(test)]
@@ -365,14 +375,18 @@ mod tests {
             "{err}"
         );
         let err = parse("hooks:\n  auth:\n    header: { name: identifier, value: \"${BELROUTE_TEST_UNSET_VAR}\" }\n").unwrap_err();
-        assert!(err.starts_with("belroute.yaml:3:"), "{err}");
-        assert!(err.contains("BELROUTE_TEST_UNSET_VAR is not set"), "{err}");
-        let err = parse("hooks:\n  auth:\n    allow_ips: [\"10.0.0.0/33\"]\n").unwrap_err();
-        assert!(err.starts_with("belroute.yaml:3:"), "{err}");
+        assert!(err.starts_with("belroute.yaml:3:40: hooks.auth.header: environment variable BELROUTE_TEST_UNSET_VAR is not set"), "{err}");
+        let err =
+            parse("hooks:\n  auth:\n    allow_ips:\n      - 10.0.0.0/8\n      - 10.0.0.0/33\n")
+                .unwrap_err();
+        assert!(
+            err.starts_with("belroute.yaml:5:9: hooks.auth.allow_ips[1]: "),
+            "{err}"
+        );
         let err = parse("hooks:\n  margin: 2s\n").unwrap_err();
         assert_eq!(
             err,
-            "belroute.yaml:2:3: `hooks.margin` must be below 1s, the shortest rule set timeout"
+            "belroute.yaml:2:11: `hooks.margin` must be below 1s, the shortest rule set timeout"
         );
         let err = parse("timezone: Mars/Olympus\n").unwrap_err();
         assert!(

@@ -84,17 +84,21 @@ impl<'a> Diagnostics<'a> {
     }
 }
 
-/// "did you mean …?" for a misspelt key or name, when one candidate is close enough.
-pub fn suggestion<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
-    candidates
+/// "did you mean …?" for a misspelt key or name: the closest candidates, quoted, or `None`
+/// when nothing is close enough.
+pub fn suggestion<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+    let scored: Vec<(usize, &str)> = candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(distance, c)| *distance <= 2.max(c.len() / 4) && *distance < c.len())
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, c)| c)
+        .collect();
+    let best = scored.iter().map(|(d, _)| *d).min()?;
+    let names: Vec<String> = scored
+        .iter()
+        .filter(|(d, _)| *d == best)
+        .map(|(_, c)| format!("`{c}`"))
+        .collect();
+    Some(names.join(" or "))
 }
 
 #[cfg(test)]
@@ -110,8 +114,12 @@ mod tests {
     #[test]
     fn suggests_close_keys_only() {
         let keys = ["name", "when", "route", "script"];
-        assert_eq!(suggestion("rout", keys), Some("route"));
-        assert_eq!(suggestion("wen", keys), Some("when"));
+        assert_eq!(suggestion("rout", keys).as_deref(), Some("`route`"));
+        assert_eq!(suggestion("wen", keys).as_deref(), Some("`when`"));
         assert_eq!(suggestion("priority", keys), None);
+        assert_eq!(
+            suggestion("callr", ["call", "caller"]).as_deref(),
+            Some("`call` or `caller`")
+        );
     }
 }

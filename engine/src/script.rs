@@ -293,7 +293,7 @@ fn describe_parse_error(error: &rhai::ParseErrorType, names: &[&str]) -> String 
     match error {
         rhai::ParseErrorType::VariableUndefined(name) => {
             let hint = match crate::diagnostic::suggestion(name, names.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
+                Some(s) => format!("did you mean {s}?"),
                 None => format!(
                     "in scope: {}; a lookup must be listed in the rule set's `lookups`",
                     names.join(", ")

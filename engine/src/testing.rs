@@ -261,17 +261,17 @@ pub async fn run_test(router: &Router, set: &RuleSet, case: &TestCase) -> TestRe
             case.expect_route, decision.route
         ));
     }
-    if let Some(rule) = &case.expect_rule {
-        if decision.rule.as_deref() != Some(rule.as_str()) {
-            problems.push(format!(
-                "expected rule `{rule}` to match, but {}",
-                decision
-                    .rule
-                    .as_deref()
-                    .map(|r| format!("`{r}` did"))
-                    .unwrap_or_else(|| "none did".into())
-            ));
-        }
+    if let Some(rule) = &case.expect_rule
+        && decision.rule.as_deref() != Some(rule.as_str())
+    {
+        problems.push(format!(
+            "expected rule `{rule}` to match, but {}",
+            decision
+                .rule
+                .as_deref()
+                .map(|r| format!("`{r}` did"))
+                .unwrap_or_else(|| "none did".into())
+        ));
     }
     TestReport {
         case: case.clone(),

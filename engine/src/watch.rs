@@ -121,11 +121,11 @@ impl Watched {
         dir: &Path,
     ) -> notify::Result<()> {
         let watcher = debouncer.watcher();
-        if self.parent.is_none() {
-            if let Some(parent) = dir.parent().filter(|p| p.is_dir()) {
-                watcher.watch(parent, RecursiveMode::NonRecursive)?;
-                self.parent = Some(parent.to_path_buf());
-            }
+        if self.parent.is_none()
+            && let Some(parent) = dir.parent().filter(|p| p.is_dir())
+        {
+            watcher.watch(parent, RecursiveMode::NonRecursive)?;
+            self.parent = Some(parent.to_path_buf());
         }
         let target = std::fs::canonicalize(dir).ok();
         if target != self.target {

@@ -94,6 +94,39 @@ impl Node {
         }
     }
 
+    /// The node at a dotted path such as `hooks.auth.allow_ips[0]`, as serde names fields.
+    pub fn find(&self, path: &str) -> Option<&Node> {
+        let mut node = self;
+        for segment in path.split('.') {
+            let (key, indices) = match segment.find('[') {
+                Some(i) => (&segment[..i], &segment[i..]),
+                None => (segment, ""),
+            };
+            if !key.is_empty() {
+                node = node
+                    .as_map()?
+                    .iter()
+                    .find(|(k, _)| k.as_str() == Some(key))
+                    .map(|(_, v)| v)?;
+            }
+            for index in indices.split('[').filter(|i| !i.is_empty()) {
+                let index: usize = index.trim_end_matches(']').parse().ok()?;
+                node = node.as_seq()?.get(index)?;
+            }
+        }
+        Some(node)
+    }
+
+    /// The first scalar under this node whose text contains `needle`.
+    pub fn find_text(&self, needle: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Scalar(s) if s.contains(needle) => Some(self),
+            Value::Seq(items) => items.iter().find_map(|n| n.find_text(needle)),
+            Value::Map(entries) => entries.iter().find_map(|(_, v)| v.find_text(needle)),
+            _ => None,
+        }
+    }
+
     /// Converts to JSON, for facts and call data written in test files.
     ///
     /// Plain scalars follow YAML's core schema: `true`, `12`, `0.5` are not text.
@@ -317,7 +350,7 @@ impl<'n> Fields<'n> {
             };
             if !known.contains(&name) {
                 let hint = match suggestion(name, known.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
+                    Some(s) => format!("did you mean {s}?"),
                     None => format!("known keys: {}", known.join(", ")),
                 };
                 diags.error(
@@ -433,6 +466,16 @@ mod tests {
                 "f.yaml:3:1: duplicate key `name` in rule (first at line 1); remove one",
             ]
         );
+    }
+
+    #[test]
+    fn find_by_path() {
+        let doc = parse("hooks:\n  auth:\n    allow_ips: [a, b]\n").unwrap();
+        assert_eq!(
+            doc.find("hooks.auth.allow_ips[1]").map(|n| n.position),
+            Some(Position::new(3, 20))
+        );
+        assert!(doc.find("hooks.nope").is_none());
     }
 
     #[test]

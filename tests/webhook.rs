@@ -1,0 +1,317 @@
+//! The webhook contract as Callvoip sees it, over a real socket.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{CALLER_RULES, TestServer, fixture};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn post_of_the_manual_example_answers_the_bare_route() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    let response = server
+        .client
+        .post(server.url("/hooks/main"))
+        .header("content-type", "application/json")
+        .body(fixture("post-example.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    assert!(
+        response.headers().get("x-belroute-rule").is_none(),
+        "the default matched no rule"
+    );
+    assert_eq!(response.headers()["x-belroute-reason"], "no-match");
+    assert_eq!(
+        response.text().await.unwrap(),
+        "receptie",
+        "no newline, no quotes"
+    );
+
+    let mobile = server
+        .post_json(
+            "/hooks/main",
+            String::from_utf8(fixture("post-mobile-with-name.json")).unwrap(),
+        )
+        .await;
+    assert_eq!(mobile.text().await.unwrap(), "receptie");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn get_carries_the_call_in_query_parameters() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    let response = server
+        .get("/hooks/main?caller_number=442079460958&uuid=abc")
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-belroute-rule"], "Abroad");
+    assert_eq!(response.text().await.unwrap(), "international");
+    assert_eq!(
+        server
+            .get("/hooks/main?caller_number=anonymous")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "anoniem"
+    );
+    assert_eq!(
+        server.get("/hooks/main").await.text().await.unwrap(),
+        "anoniem",
+        "no caller at all is withheld"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_rule_set_is_404() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    let response = server.post_json("/hooks/nope", "{}").await;
+    assert_eq!(response.status(), 404);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("no rule set named `nope`")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_is_a_client_error_with_one_line_reason() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    let cases: Vec<(&str, Vec<u8>, &str, u16, &str)> = vec![
+        (
+            "manual's printed example",
+            fixture("post-example-as-printed-in-docs.txt"),
+            "application/json",
+            400,
+            "not valid JSON: expected `,` or `}` at line 13",
+        ),
+        (
+            "non-UTF-8",
+            b"{\"caller_number\": \"\xff\xfe\"}".to_vec(),
+            "application/json",
+            400,
+            "not valid UTF-8",
+        ),
+        (
+            "JSON array",
+            b"[1,2]".to_vec(),
+            "application/json",
+            400,
+            "must be a JSON object",
+        ),
+        (
+            "wrong content type",
+            b"caller_number=1".to_vec(),
+            "text/plain",
+            415,
+            "content type `text/plain` is not accepted",
+        ),
+        (
+            "2 MiB body",
+            vec![b' '; 2 * 1024 * 1024],
+            "application/json",
+            413,
+            "larger than 65536 bytes",
+        ),
+    ];
+    for (what, body, content_type, status, reason) in cases {
+        let started = Instant::now();
+        let response = server
+            .client
+            .post(server.url("/hooks/main"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{what}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(reason), "{what}: {text:?}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{what}: one line");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+    }
+    // The server is still fine afterwards.
+    assert_eq!(server.route("main", "31152026057").await, "receptie");
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    for label in [
+        "not_json",
+        "not_utf8",
+        "not_an_object",
+        "content_type",
+        "too_large",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "belroute_hook_rejections_total{{reason=\"{label}\"}} 1"
+            )),
+            "{label} counted:\n{metrics}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_without_reading_it_all() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    let mut socket = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = "POST /hooks/main HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let chunk = vec![b' '; 16 * 1024];
+    for _ in 0..8 {
+        let header = format!("{:x}\r\n", chunk.len());
+        if socket.write_all(header.as_bytes()).await.is_err()
+            || socket.write_all(&chunk).await.is_err()
+            || socket.write_all(b"\r\n").await.is_err()
+        {
+            break;
+        }
+    }
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(2), socket.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fields_unknown_missing_and_numeric() {
+    let rules = r#"
+default: fallback
+rules:
+  - name: Extra field
+    when: call.campaign == "winter"
+    route: campaign
+  - name: Missing field is empty
+    when: call.dp_id == "" && call.phonebook_caller_name == ""
+    script: '`missing_${caller.e164}`'
+"#;
+    let server = TestServer::start(&[("r.yaml", rules)]).await;
+    let extra = server
+        .post_json(
+            "/hooks/r",
+            r#"{"caller_number":"31152026057","campaign":"winter"}"#,
+        )
+        .await;
+    assert_eq!(extra.text().await.unwrap(), "campaign");
+    let numeric = server
+        .post_json("/hooks/r", r#"{"caller_number":31612345678}"#)
+        .await;
+    assert_eq!(numeric.text().await.unwrap(), "missing_+31612345678");
+    let empty = server
+        .client
+        .post(server.url("/hooks/r"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 200, "an empty POST is an empty call");
+    assert_eq!(empty.text().await.unwrap(), "missing_");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn form_posts_and_query_parameters_merge_under_the_body() {
+    let rules =
+        "default: x\nrules:\n  - name: Echo\n    script: '`${call.line}/${call.caller_number}`'\n";
+    let server = TestServer::start(&[("r.yaml", rules)]).await;
+    let form = server
+        .client
+        .post(server.url("/hooks/r?line=sales&caller_number=ignored"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("caller_number=31152026057")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.text().await.unwrap(), "sales/31152026057");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn other_methods_are_405() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    let response = server
+        .client
+        .put(server.url("/hooks/main"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    server.stop().await;
+}
+
+/// The caller's normalised forms, as rules see them, through the whole server.
+#[tokio::test]
+async fn caller_numbers_are_normalised_for_rules() {
+    let rules = "default: x\nrules:\n  - name: Echo\n    script: '`${caller.e164}|${caller.national}|${caller.country}|${caller.kind}|${caller.anonymous}|${caller.is_sip_account}`'\n";
+    let server = TestServer::start(&[("n.yaml", rules)]).await;
+    let table = [
+        (
+            "31152026057",
+            "+31152026057|0152026057|NL|fixed|false|false",
+        ),
+        (
+            "0031152026057",
+            "+31152026057|0152026057|NL|fixed|false|false",
+        ),
+        (
+            "+31 (0)15-2026057",
+            "+31152026057|0152026057|NL|fixed|false|false",
+        ),
+        (
+            "0612345678",
+            "+31612345678|0612345678|NL|mobile|false|false",
+        ),
+        (
+            "442079460958",
+            "+442079460958|02079460958|GB|fixed|false|false",
+        ),
+        ("3115202605712345678", "|||unknown|false|false"),
+        ("anonymous", "|||unknown|true|false"),
+        ("", "|||unknown|true|false"),
+        ("receptie.amsterdam", "|||sip|false|true"),
+    ];
+    for (number, expected) in table {
+        let body = serde_json::json!({ "caller_number": number }).to_string();
+        let answer = server
+            .post_json("/hooks/n", body)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(answer, expected, "caller {number:?}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    assert_eq!(server.get("/healthz").await.status(), 200);
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert!(body["rulesets"]["main"].is_string());
+    server.stop().await;
+}
