@@ -222,10 +222,21 @@ mod tests {
         Normaliser::default().normalise(raw)
     }
 
-    /// Table-driven: input → (e164, national, country, kind, valid, anonymous, sip account).
+    /// input, e164, national, country, kind, valid, anonymous, sip account.
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        bool,
+        bool,
+        bool,
+    );
+
     #[test]
     fn normalises_the_numbers_callers_really_have() {
-        let table: &[(&str, &str, &str, &str, &str, bool, bool, bool)] = &[
+        let table: &[Row] = &[
             (
                 "31152026057",
                 "+31152026057",
