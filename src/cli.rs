@@ -15,15 +15,27 @@ use crate::config::Config;
 
 /// Reads `belroute.yaml`: the file given, else `./belroute.yaml` when present, else defaults.
 pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<(Config, Option<PathBuf>)> {
-    let path = match explicit {
-        Some(path) => Some(path.to_path_buf()),
-        None => Some(PathBuf::from("belroute.yaml")).filter(|p| p.is_file()),
-    };
+    let path = config_path(explicit);
     let config = match &path {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     Ok((config, path))
+}
+
+/// As [`load_config`], tolerating unset environment variables (for `check` and `test`).
+pub fn load_config_for_check(explicit: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match config_path(explicit) {
+        Some(path) => Config::load_for_check(&path)?,
+        None => Config::default(),
+    })
+}
+
+fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => Some(PathBuf::from("belroute.yaml")).filter(|p| p.is_file()),
+    }
 }
 
 /// Every rule set in a directory, loaded or with its problems.
@@ -39,7 +51,7 @@ pub struct Checked {
 /// Loads every rule file and test file in `dir`, collecting all problems.
 pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result<Checked> {
     let files = rule_files(dir)?;
-    let configured: BTreeSet<String> = router.lookups().names();
+    let configured: BTreeSet<String> = config.lookup_names();
     let ctx = LoadContext {
         scripts: router.scripts(),
         configured_lookups: &configured,
@@ -75,6 +87,9 @@ pub fn check(
     out: &mut String,
 ) -> anyhow::Result<bool> {
     let checked = check_dir(dir, router, config)?;
+    for note in &config.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     for problem in &checked.problems {
         let _ = writeln!(out, "{problem}");
     }

@@ -2,12 +2,13 @@
 //! time zone, sandbox limits, plugins, admin. Secrets come from the environment as `${NAME}`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use belroute_engine::Limits;
 use belroute_engine::clock::{DEFAULT_TIME_ZONE, parse_time_zone};
+use belroute_engine::settings::{Secret, duration};
+use belroute_plugins::PluginInstance;
 use chrono_tz::Tz;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
@@ -24,8 +25,14 @@ pub struct Config {
     /// Bounds on what one rule may do.
     pub sandbox: Limits,
     pub admin: Admin,
-    /// Lookup plugin instances by name (see docs/plugins.md).
-    pub plugins: BTreeMap<String, serde_yaml::Value>,
+    /// Lookup plugin instances by name, as written (see docs/plugins.md).
+    plugins: BTreeMap<String, serde_yaml::Value>,
+    /// The plugin instances, validated.
+    #[serde(skip)]
+    pub lookups: Vec<PluginInstance>,
+    /// Notes for `belroute check` about settings it could not check.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// `hooks:` — the Callvoip-facing endpoint.
@@ -86,77 +93,6 @@ pub struct NamedSecret {
 pub struct Admin {
     /// Bearer token for `/api/v1/*`; without it the admin API is closed.
     pub token: Option<Secret>,
-}
-
-/// A secret, read from the environment through `${NAME}`; never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = expanded(d)?;
-        if text.is_empty() {
-            return Err(serde::de::Error::custom("a secret must not be empty"));
-        }
-        Ok(Secret(text))
-    }
-}
-
-/// Text in which `${NAME}` is replaced by environment variable `NAME`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvText(pub String);
-
-impl<'de> Deserialize<'de> for EnvText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        expanded(d).map(EnvText)
-    }
-}
-
-fn expanded<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let text = String::deserialize(d)?;
-    expand_env(&text, |name| std::env::var(name).ok()).map_err(serde::de::Error::custom)
-}
-
-/// Replaces every `${NAME}` with the variable's value; a missing variable is an error naming it.
-pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            return Err(format!("`${{` without a closing `}}` in `{text}`"));
-        };
-        let name = &after[..end];
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(format!(
-                "`${{{name}}}` is not a variable name; use letters, digits and _"
-            ));
-        }
-        match lookup(name) {
-            Some(value) => out.push_str(&value),
-            None => {
-                return Err(format!(
-                    "environment variable {name} is not set (used as ${{{name}}}); set it or remove the reference"
-                ));
-            }
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// A time zone by IANA name; Europe/Amsterdam unless set.
@@ -231,12 +167,6 @@ fn parse_size(text: &str) -> Result<usize, String> {
     Ok(number * factor)
 }
 
-/// A duration written `250ms`, `2s`.
-pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    belroute_engine::ruleset::parse_duration(&text).map_err(serde::de::Error::custom)
-}
-
 /// A configuration file that could not be used, with the place to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -274,7 +204,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let config: Config = serde_yaml::from_str(text).map_err(|e| {
+        let mut config: Config = serde_yaml::from_str(text).map_err(|e| {
             let (line, column) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
@@ -293,6 +223,22 @@ impl Config {
             let (line, column) = locate(text, Some(path), "").unwrap_or((1, 1));
             invalid(line, column, message)
         })?;
+        for (name, value) in &config.plugins {
+            let missing_before = belroute_engine::settings::missing_so_far();
+            match belroute_plugins::parse_instance(name, value) {
+                Ok(instance) => config.lookups.push(instance),
+                Err(message) if belroute_engine::settings::missing_so_far() > missing_before => {
+                    config.notes.push(format!(
+                        "plugin `{name}` was not fully checked: it needs environment variables that are not set ({message})"
+                    ));
+                }
+                Err(message) => {
+                    let path = format!("plugins.{name}");
+                    let (line, column) = locate(text, Some(&path), &message).unwrap_or((1, 1));
+                    return Err(invalid(line, column, format!("plugin `{name}`: {message}")));
+                }
+            }
+        }
         Ok(config)
     }
 
@@ -310,6 +256,29 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Reads `belroute.yaml` for `check` and `test`, where production secrets may be missing:
+    /// a missing `${NAME}` is a note, not an error.
+    pub fn load_for_check(file: &Path) -> Result<Config, ConfigError> {
+        let (config, missing) =
+            belroute_engine::settings::tolerating_missing_env(|| Config::load(file));
+        let mut config = config?;
+        if !missing.is_empty() {
+            config.notes.insert(
+                0,
+                format!(
+                    "environment variables not set (settings using them were not checked): {}",
+                    missing.join(", ")
+                ),
+            );
+        }
+        Ok(config)
+    }
+
+    /// Every plugin name configured, including any `check` could not fully validate.
+    pub fn lookup_names(&self) -> std::collections::BTreeSet<String> {
+        self.plugins.keys().cloned().collect()
     }
 
     /// The hooks authentication for one rule set.
@@ -349,6 +318,7 @@ fn locate(text: &str, path: Option<&str>, message: &str) -> Option<(usize, usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use belroute_engine::settings::expand_env;
 
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(Path::new("belroute.yaml"), text).map_err(|e| e.to_string())
@@ -412,7 +382,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let s = Secret("hunter2".into());
+        let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "Secret(***)");
     }
 }

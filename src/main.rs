@@ -1,6 +1,7 @@
 //! The `belroute` command: serve, check and test rule sets.
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -119,16 +120,16 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Check(args) => {
-            let (config, _) = cli::load_config(args.config.as_deref())?;
-            let router = app::router(&config);
+            let config = cli::load_config_for_check(args.config.as_deref())?;
+            let router = app::router(&config)?;
             let mut out = String::new();
             let ok = cli::check(&args.rules, &router, &config, &mut out)?;
             print!("{out}");
             Ok(ok)
         }
         Command::Test(args) => {
-            let (config, _) = cli::load_config(args.rules.config.as_deref())?;
-            let router = app::router(&config);
+            let config = cli::load_config_for_check(args.rules.config.as_deref())?;
+            let router = app::router(&config)?;
             let mut out = String::new();
             let ok = cli::test(&args.rules.rules, &router, &config, &args.names, &mut out).await?;
             print!("{out}");
@@ -143,7 +144,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -1,8 +1,15 @@
 //! Prometheus metrics: what operators graph and alert on.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::Arc;
+
+use belroute_engine::Router;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -43,8 +50,8 @@ pub struct Metrics {
     pub rulesets_refused: Gauge,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    pub fn new(router: Arc<Router>) -> Self {
         let mut registry = Registry::with_prefix("belroute");
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
@@ -87,6 +94,7 @@ impl Default for Metrics {
             "Rule files refused by validation (last good version still serving)",
             rulesets_refused.clone(),
         );
+        registry.register_collector(Box::new(LookupCollector(router)));
         Metrics {
             registry,
             decisions,
@@ -97,9 +105,7 @@ impl Default for Metrics {
             rulesets_refused,
         }
     }
-}
 
-impl Metrics {
     pub fn reject(&self, reason: &str) {
         self.rejections
             .get_or_create(&RejectionLabels {
@@ -114,5 +120,71 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    lookup: String,
+}
+
+/// Per-plugin counters and breaker state, read from the engine at each scrape.
+#[derive(Debug)]
+struct LookupCollector(Arc<Router>);
+
+impl Collector for LookupCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let statuses = self.0.lookups().status();
+        type Field = fn(&belroute_engine::lookups::LookupStatus) -> u64;
+        let counters: [(&str, &str, Field); 5] = [
+            (
+                "lookup_requests",
+                "Requests sent to each lookup plugin",
+                |s| s.requests,
+            ),
+            (
+                "lookup_failures",
+                "Plugin requests that failed or timed out",
+                |s| s.failures,
+            ),
+            (
+                "lookup_cache_hits",
+                "Lookups answered from the cache",
+                |s| s.cache_hits,
+            ),
+            (
+                "lookup_shared",
+                "Lookups that joined a request already in flight",
+                |s| s.shared,
+            ),
+            (
+                "lookup_skipped",
+                "Lookups skipped because the plugin's circuit breaker was open",
+                |s| s.skipped,
+            ),
+        ];
+        for (name, help, field) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for status in &statuses {
+                let labels = LookupLabels {
+                    lookup: status.name.clone(),
+                };
+                ConstCounter::new(field(status)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookup_breaker_open",
+            "1 while the plugin's circuit breaker is open or probing",
+            None,
+            MetricType::Gauge,
+        )?;
+        for status in &statuses {
+            let labels = LookupLabels {
+                lookup: status.name.clone(),
+            };
+            ConstGauge::new(i64::from(status.breaker != "closed"))
+                .encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }

@@ -296,6 +296,7 @@ fn post(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
         .build()
         .unwrap();
     runtime.block_on(async {
+        belroute_plugins::install_crypto_provider();
         let mut request = reqwest::Client::builder()
             .no_proxy()
             .build()

@@ -90,7 +90,7 @@ async fn every_rule_erroring_answers_the_default_quickly() {
     let server = TestServer::start(&[("slow.yaml", &rules)]).await;
     let started = Instant::now();
     let response = server.post_json("/hooks/slow", "{}").await;
-    assert_eq!(response.headers()["x-belroute-reason"], "no-match");
+    assert_eq!(response.headers()["x-belroute-reason"], "no_match");
     assert_eq!(response.text().await.unwrap(), "fallback");
     assert!(started.elapsed() < Duration::from_secs(1));
     server.stop().await;

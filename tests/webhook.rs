@@ -29,7 +29,7 @@ async fn post_of_the_manual_example_answers_the_bare_route() {
         response.headers().get("x-belroute-rule").is_none(),
         "the default matched no rule"
     );
-    assert_eq!(response.headers()["x-belroute-reason"], "no-match");
+    assert_eq!(response.headers()["x-belroute-reason"], "no_match");
     assert_eq!(
         response.text().await.unwrap(),
         "receptie",

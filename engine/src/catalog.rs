@@ -264,7 +264,16 @@ impl RuleStore {
                 summary.removed.push(name.clone());
             }
         }
-        if summary.changed() {
+        // A file restored to the text already serving clears its refusal without a reload.
+        let refusals_changed = !old.refused.keys().eq(next.refused.keys());
+        for name in old
+            .refused
+            .keys()
+            .filter(|n| !next.refused.contains_key(*n) && next.rulesets.contains_key(*n))
+        {
+            tracing::info!(ruleset = %name, "refusal cleared: the file is valid again");
+        }
+        if summary.changed() || refusals_changed {
             self.current.store(Arc::new(next));
         }
         summary

@@ -16,6 +16,9 @@ use crate::lookups::{LookupResult, Lookups, PendingLookup};
 use crate::ruleset::{Action, Rule, RuleSet, check_route};
 use crate::script::{Frame, ScriptEngine, ScriptError};
 
+/// Time kept back from lookups for the rules that run after them.
+pub const RULES_RESERVE: Duration = Duration::from_millis(50);
+
 /// Why the answer is what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,6 +70,8 @@ pub struct LookupTrace {
     /// From the call's start until the facts were ready (or given up on), in microseconds.
     pub micros: u64,
     pub cached: bool,
+    /// The plugin failed and an expired cached answer stood in (stale-if-error).
+    pub stale: bool,
     /// Did a rule wait for it? Lookups no rule reached are still started, so they warm the cache.
     pub awaited: bool,
 }
@@ -191,6 +196,10 @@ async fn evaluate(
     now: DateTime<Utc>,
     mut source: Source<'_>,
 ) -> Decision {
+    // Lookups give up a little before the deadline, so the rules after one that waited in
+    // vain still run: "CRM hanging" answers with the next matching rule, not the default.
+    let reserve = RULES_RESERVE.min(deadline.saturating_duration_since(arrived) / 10);
+    let lookup_deadline = deadline.checked_sub(reserve).unwrap_or(deadline);
     let frame = Frame {
         deadline,
         now: now.with_timezone(&set.time_zone),
@@ -230,7 +239,7 @@ async fn evaluate(
                 continue;
             }
             if lookups[index].is_none() {
-                let trace = source.resolve(index, name, deadline).await;
+                let trace = source.resolve(index, name, lookup_deadline).await;
                 scope.push_constant_dynamic(name.as_str(), facts_value(&trace.result));
                 lookups[index] = Some(trace);
             }
@@ -401,6 +410,7 @@ fn given(facts: &BTreeMap<String, LookupResult>, name: &str, awaited: bool) -> L
         result,
         micros: 0,
         cached: false,
+        stale: false,
         awaited,
     }
 }

@@ -19,6 +19,7 @@ pub mod lookup;
 pub mod lookups;
 pub mod ruleset;
 pub mod script;
+pub mod settings;
 pub mod testing;
 pub mod watch;
 pub mod yaml;

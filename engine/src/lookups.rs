@@ -1,15 +1,19 @@
-//! The configured lookup plugins, and one call's lookups in flight.
+//! The configured lookup plugins, with what the engine does around every plugin call:
+//! a time limit, a cache (with negative entries, refresh-ahead and stale-if-error), one
+//! request in flight per key, and a circuit breaker.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use serde::Serialize;
-use tokio::task::JoinHandle;
+use futures_util::future::{BoxFuture, Shared};
+use serde::{Deserialize, Serialize};
 
 use crate::decide::{LookupTrace, micros};
 use crate::lookup::{Facts, Lookup, LookupError, LookupRequest};
+use crate::settings::duration;
 
 /// What a rule sees of one lookup: facts, "not found" (an empty map) or unavailable (`()`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,11 +24,14 @@ pub enum LookupResult {
     Unavailable { reason: String },
 }
 
+/// A plugin's answer as cached and shared between waiters.
+type Answer = Result<Option<Arc<Facts>>, LookupError>;
+
 impl LookupResult {
-    fn from_plugin(answer: Result<Option<Facts>, LookupError>) -> Self {
+    fn from_answer(answer: &Answer) -> Self {
         match answer {
             Ok(Some(facts)) => LookupResult::Found {
-                facts: Arc::new(facts),
+                facts: facts.clone(),
             },
             Ok(None) => LookupResult::NotFound,
             Err(e) => LookupResult::Unavailable {
@@ -34,25 +41,230 @@ impl LookupResult {
     }
 }
 
-/// How long one plugin request may take, whatever the call's deadline.
-#[derive(Debug, Clone, PartialEq)]
+/// Settings every plugin has, whatever its kind: `timeout`, `cache`, `breaker`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LookupSettings {
+    /// Longest one plugin request may take, whatever the call's deadline. The call itself
+    /// never waits past its own deadline; this bounds the request's life after that.
+    #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
+    pub cache: CacheSettings,
+    pub breaker: BreakerSettings,
 }
 
 impl Default for LookupSettings {
     fn default() -> Self {
         LookupSettings {
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            cache: CacheSettings::default(),
+            breaker: BreakerSettings::default(),
         }
     }
 }
 
-/// One configured plugin instance.
+/// `cache:` — off (ttl 0) unless configured.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// How long found facts are served from the cache.
+    #[serde(deserialize_with = "duration")]
+    pub ttl: Duration,
+    /// How long "not found" is remembered; the `ttl` when not set.
+    #[serde(deserialize_with = "crate::settings::optional_duration")]
+    pub negative_ttl: Option<Duration>,
+    /// After expiry, how long an old answer may still be used when the plugin fails.
+    #[serde(deserialize_with = "duration")]
+    pub stale_if_error: Duration,
+    /// Fraction of the ttl after which a cache hit also refreshes the entry in the background.
+    pub refresh_ahead: f64,
+    /// Most callers remembered per plugin.
+    pub max_entries: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            ttl: Duration::ZERO,
+            negative_ttl: None,
+            stale_if_error: Duration::ZERO,
+            refresh_ahead: 0.8,
+            max_entries: 10_000,
+        }
+    }
+}
+
+impl CacheSettings {
+    fn enabled(&self) -> bool {
+        !self.ttl.is_zero() || self.negative_ttl.is_some_and(|t| !t.is_zero())
+    }
+
+    fn fresh_for(&self, found: bool) -> Duration {
+        if found {
+            self.ttl
+        } else {
+            self.negative_ttl.unwrap_or(self.ttl)
+        }
+    }
+}
+
+/// `breaker:` — after `failures` failures in a row the plugin is skipped for `cool_down`,
+/// then one call probes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerSettings {
+    /// Consecutive failures (errors and timeouts) that open the breaker; 0 never opens it.
+    pub failures: u32,
+    #[serde(deserialize_with = "duration")]
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            failures: 5,
+            cool_down: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BreakerState {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// The cool-down is over; one probe is in flight and the rest still skip.
+    Probing,
+}
+
+/// A plugin's circuit breaker.
+#[derive(Debug)]
+struct Breaker {
+    settings: BreakerSettings,
+    state: Mutex<BreakerState>,
+}
+
+impl Breaker {
+    fn lock(&self) -> MutexGuard<'_, BreakerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// May a request go out now? Returns how long it stays closed to callers when not.
+    fn admit(&self, plugin: &str) -> Result<(), Duration> {
+        let mut state = self.lock();
+        match *state {
+            BreakerState::Closed { .. } => Ok(()),
+            BreakerState::Open { until } => {
+                let now = Instant::now();
+                if now >= until {
+                    tracing::info!(lookup = %plugin, "circuit breaker half-open: probing the plugin");
+                    *state = BreakerState::Probing;
+                    Ok(())
+                } else {
+                    Err(until - now)
+                }
+            }
+            BreakerState::Probing => Err(Duration::ZERO),
+        }
+    }
+
+    fn record(&self, plugin: &str, ok: bool) {
+        let mut state = self.lock();
+        let next = match (*state, ok) {
+            (_, true) => BreakerState::Closed { failures: 0 },
+            (BreakerState::Closed { failures }, false)
+                if self.settings.failures == 0 || failures + 1 < self.settings.failures =>
+            {
+                BreakerState::Closed {
+                    failures: failures + 1,
+                }
+            }
+            (BreakerState::Open { until }, false) => BreakerState::Open { until },
+            (_, false) => BreakerState::Open {
+                until: Instant::now() + self.settings.cool_down,
+            },
+        };
+        match (*state, next) {
+            (BreakerState::Closed { .. }, BreakerState::Open { .. }) => tracing::warn!(
+                lookup = %plugin,
+                "circuit breaker open after {} failures in a row: skipping the plugin for {}",
+                self.settings.failures,
+                humantime::format_duration(self.settings.cool_down)
+            ),
+            (BreakerState::Probing, BreakerState::Open { .. }) => {
+                tracing::warn!(lookup = %plugin, "circuit breaker probe failed: open again")
+            }
+            (BreakerState::Probing | BreakerState::Open { .. }, BreakerState::Closed { .. }) => {
+                tracing::info!(lookup = %plugin, "circuit breaker closed: the plugin answers again")
+            }
+            _ => {}
+        }
+        *state = next;
+    }
+
+    fn status(&self) -> &'static str {
+        match *self.lock() {
+            BreakerState::Closed { .. } => "closed",
+            BreakerState::Open { .. } => "open",
+            BreakerState::Probing => "half_open",
+        }
+    }
+}
+
+/// A cached answer.
+#[derive(Debug)]
+struct Entry {
+    answer: Option<Arc<Facts>>,
+    stored: Instant,
+    /// The caller's E.164 number (or raw number), for invalidating one caller.
+    caller: String,
+}
+
+type Flight = Shared<BoxFuture<'static, Answer>>;
+
+/// Counters for the admin API and metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    failures: AtomicU64,
+    cache_hits: AtomicU64,
+    shared: AtomicU64,
+    skipped: AtomicU64,
+}
+
+/// A plugin's state as the admin API and metrics show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupStatus {
+    pub name: String,
+    /// closed, open or half_open.
+    pub breaker: &'static str,
+    /// Requests sent to the plugin.
+    pub requests: u64,
+    /// Of those, failed (errors and timeouts).
+    pub failures: u64,
+    /// Calls answered from the cache.
+    pub cache_hits: u64,
+    /// Calls that joined a request already in flight.
+    pub shared: u64,
+    /// Calls that skipped the plugin because its breaker was open.
+    pub skipped: u64,
+    pub cached_entries: u64,
+}
+
+/// One configured plugin instance and everything around it.
 struct LookupHandle {
     name: String,
     plugin: Arc<dyn Lookup>,
     settings: LookupSettings,
+    cache: moka::sync::Cache<String, Arc<Entry>>,
+    in_flight: Mutex<HashMap<String, Flight>>,
+    breaker: Breaker,
+    counters: Counters,
 }
 
 impl std::fmt::Debug for LookupHandle {
@@ -60,7 +272,177 @@ impl std::fmt::Debug for LookupHandle {
         f.debug_struct("LookupHandle")
             .field("name", &self.name)
             .field("settings", &self.settings)
-            .finish()
+            .finish_non_exhaustive()
+    }
+}
+
+impl LookupHandle {
+    fn new(name: &str, plugin: Arc<dyn Lookup>, settings: LookupSettings) -> Self {
+        let keep = settings
+            .cache
+            .ttl
+            .max(settings.cache.negative_ttl.unwrap_or_default())
+            + settings.cache.stale_if_error;
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(settings.cache.max_entries)
+            .time_to_live(keep.max(Duration::from_millis(1)))
+            .support_invalidation_closures()
+            .build();
+        LookupHandle {
+            name: name.to_string(),
+            plugin,
+            breaker: Breaker {
+                settings: settings.breaker.clone(),
+                state: Mutex::new(BreakerState::Closed { failures: 0 }),
+            },
+            settings,
+            cache,
+            in_flight: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<String, Flight>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts (or joins) the plugin request for `key`; the request runs in its own task, so it
+    /// finishes and fills the cache even when every call waiting for it has answered.
+    fn flight(
+        self: &Arc<Self>,
+        key: Option<String>,
+        request: &LookupRequest,
+    ) -> Result<Flight, Duration> {
+        let mut in_flight = self.in_flight();
+        if let Some(flight) = key.as_ref().and_then(|k| in_flight.get(k)) {
+            self.counters.shared.fetch_add(1, Ordering::Relaxed);
+            return Ok(flight.clone());
+        }
+        if let Err(closed_for) = self.breaker.admit(&self.name) {
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Err(closed_for);
+        }
+        let handle = self.clone();
+        let request = request.clone();
+        let task_key = key.clone();
+        let task = tokio::spawn(async move {
+            handle.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let answer =
+                match tokio::time::timeout(handle.settings.timeout, handle.plugin.lookup(&request))
+                    .await
+                {
+                    Ok(answer) => answer.map(|facts| facts.map(Arc::new)),
+                    Err(_) => Err(LookupError::Timeout),
+                };
+            handle.breaker.record(&handle.name, answer.is_ok());
+            match &answer {
+                Err(e) => {
+                    handle.counters.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(lookup = %handle.name, kind = e.kind(), "lookup failed: {e}");
+                }
+                Ok(found) => {
+                    if let (Some(key), true) = (&task_key, handle.settings.cache.enabled()) {
+                        let caller = cache_caller(&request);
+                        handle.cache.insert(
+                            key.clone(),
+                            Arc::new(Entry {
+                                answer: found.clone(),
+                                stored: Instant::now(),
+                                caller,
+                            }),
+                        );
+                    }
+                }
+            }
+            if let Some(key) = &task_key {
+                handle.in_flight().remove(key);
+            }
+            answer
+        });
+        let plugin = self.name.clone();
+        let flight = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(LookupError::Unavailable(format!(
+                    "plugin {plugin} failed: {e}"
+                )))
+            })
+        }
+        .boxed()
+        .shared();
+        if let Some(key) = key {
+            in_flight.insert(key, flight.clone());
+        }
+        Ok(flight)
+    }
+
+    /// Starts one call's lookup: from the cache when fresh, else a (shared) plugin request.
+    fn start(self: &Arc<Self>, request: &LookupRequest, arrived: Instant) -> PendingLookup {
+        let key = self.plugin.cache_key(request);
+        let cached = key
+            .as_ref()
+            .filter(|_| self.settings.cache.enabled())
+            .and_then(|k| self.cache.get(k));
+        let pending = |state| PendingLookup {
+            name: self.name.clone(),
+            arrived,
+            state,
+        };
+        if let Some(entry) = &cached {
+            let fresh_for = self.settings.cache.fresh_for(entry.answer.is_some());
+            let age = entry.stored.elapsed();
+            if age < fresh_for {
+                self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                if age.as_secs_f64() >= fresh_for.as_secs_f64() * self.settings.cache.refresh_ahead
+                {
+                    // Refresh in the background; this call is answered from the cache now.
+                    let _ = self.flight(key, request);
+                }
+                return pending(State::Ready(Fetched::cached(entry, false)));
+            }
+        }
+        // Only an answer within stale-if-error of its expiry may stand in for a failed request.
+        let stale = cached.filter(|entry| {
+            let fresh_for = self.settings.cache.fresh_for(entry.answer.is_some());
+            entry.stored.elapsed() < fresh_for + self.settings.cache.stale_if_error
+        });
+        match self.flight(key, request) {
+            Ok(flight) => pending(State::Running { flight, stale }),
+            Err(closed_for) => {
+                if let Some(entry) = &stale {
+                    return pending(State::Ready(Fetched::cached(entry, true)));
+                }
+                let reason = format!(
+                    "circuit breaker open (plugin skipped for {}s more)",
+                    closed_for.as_secs()
+                );
+                pending(State::Ready(Fetched::unavailable(reason)))
+            }
+        }
+    }
+
+    fn status(&self) -> LookupStatus {
+        LookupStatus {
+            name: self.name.clone(),
+            breaker: self.breaker.status(),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            failures: self.counters.failures.load(Ordering::Relaxed),
+            cache_hits: self.counters.cache_hits.load(Ordering::Relaxed),
+            shared: self.counters.shared.load(Ordering::Relaxed),
+            skipped: self.counters.skipped.load(Ordering::Relaxed),
+            cached_entries: self.cache.entry_count(),
+        }
+    }
+}
+
+/// The caller a cache entry belongs to, as invalidation names it.
+fn cache_caller(request: &LookupRequest) -> String {
+    let caller = &request.caller;
+    if caller.e164.is_empty() {
+        caller.raw.clone()
+    } else {
+        caller.e164.clone()
     }
 }
 
@@ -69,22 +451,31 @@ impl std::fmt::Debug for LookupHandle {
 struct Fetched {
     result: LookupResult,
     cached: bool,
+    stale: bool,
     finished: Instant,
 }
 
-impl LookupHandle {
-    async fn fetch(self: Arc<Self>, request: LookupRequest) -> Fetched {
-        let answer =
-            match tokio::time::timeout(self.settings.timeout, self.plugin.lookup(&request)).await {
-                Ok(answer) => answer,
-                Err(_) => Err(LookupError::Timeout),
-            };
-        if let Err(e) = &answer {
-            tracing::debug!(lookup = %self.name, kind = e.kind(), "lookup failed: {e}");
-        }
+impl Fetched {
+    fn cached(entry: &Entry, stale: bool) -> Self {
+        let result = match &entry.answer {
+            Some(facts) => LookupResult::Found {
+                facts: facts.clone(),
+            },
+            None => LookupResult::NotFound,
+        };
         Fetched {
-            result: LookupResult::from_plugin(answer),
+            result,
+            cached: true,
+            stale,
+            finished: Instant::now(),
+        }
+    }
+
+    fn unavailable(reason: String) -> Self {
+        Fetched {
+            result: LookupResult::Unavailable { reason },
             cached: false,
+            stale: false,
             finished: Instant::now(),
         }
     }
@@ -98,42 +489,60 @@ pub struct Lookups {
 
 impl Lookups {
     pub fn insert(&mut self, name: &str, plugin: Arc<dyn Lookup>, settings: LookupSettings) {
-        let handle = LookupHandle {
-            name: name.to_string(),
-            plugin,
-            settings,
-        };
-        self.handles.insert(name.to_string(), Arc::new(handle));
+        self.handles.insert(
+            name.to_string(),
+            Arc::new(LookupHandle::new(name, plugin, settings)),
+        );
     }
 
     pub fn names(&self) -> BTreeSet<String> {
         self.handles.keys().cloned().collect()
     }
 
-    /// Starts looking `request` up with plugin `name`, in the background.
+    /// Starts looking `request` up with plugin `name`; the answer is awaited (or not) by rules.
     pub fn start(&self, name: &str, request: &LookupRequest, arrived: Instant) -> PendingLookup {
-        let state = match self.handles.get(name) {
-            Some(handle) => State::Running(tokio::spawn(handle.clone().fetch(request.clone()))),
-            None => State::Ready(Fetched {
-                result: LookupResult::Unavailable {
-                    reason: format!("no plugin named {name}"),
-                },
-                cached: false,
-                finished: Instant::now(),
-            }),
-        };
-        PendingLookup {
-            name: name.to_string(),
-            arrived,
-            state,
+        match self.handles.get(name) {
+            Some(handle) => handle.start(request, arrived),
+            None => PendingLookup {
+                name: name.to_string(),
+                arrived,
+                state: State::Ready(Fetched::unavailable(format!("no plugin named {name}"))),
+            },
         }
+    }
+
+    /// Forgets what plugin `name` (every plugin when `None`) cached for `caller` (E.164 or as
+    /// received); returns whether the plugin exists.
+    pub fn invalidate(&self, name: Option<&str>, caller: &str) -> bool {
+        let handles: Vec<&Arc<LookupHandle>> = match name {
+            Some(name) => match self.handles.get(name) {
+                Some(handle) => vec![handle],
+                None => return false,
+            },
+            None => self.handles.values().collect(),
+        };
+        for handle in handles {
+            let caller = caller.to_string();
+            if let Err(e) = handle
+                .cache
+                .invalidate_entries_if(move |_, entry| entry.caller == caller)
+            {
+                tracing::warn!(lookup = %handle.name, "cannot invalidate the cache: {e}");
+            }
+            tracing::info!(lookup = %handle.name, "cached facts dropped for one caller");
+        }
+        true
+    }
+
+    pub fn status(&self) -> Vec<LookupStatus> {
+        self.handles.values().map(|h| h.status()).collect()
     }
 }
 
 /// One call's lookup: running, or done.
 ///
-/// Dropping it does not cancel the plugin request: that ends within the plugin's own timeout,
-/// so a slow CRM's late answer is not wasted work.
+/// Dropping it does not cancel the plugin request: that ends within the plugin's `timeout`,
+/// and its answer fills the cache for the caller's next call.
 #[derive(Debug)]
 pub struct PendingLookup {
     name: String,
@@ -141,93 +550,88 @@ pub struct PendingLookup {
     state: State,
 }
 
-#[derive(Debug)]
 enum State {
-    Running(JoinHandle<Fetched>),
+    Running {
+        flight: Flight,
+        stale: Option<Arc<Entry>>,
+    },
     Ready(Fetched),
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            State::Running { .. } => f.write_str("Running"),
+            State::Ready(fetched) => f.debug_tuple("Ready").field(fetched).finish(),
+        }
+    }
 }
 
 impl PendingLookup {
     /// Waits for the facts until `deadline`; after it they are unavailable for this call.
     pub async fn wait(&mut self, deadline: Instant) -> LookupTrace {
-        if let State::Running(task) = &mut self.state {
-            let fetched = match tokio::time::timeout_at(deadline.into(), task).await {
-                Ok(Ok(fetched)) => fetched,
-                Ok(Err(join_error)) => failed_task(&join_error),
+        if let State::Running { flight, stale } = &mut self.state {
+            match tokio::time::timeout_at(deadline.into(), flight.clone()).await {
+                Ok(answer) => self.state = State::Ready(resolve(&answer, stale.as_deref())),
                 Err(_) => {
-                    return self.trace(
-                        LookupResult::Unavailable {
-                            reason: "not ready by the deadline".into(),
-                        },
-                        false,
-                        Instant::now(),
-                        true,
-                    );
+                    if let Some(entry) = stale.take() {
+                        self.state = State::Ready(Fetched::cached(&entry, true));
+                    } else {
+                        let reason = "not ready by the deadline".to_string();
+                        return self.trace(&Fetched::unavailable(reason), true);
+                    }
                 }
-            };
-            self.state = State::Ready(fetched);
+            }
         }
         self.ready_trace(true)
     }
 
     /// The lookup's state without waiting, for lookups no rule needed.
     pub fn peek(&mut self) -> LookupTrace {
-        if let State::Running(task) = &mut self.state {
-            let fetched = match task.now_or_never() {
+        if let State::Running { flight, stale } = &mut self.state {
+            match flight.clone().now_or_never() {
+                Some(answer) => self.state = State::Ready(resolve(&answer, stale.as_deref())),
                 None => {
-                    let reason = "not needed by any rule reached".to_string();
                     return self.trace(
-                        LookupResult::Unavailable { reason },
-                        false,
-                        Instant::now(),
+                        &Fetched::unavailable("not needed by any rule reached".into()),
                         false,
                     );
                 }
-                Some(joined) => joined.unwrap_or_else(|e| failed_task(&e)),
-            };
-            self.state = State::Ready(fetched);
+            }
         }
         self.ready_trace(false)
     }
 
     fn ready_trace(&self, awaited: bool) -> LookupTrace {
         match &self.state {
-            State::Ready(f) => self.trace(f.result.clone(), f.cached, f.finished, awaited),
-            State::Running(_) => self.trace(
-                LookupResult::Unavailable {
-                    reason: "still running".into(),
-                },
-                false,
-                Instant::now(),
-                awaited,
-            ),
+            State::Ready(fetched) => self.trace(fetched, awaited),
+            State::Running { .. } => {
+                self.trace(&Fetched::unavailable("still running".into()), awaited)
+            }
         }
     }
 
-    fn trace(
-        &self,
-        result: LookupResult,
-        cached: bool,
-        finished: Instant,
-        awaited: bool,
-    ) -> LookupTrace {
+    fn trace(&self, fetched: &Fetched, awaited: bool) -> LookupTrace {
         LookupTrace {
             name: self.name.clone(),
-            result,
-            micros: micros(finished.saturating_duration_since(self.arrived)),
-            cached,
+            result: fetched.result.clone(),
+            micros: micros(fetched.finished.saturating_duration_since(self.arrived)),
+            cached: fetched.cached,
+            stale: fetched.stale,
             awaited,
         }
     }
 }
 
-/// A plugin that panicked: unavailable for this call, never a crashed server.
-fn failed_task(error: &tokio::task::JoinError) -> Fetched {
-    Fetched {
-        result: LookupResult::Unavailable {
-            reason: format!("plugin failed: {error}"),
+/// A plugin answer, or on failure an old answer still within stale-if-error.
+fn resolve(answer: &Answer, stale: Option<&Entry>) -> Fetched {
+    match (answer, stale) {
+        (Err(_), Some(entry)) => Fetched::cached(entry, true),
+        _ => Fetched {
+            result: LookupResult::from_answer(answer),
+            cached: false,
+            stale: false,
+            finished: Instant::now(),
         },
-        cached: false,
-        finished: Instant::now(),
     }
 }

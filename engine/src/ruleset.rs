@@ -259,7 +259,13 @@ fn read_default(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Option<Stri
         );
         return None;
     };
-    let route = node.as_str()?;
+    let Some(route) = node.as_str() else {
+        diags.error(
+            node.position,
+            format!("`default` must be a route text, found {}", node.kind_name()),
+        );
+        return None;
+    };
     if let Err(message) = check_route(route) {
         diags.error(node.position, format!("`default`: {message}"));
     }

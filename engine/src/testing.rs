@@ -233,10 +233,17 @@ pub fn load_test_file(file: &Path, text: &str) -> Result<Vec<TestCase>, Vec<Diag
 
 /// Runs one test against `set`.
 pub async fn run_test(router: &Router, set: &RuleSet, case: &TestCase) -> TestReport {
+    let mut problems = Vec::new();
     let now: DateTime<Utc> = match case.at {
         Some(local) => match set.time_zone.from_local_datetime(&local).earliest() {
             Some(t) => t.with_timezone(&Utc),
-            None => Utc::now(),
+            None => {
+                problems.push(format!(
+                    "`at` {local} does not exist in {} (the clock skips it for summer time)",
+                    set.time_zone
+                ));
+                Utc::now()
+            }
         },
         None => Utc::now(),
     };
@@ -244,7 +251,6 @@ pub async fn run_test(router: &Router, set: &RuleSet, case: &TestCase) -> TestRe
     let decision = router
         .route_with_facts(set, case.call.clone(), &case.lookups, deadline, now)
         .await;
-    let mut problems = Vec::new();
     if let Some(unknown) = case.lookups.keys().find(|name| !set.lookups.contains(name)) {
         problems.push(format!(
             "gives facts for `{unknown}`, which the rule set does not declare in `lookups`"

@@ -19,7 +19,7 @@ pub enum Denied {
 }
 
 /// Compares secrets in constant time; hashing first hides their length too.
-fn same_secret(given: &[u8], expected: &str) -> bool {
+pub(super) fn same_secret(given: &[u8], expected: &str) -> bool {
     let given = Sha256::digest(given);
     let expected = Sha256::digest(expected.as_bytes());
     given.ct_eq(&expected).into()

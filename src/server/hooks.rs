@@ -121,8 +121,13 @@ async fn answer(
     let call = match tokio::time::timeout_at(deadline.into(), read_call(req, payload, state)).await
     {
         Ok(call) => call?,
-        // The body did not arrive in time: answer anyway, with what the rules can do without it.
-        Err(_) => Call::default(),
+        // The body did not arrive in time: the rules cannot judge a call they cannot see.
+        Err(_) => {
+            tracing::warn!(ruleset = %name, "the request body was not complete by the deadline; answering the default");
+            let decision = deadline_decision(&set, arrived);
+            record(state, &decision, "");
+            return Ok(route_response(&decision));
+        }
     };
 
     let uuid = call.uuid().to_string();
@@ -152,7 +157,7 @@ async fn read_call(
         // The URL's secret is not call data: rules and the call log never see it.
         call.remove(&query.name);
     }
-    if req.method() == Method::GET || req.method() == Method::HEAD {
+    if req.method() == Method::GET {
         return Ok(call);
     }
     let kind = content_type(req);
@@ -298,7 +303,7 @@ fn route_response(decision: &Decision) -> HttpResponse {
         "x-belroute-reason",
         match decision.reason {
             Reason::Matched => "matched",
-            Reason::NoMatch => "no-match",
+            Reason::NoMatch => "no_match",
             Reason::Deadline => "deadline",
         },
     ));

@@ -1,5 +1,6 @@
 //! The HTTP server: thin handlers that parse, authenticate, ask the engine and answer.
 
+mod api;
 mod auth;
 mod health;
 mod hooks;
@@ -113,7 +114,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics));
+    .route("/metrics", web::get().to(health::metrics))
+    .route("/api/v1/rulesets", web::get().to(api::rulesets))
+    .route("/api/v1/plugins", web::get().to(api::plugins))
+    .route(
+        "/api/v1/plugins/{name}/invalidate",
+        web::post().to(api::invalidate),
+    );
 }
 
 /// Binds and starts serving `app`.

@@ -2,6 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 #![allow(dead_code)]
 
+pub mod crm;
+pub mod db;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,6 +52,7 @@ impl TestServer {
         };
         let running = server::start(&app, &options).await.unwrap();
         let base = format!("http://{}", running.addr());
+        belroute_plugins::install_crypto_provider();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         TestServer {
             dir,
