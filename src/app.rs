@@ -1,13 +1,19 @@
-//! Wiring: from a configuration and a rules directory to a ready engine.
+//! Wiring: from a configuration, a rules directory and a database to a ready engine.
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use belroute_engine::{Lookups, Router, RuleStore, ScriptEngine, StoreContext};
+use belroute_plugins::BuildContext;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::storage::{CallLog, Storage, epoch_ms};
+
+/// How long a clean shutdown waits for the database to take the queued call records.
+pub const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 
 /// Everything a running belroute shares between requests.
 #[derive(Debug)]
@@ -16,40 +22,122 @@ pub struct Belroute {
     pub store: Arc<RuleStore>,
     pub router: Arc<Router>,
     pub metrics: Arc<Metrics>,
+    pub storage: Storage,
+    pub call_log: Arc<CallLog>,
 }
 
 impl Belroute {
-    /// Builds the engine and reads the rules directory once. Rule files that fail are refused
-    /// (logged, and shown by `/readyz`), not fatal.
-    pub fn open(config: Config, rules_dir: &Path) -> anyhow::Result<Self> {
-        let router = Arc::new(router(&config)?);
+    /// Opens (and migrates) the database, builds the engine and reads the rules directory once.
+    /// Rule files that fail are refused (logged, and shown by `/readyz`), not fatal; a database
+    /// that cannot be reached is logged and retried: calls are answered meanwhile.
+    pub async fn open(config: Config, rules_dir: &Path, database: &str) -> anyhow::Result<Self> {
+        let storage = Storage::open(database)?;
+        migrate_at_start(&storage).await?;
+        let router = Arc::new(router(&config, &storage)?);
         let context = StoreContext {
             scripts: router.scripts().clone(),
             configured_lookups: router.lookups().names(),
             time_zone: config.timezone.0,
         };
         let store = RuleStore::open(rules_dir, context).context("cannot serve rules")?;
-        let metrics = Arc::new(Metrics::new(router.clone()));
+        let call_log = Arc::new(CallLog::start(storage.clone(), config.storage.writer()));
+        spawn_retention(storage.clone(), config.storage.retention);
+        let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));
         Ok(Belroute {
             config: Arc::new(config),
             store: Arc::new(store),
             router,
             metrics,
+            storage,
+            call_log,
         })
+    }
+
+    /// Writes every queued call record; call after the server stopped taking requests.
+    pub async fn shutdown(&self) {
+        self.call_log.close(FLUSH_ON_SHUTDOWN).await;
+        self.storage.close().await;
     }
 }
 
+/// Migrates now if the database answers; if it does not, the writer migrates when it does.
+async fn migrate_at_start(storage: &Storage) -> anyhow::Result<()> {
+    match tokio::time::timeout(Duration::from_secs(10), storage.migrate()).await {
+        Ok(Ok(())) => {
+            tracing::info!("call log database ready ({})", storage.kind());
+            Ok(())
+        }
+        Ok(Err(sqlx::migrate::MigrateError::Execute(e))) if unreachable(&e) => {
+            tracing::error!(
+                "call log database unreachable at start ({e}); calls are answered and their records wait"
+            );
+            Ok(())
+        }
+        Ok(Err(e)) => Err(anyhow::anyhow!("cannot migrate the call log database: {e}")),
+        Err(_) => {
+            tracing::error!(
+                "call log database did not answer within 10s; calls are answered and their records wait"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolClosed
+    )
+}
+
+/// Deletes calls older than `retention`, at start and every hour.
+fn spawn_retention(storage: Storage, retention: Duration) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            let before = epoch_ms(SystemTime::now())
+                - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+            match storage.purge(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    "retention: deleted {n} call(s) older than {}",
+                    humantime::format_duration(retention)
+                ),
+                Err(e) => tracing::warn!("retention: cannot delete old calls: {e}"),
+            }
+        }
+    });
+}
+
+/// The router `check` and `test` use: rules and scripts, no plugins (tests give the facts).
+pub fn offline_router(config: &Config) -> Router {
+    Router::new(
+        Arc::new(ScriptEngine::new(&config.sandbox)),
+        config.default_region.0,
+        Lookups::default(),
+    )
+}
+
 /// The router for `config`: the sandboxed script engine, caller normalisation and plugins.
-pub fn router(config: &Config) -> anyhow::Result<Router> {
+/// `storage` is belroute's own database, for the `history` plugin.
+pub fn router(config: &Config, storage: &Storage) -> anyhow::Result<Router> {
     let scripts = Arc::new(ScriptEngine::new(&config.sandbox));
     let normaliser = config.default_region.0;
     // The numbering-plan database loads on first use (~1 s in debug builds): not on a live call.
     normaliser.normalise("31152026057");
     let mut lookups = Lookups::default();
+    let context = BuildContext {
+        history: Some(Arc::new(storage.clone())),
+        time_zone: Some(config.timezone.0),
+    };
     for instance in &config.lookups {
         let plugin = instance
             .config
-            .build(&instance.settings)
+            .build(&instance.settings, &context)
             .map_err(|e| anyhow::anyhow!("plugin `{}`: {e}", instance.name))?;
         lookups.insert(&instance.name, plugin, instance.settings.clone());
     }

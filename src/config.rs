@@ -25,6 +25,7 @@ pub struct Config {
     /// Bounds on what one rule may do.
     pub sandbox: Limits,
     pub admin: Admin,
+    pub storage: StorageSettings,
     /// Lookup plugin instances by name, as written (see docs/plugins.md).
     plugins: BTreeMap<String, serde_yaml::Value>,
     /// The plugin instances, validated.
@@ -85,6 +86,39 @@ pub struct Auth {
 pub struct NamedSecret {
     pub name: String,
     pub value: Secret,
+}
+
+/// `storage:` — the call log.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Calls older than this are deleted (phone numbers are personal data).
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+    /// Records that may wait for the database; more are dropped (and counted).
+    pub queue: usize,
+    /// Records written per transaction at most.
+    pub batch: usize,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        let writer = crate::storage::WriterSettings::default();
+        StorageSettings {
+            retention: Duration::from_secs(90 * 24 * 3600),
+            queue: writer.queue,
+            batch: writer.batch,
+        }
+    }
+}
+
+impl StorageSettings {
+    pub fn writer(&self) -> crate::storage::WriterSettings {
+        crate::storage::WriterSettings {
+            queue: self.queue,
+            batch: self.batch,
+        }
+    }
 }
 
 /// `admin:` — the admin API.

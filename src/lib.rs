@@ -9,3 +9,4 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod server;
+pub mod storage;

@@ -37,6 +37,8 @@ enum Command {
     Check(RulesArgs),
     /// Run the rule tests (rules/{name}.test.yaml and `tests:` sections) without any CRM.
     Test(TestArgs),
+    /// Create or update belroute's database tables, then exit (serve does this too).
+    Migrate(DatabaseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -57,15 +59,28 @@ struct ServeArgs {
     #[arg(long, env = "BELROUTE_LISTEN", default_value = "0.0.0.0:8080")]
     listen: String,
     /// Call log database: sqlite://FILE or postgres://…
-    #[arg(
-        long,
-        env = "BELROUTE_DATABASE",
-        default_value = "sqlite://belroute.db"
-    )]
-    database: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
     /// Worker threads (default: one per CPU).
     #[arg(long, env = "BELROUTE_WORKERS")]
     workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// belroute's own database (call log): sqlite://FILE or postgres://…
+    /// [default: $DATABASE_URL, else sqlite://belroute.db]
+    #[arg(long, env = "BELROUTE_DATABASE")]
+    database: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn url(&self) -> String {
+        self.database
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .unwrap_or_else(|| "sqlite://belroute.db".into())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -106,7 +121,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             if let Some(file) = &config_file {
                 tracing::info!("configuration from {}", file.display());
             }
-            let belroute = Belroute::open(config, &args.rules.rules)?;
+            let belroute = Belroute::open(config, &args.rules.rules, &args.database.url()).await?;
             let _watcher = belroute_engine::watch::watch(belroute.store.clone())
                 .context("cannot watch the rules directory")?;
             let options = ServerOptions {
@@ -115,21 +130,27 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 ..ServerOptions::default()
             };
             let running = server::start(&belroute, &options).await?;
-            let _ = args.database;
             running.run_until_signal().await?;
+            belroute.shutdown().await;
             Ok(true)
         }
         Command::Check(args) => {
             let config = cli::load_config_for_check(args.config.as_deref())?;
-            let router = app::router(&config)?;
+            let router = app::offline_router(&config);
             let mut out = String::new();
             let ok = cli::check(&args.rules, &router, &config, &mut out)?;
             print!("{out}");
             Ok(ok)
         }
+        Command::Migrate(args) => {
+            let storage = belroute::storage::Storage::open(&args.url())?;
+            storage.migrate().await.context("migration failed")?;
+            println!("{} database is up to date", storage.kind());
+            Ok(true)
+        }
         Command::Test(args) => {
             let config = cli::load_config_for_check(args.rules.config.as_deref())?;
-            let router = app::router(&config)?;
+            let router = app::offline_router(&config);
             let mut out = String::new();
             let ok = cli::test(&args.rules.rules, &router, &config, &args.names, &mut out).await?;
             print!("{out}");

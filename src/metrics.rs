@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use belroute_engine::Router;
+
+use crate::storage::CallLog;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -51,7 +53,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(router: Arc<Router>) -> Self {
+    pub fn new(router: Arc<Router>, call_log: Arc<CallLog>) -> Self {
         let mut registry = Registry::with_prefix("belroute");
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
@@ -95,6 +97,7 @@ impl Metrics {
             rulesets_refused.clone(),
         );
         registry.register_collector(Box::new(LookupCollector(router)));
+        registry.register_collector(Box::new(CallLogCollector(call_log)));
         Metrics {
             registry,
             decisions,
@@ -185,6 +188,45 @@ impl Collector for LookupCollector {
             ConstGauge::new(i64::from(status.breaker != "closed"))
                 .encode(family.encode_family(&labels)?)?;
         }
+        Ok(())
+    }
+}
+
+/// The call log writer's counters, read at each scrape.
+#[derive(Debug)]
+struct CallLogCollector(Arc<CallLog>);
+
+impl Collector for CallLogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.0.stats();
+        let written = encoder.encode_descriptor(
+            "call_log_written",
+            "Call records written to the database",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.written).encode(written)?;
+        let dropped = encoder.encode_descriptor(
+            "call_log_dropped",
+            "Call records dropped because the queue was full (database down or too slow)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.dropped).encode(dropped)?;
+        let queued = encoder.encode_descriptor(
+            "call_log_queued",
+            "Call records waiting to be written",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(stats.queued).unwrap_or(i64::MAX)).encode(queued)?;
+        let up = encoder.encode_descriptor(
+            "call_log_database_up",
+            "1 while the call log database takes writes",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::from(stats.database_up)).encode(up)?;
         Ok(())
     }
 }

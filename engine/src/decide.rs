@@ -132,7 +132,7 @@ impl Router {
     pub async fn route(
         &self,
         set: &RuleSet,
-        call: Call,
+        call: Arc<Call>,
         arrived: Instant,
         deadline: Instant,
         now: DateTime<Utc>,
@@ -165,7 +165,7 @@ impl Router {
         deadline: Instant,
         now: DateTime<Utc>,
     ) -> Decision {
-        let request = self.request(call);
+        let request = self.request(Arc::new(call));
         evaluate(
             &self.scripts,
             set,
@@ -178,11 +178,11 @@ impl Router {
         .await
     }
 
-    fn request(&self, call: Call) -> LookupRequest {
+    fn request(&self, call: Arc<Call>) -> LookupRequest {
         let caller = self.normaliser.normalise(call.caller_number());
         LookupRequest {
             caller: Arc::new(caller),
-            call: Arc::new(call),
+            call,
         }
     }
 }

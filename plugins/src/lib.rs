@@ -7,6 +7,7 @@
 //! Plugins know nothing of Rhai or of HTTP serving.
 #![forbid(unsafe_code)]
 
+pub mod history;
 pub mod http;
 pub mod params;
 pub mod sql;
@@ -22,6 +23,25 @@ use serde::Deserialize;
 pub enum PluginConfig {
     Http(http::HttpConfig),
     Sql(sql::SqlConfig),
+    History(history::HistoryConfig),
+}
+
+/// What building a plugin may need from the server around it.
+#[derive(Clone, Default)]
+pub struct BuildContext {
+    /// belroute's own call log, for `history`.
+    pub history: Option<Arc<dyn history::CallHistory>>,
+    /// The server's time zone ("today" for `history`).
+    pub time_zone: Option<chrono_tz::Tz>,
+}
+
+impl std::fmt::Debug for BuildContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildContext")
+            .field("history", &self.history.is_some())
+            .field("time_zone", &self.time_zone)
+            .finish()
+    }
 }
 
 impl PluginConfig {
@@ -30,14 +50,25 @@ impl PluginConfig {
         match self {
             PluginConfig::Http(c) => c.validate(),
             PluginConfig::Sql(c) => c.validate(),
+            PluginConfig::History(c) => c.validate(),
         }
     }
 
     /// Creates the plugin. Connections are made on first use, not here.
-    pub fn build(&self, settings: &LookupSettings) -> Result<Arc<dyn Lookup>, String> {
+    pub fn build(
+        &self,
+        settings: &LookupSettings,
+        context: &BuildContext,
+    ) -> Result<Arc<dyn Lookup>, String> {
         Ok(match self {
             PluginConfig::Http(c) => Arc::new(c.build(settings.timeout)?),
             PluginConfig::Sql(c) => Arc::new(c.build(settings.timeout)?),
+            PluginConfig::History(c) => {
+                let zone = context
+                    .time_zone
+                    .unwrap_or(belroute_engine::clock::DEFAULT_TIME_ZONE);
+                Arc::new(c.build(context.history.clone(), zone)?)
+            }
         })
     }
 }
@@ -73,7 +104,7 @@ pub fn parse_instance(name: &str, value: &serde_yaml::Value) -> Result<PluginIns
         ));
     }
     let serde_yaml::Value::Mapping(map) = value else {
-        return Err("a plugin is a mapping with at least `kind:` (http or sql)".into());
+        return Err("a plugin is a mapping with at least `kind:` (http, sql or history)".into());
     };
     let (mut engine, mut kind) = (serde_yaml::Mapping::new(), serde_yaml::Mapping::new());
     for (key, value) in map {
@@ -86,7 +117,7 @@ pub fn parse_instance(name: &str, value: &serde_yaml::Value) -> Result<PluginIns
         .insert(key.clone(), value.clone());
     }
     if !kind.contains_key("kind") {
-        return Err("missing `kind`: http or sql".into());
+        return Err("missing `kind`: http, sql or history".into());
     }
     let settings: LookupSettings =
         serde_yaml::from_value(serde_yaml::Value::Mapping(engine)).map_err(|e| e.to_string())?;

@@ -100,3 +100,144 @@ pub async fn invalidate(
             .body(format!("no plugin named `{name}`\n"))
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub struct AgentReportBody {
+    /// Who handled the call: an extension or agent id (`1003`).
+    agent: String,
+}
+
+/// `POST /api/v1/calls/{uuid}/agent` `{"agent": "1003"}`: who handled a call, so the next call
+/// from the same number can go to the same colleague.
+pub async fn report_agent(
+    req: HttpRequest,
+    state: web::Data<State>,
+    body: web::Json<AgentReportBody>,
+) -> HttpResponse {
+    if let Some(denied) = denied(&req, &state) {
+        return denied;
+    }
+    let uuid = req.match_info().get("uuid").unwrap_or_default();
+    let agent = body.agent.trim();
+    if agent.is_empty() || agent.chars().count() > 64 || agent.chars().any(char::is_control) {
+        return text(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "`agent` must be 1 to 64 printable characters",
+        );
+    }
+    // The report may come moments after the call: write what is queued first.
+    state
+        .call_log
+        .flush(std::time::Duration::from_secs(2))
+        .await;
+    let now = crate::storage::epoch_ms(std::time::SystemTime::now());
+    // Another instance may have answered the call and not written it yet: a short grace.
+    let mut found = state.storage.report_agent(uuid, agent, now).await;
+    for _ in 0..5 {
+        if !matches!(found, Ok(false)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        found = state.storage.report_agent(uuid, agent, now).await;
+    }
+    match found {
+        Ok(true) => {
+            tracing::info!(uuid, agent, "agent reported");
+            HttpResponse::NoContent().finish()
+        }
+        Ok(false) => text(
+            actix_web::http::StatusCode::NOT_FOUND,
+            &format!("no call with uuid `{uuid}` in the call log"),
+        ),
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallsQuery {
+    caller: Option<String>,
+    /// RFC 3339 time, or a duration back from now (`24h`, `7d`).
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/calls?caller=…&since=…&limit=…`: calls, newest first.
+pub async fn calls(
+    req: HttpRequest,
+    state: web::Data<State>,
+    query: web::Query<CallsQuery>,
+) -> HttpResponse {
+    if let Some(denied) = denied(&req, &state) {
+        return denied;
+    }
+    let since_ms = match query.since.as_deref().map(parse_since) {
+        None => 0,
+        Some(Ok(ms)) => ms,
+        Some(Err(message)) => return text(actix_web::http::StatusCode::BAD_REQUEST, &message),
+    };
+    let caller = query.caller.as_deref().map(|c| {
+        let caller = state.router.normaliser().normalise(c);
+        if caller.e164.is_empty() {
+            caller.raw
+        } else {
+            caller.e164
+        }
+    });
+    let filter = crate::storage::CallQuery {
+        caller,
+        since_ms,
+        limit: query.limit.unwrap_or(50),
+    };
+    match state.storage.calls(&filter).await {
+        Ok(calls) => HttpResponse::Ok().json(json!({ "calls": calls })),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `GET /api/v1/calls/{uuid}`: the full decision record of the latest call with this uuid.
+pub async fn call(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    if let Some(denied) = denied(&req, &state) {
+        return denied;
+    }
+    let uuid = req.match_info().get("uuid").unwrap_or_default();
+    state
+        .call_log
+        .flush(std::time::Duration::from_secs(2))
+        .await;
+    match state.storage.call(uuid).await {
+        Ok(Some((call, reports))) => {
+            let mut body = serde_json::to_value(call).unwrap_or_default();
+            body["agent_reports"] = json!(reports);
+            HttpResponse::Ok().json(body)
+        }
+        Ok(None) => text(
+            actix_web::http::StatusCode::NOT_FOUND,
+            &format!("no call with uuid `{uuid}` in the call log"),
+        ),
+        Err(e) => unavailable(&e),
+    }
+}
+
+fn parse_since(text: &str) -> Result<i64, String> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.timestamp_millis());
+    }
+    let back = belroute_engine::ruleset::parse_duration(text)
+        .map_err(|_| format!("`since` is an RFC 3339 time (2026-11-22T09:00:00Z) or a duration back from now (24h), not `{text}`"))?;
+    let now = crate::storage::epoch_ms(std::time::SystemTime::now());
+    Ok(now - i64::try_from(back.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn text(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("{message}\n"))
+}
+
+fn unavailable(error: &sqlx::Error) -> HttpResponse {
+    tracing::warn!("call log database: {error}");
+    text(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "the call log database is unavailable; try again",
+    )
+}

@@ -1,6 +1,7 @@
 //! `/hooks/{ruleset}`: Callvoip's Webhook-app asks, belroute answers the route as plain text.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
@@ -14,6 +15,7 @@ use futures_util::StreamExt;
 use super::State;
 use super::auth::{self, Denied};
 use crate::metrics::{DecisionLabels, RuleLabels, RulesetLabels};
+use crate::storage::CallRecord;
 
 /// A request refused before routing: its status, the one-line reason, and its metric label.
 #[derive(Debug)]
@@ -52,12 +54,13 @@ pub async fn hook(
     state: web::Data<State>,
 ) -> HttpResponse {
     let arrived = Instant::now();
+    let received_at = SystemTime::now();
     let name = req
         .match_info()
         .get("ruleset")
         .unwrap_or_default()
         .to_string();
-    match answer(&req, payload, &state, &name, arrived).await {
+    match answer(&req, payload, &state, &name, (arrived, received_at)).await {
         Ok(response) => response,
         Err(rejection) => {
             state.metrics.reject(rejection.label);
@@ -86,7 +89,7 @@ async fn answer(
     payload: web::Payload,
     state: &State,
     name: &str,
-    arrived: Instant,
+    (arrived, received_at): (Instant, SystemTime),
 ) -> Result<HttpResponse, Rejection> {
     let auth = state.config.auth_for(name);
     auth::check(auth, req).map_err(|denied| match denied {
@@ -125,21 +128,23 @@ async fn answer(
         Err(_) => {
             tracing::warn!(ruleset = %name, "the request body was not complete by the deadline; answering the default");
             let decision = deadline_decision(&set, arrived);
-            record(state, &decision, "");
-            return Ok(route_response(&decision));
+            let response = route_response(&decision);
+            record(state, decision, Arc::new(Call::default()), received_at);
+            return Ok(response);
         }
     };
 
-    let uuid = call.uuid().to_string();
+    let call = Arc::new(call);
     let routing = state
         .router
-        .route(&set, call, arrived, deadline, chrono::Utc::now());
+        .route(&set, call.clone(), arrived, deadline, chrono::Utc::now());
     let decision = match tokio::time::timeout_at(deadline.into(), routing).await {
         Ok(decision) => decision,
         Err(_) => deadline_decision(&set, arrived),
     };
-    record(state, &decision, &uuid);
-    Ok(route_response(&decision))
+    let response = route_response(&decision);
+    record(state, decision, call, received_at);
+    Ok(response)
 }
 
 /// The call data: query parameters, under a JSON (or form) body for POST.
@@ -247,7 +252,8 @@ fn deadline_decision(set: &belroute_engine::RuleSet, arrived: Instant) -> Decisi
     }
 }
 
-fn record(state: &State, decision: &Decision, uuid: &str) {
+/// Counts, logs and queues the call record (the answer never waits for the database).
+fn record(state: &State, decision: Decision, call: Arc<Call>, received_at: SystemTime) {
     let reason = match decision.reason {
         Reason::Matched => "matched",
         Reason::NoMatch => "no_match",
@@ -283,13 +289,18 @@ fn record(state: &State, decision: &Decision, uuid: &str) {
     tracing::info!(
         target: "belroute::call",
         ruleset = %decision.ruleset,
-        uuid,
+        uuid = call.uuid(),
         route = %decision.route,
         rule = decision.rule.as_deref().unwrap_or("(default)"),
         reason,
         micros = decision.micros,
         "call routed"
     );
+    state.call_log.record(CallRecord {
+        received_at,
+        call,
+        decision,
+    });
 }
 
 fn route_response(decision: &Decision) -> HttpResponse {

@@ -17,6 +17,7 @@ use belroute_engine::{Router, RuleStore};
 use crate::app::Belroute;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::storage::{CallLog, Storage};
 
 pub use auth::client_ip;
 
@@ -27,6 +28,8 @@ pub struct State {
     pub store: Arc<RuleStore>,
     pub router: Arc<Router>,
     pub metrics: Arc<Metrics>,
+    pub storage: Storage,
+    pub call_log: Arc<CallLog>,
 }
 
 /// How to listen.
@@ -120,6 +123,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/v1/plugins/{name}/invalidate",
         web::post().to(api::invalidate),
+    )
+    .route("/api/v1/calls", web::get().to(api::calls))
+    .route("/api/v1/calls/{uuid}", web::get().to(api::call))
+    .route(
+        "/api/v1/calls/{uuid}/agent",
+        web::post().to(api::report_agent),
     );
 }
 
@@ -130,6 +139,8 @@ pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Ru
         store: app.store.clone(),
         router: app.router.clone(),
         metrics: app.metrics.clone(),
+        storage: app.storage.clone(),
+        call_log: app.call_log.clone(),
     });
     let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .disable_signals()

@@ -4,6 +4,7 @@
 
 pub mod crm;
 pub mod db;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -40,10 +41,42 @@ impl TestServer {
         Self::serve(dir, rules, config).await
     }
 
+    /// Serves `files` with `config`, logging calls to the database at `database`.
+    pub async fn with_database(files: &[(&str, &str)], config: &str, database: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        for (name, content) in files {
+            std::fs::write(rules.join(name), content).unwrap();
+        }
+        Self::serve_with_database(dir, rules, config, Some(database)).await
+    }
+
     /// Serves an existing rules path (a directory or a symlink to one) inside `dir`.
     pub async fn serve(dir: tempfile::TempDir, rules: PathBuf, config: &str) -> Self {
+        Self::serve_with_database(dir, rules, config, None).await
+    }
+
+    /// As [`serve`]; the database defaults to a SQLite file in `dir`.
+    pub async fn serve_with_database(
+        dir: tempfile::TempDir,
+        rules: PathBuf,
+        config: &str,
+        database: Option<&str>,
+    ) -> Self {
+        if std::env::var_os("BELROUTE_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    "debug,sqlx=info,actix=info,hyper=info,reqwest=info",
+                ))
+                .with_test_writer()
+                .try_init();
+        }
         let config = Config::parse(Path::new("belroute.yaml"), config).unwrap();
-        let app = Belroute::open(config, &rules).unwrap();
+        let default_db = format!("sqlite://{}", dir.path().join("belroute.db").display());
+        let app = Belroute::open(config, &rules, database.unwrap_or(&default_db))
+            .await
+            .unwrap();
         let watcher = watch::watch(app.store.clone()).unwrap();
         let options = ServerOptions {
             listen: "127.0.0.1:0".into(),
@@ -114,10 +147,12 @@ impl TestServer {
         }
     }
 
+    /// Stops like SIGTERM does: requests in flight finish, the call log is flushed.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
             running.stop().await;
         }
+        self.app.shutdown().await;
     }
 }
 

@@ -1,0 +1,379 @@
+//! belroute's own state in SQLite (the default, a file created on start) or PostgreSQL (shared
+//! by several instances): the call log and agent reports. One code path for both; the SQL is
+//! written so both engines take it as is.
+
+mod writer;
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+pub use writer::{CallLog, CallLogStats, CallRecord, WriterSettings};
+
+/// A connection pool to belroute's database.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs the same body on whichever pool this is.
+macro_rules! on_pool {
+    ($storage:expr, $pool:ident => $body:expr) => {
+        match $storage {
+            Storage::Sqlite($pool) => $body,
+            Storage::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Milliseconds since the Unix epoch: how times are stored.
+pub fn epoch_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A call as the read API returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredCall {
+    pub uuid: String,
+    /// RFC 3339, UTC.
+    pub received_at: String,
+    pub ruleset: String,
+    pub version: String,
+    pub caller: String,
+    pub caller_e164: String,
+    pub route: String,
+    pub rule: Option<String>,
+    pub reason: String,
+    pub micros: i64,
+    pub agent: Option<String>,
+    pub call: serde_json::Value,
+    pub trace: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentReport {
+    pub agent: String,
+    pub reported_at: String,
+}
+
+/// One of the caller's earlier calls, for the history plugin.
+#[derive(Debug, Clone)]
+pub struct RecentCall {
+    pub received_at: i64,
+    pub route: String,
+    pub rule: Option<String>,
+    pub agent: Option<String>,
+}
+
+/// Filters of `GET /api/v1/calls`.
+#[derive(Debug, Clone, Default)]
+pub struct CallQuery {
+    /// E.164 (or raw) caller number.
+    pub caller: Option<String>,
+    pub since_ms: i64,
+    pub limit: i64,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+const CALL_COLUMNS: &str = "uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, agent, call_data, trace";
+
+fn stored_call<R: Row>(row: &R) -> Result<StoredCall, sqlx::Error>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    let json = |text: String| serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Ok(StoredCall {
+        uuid: row.try_get("uuid")?,
+        received_at: rfc3339(row.try_get("received_at")?),
+        ruleset: row.try_get("ruleset")?,
+        version: row.try_get("version")?,
+        caller: row.try_get("caller_raw")?,
+        caller_e164: row.try_get("caller_e164")?,
+        route: row.try_get("route")?,
+        rule: row.try_get("rule")?,
+        reason: row.try_get("reason")?,
+        micros: row.try_get("micros")?,
+        agent: row.try_get("agent")?,
+        call: json(row.try_get("call_data")?),
+        trace: json(row.try_get("trace")?),
+    })
+}
+
+impl Storage {
+    /// A pool for `url` (`sqlite://file`, `sqlite::memory:`, `postgres://…`); it connects on
+    /// first use, so a database that is down does not stop belroute from answering calls.
+    pub fn open(url: &str) -> anyhow::Result<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
+                // An in-memory database exists once per connection: keep exactly one.
+                let connections = if url.contains(":memory:") || url.contains("mode=memory") {
+                    1
+                } else {
+                    4
+                };
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(connections)
+                    .min_connections(u32::from(connections == 1))
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy_with(options);
+                Ok(Storage::Sqlite(pool))
+            }
+            "postgres" | "postgresql" => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .idle_timeout(Duration::from_secs(300))
+                    .connect_lazy(url)?;
+                Ok(Storage::Postgres(pool))
+            }
+            _ => anyhow::bail!(
+                "database URL `{url}`: use sqlite://FILE (the default is sqlite://belroute.db) or postgres://…"
+            ),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Storage::Sqlite(_) => "sqlite",
+            Storage::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies the migrations under migrations/{sqlite,postgres} (embedded in the binary).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Storage::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Storage::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        }
+    }
+
+    /// Writes call records in one transaction.
+    pub async fn insert_calls(&self, records: &[CallRecord]) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for record in records {
+                let row = record.row();
+                sqlx::query(
+                    "INSERT INTO calls (uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, call_data, trace) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(row.uuid)
+                .bind(row.received_at)
+                .bind(row.ruleset)
+                .bind(row.version)
+                .bind(row.caller_raw)
+                .bind(row.caller_e164)
+                .bind(row.route)
+                .bind(row.rule)
+                .bind(row.reason)
+                .bind(row.micros)
+                .bind(row.call_data)
+                .bind(row.trace)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    /// Records that `agent` handled the latest call with `uuid`; `false` when there is none.
+    pub async fn report_agent(
+        &self,
+        uuid: &str,
+        agent: &str,
+        at_ms: i64,
+    ) -> Result<bool, sqlx::Error> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM calls WHERE uuid = $1 ORDER BY received_at DESC, id DESC LIMIT 1")
+                .bind(uuid)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(id) = id else {
+                return Ok(false);
+            };
+            sqlx::query("INSERT INTO agent_reports (call_id, agent, reported_at) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(agent)
+                .bind(at_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE calls SET agent = $1, agent_at = $2 WHERE id = $3")
+                .bind(agent)
+                .bind(at_ms)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Calls, newest first.
+    pub async fn calls(&self, query: &CallQuery) -> Result<Vec<StoredCall>, sqlx::Error> {
+        let limit = query.limit.clamp(1, 1000);
+        on_pool!(self, pool => {
+            let rows = match &query.caller {
+                Some(caller) => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {CALL_COLUMNS} FROM calls WHERE (caller_e164 = $1 OR caller_raw = $1) AND received_at >= $2 ORDER BY received_at DESC, id DESC LIMIT $3"
+                    )))
+                    .bind(caller)
+                    .bind(query.since_ms)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {CALL_COLUMNS} FROM calls WHERE received_at >= $1 ORDER BY received_at DESC, id DESC LIMIT $2"
+                    )))
+                    .bind(query.since_ms)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+                }
+            };
+            rows.iter().map(stored_call).collect()
+        })
+    }
+
+    /// The latest call with `uuid` and every agent report for it.
+    pub async fn call(
+        &self,
+        uuid: &str,
+    ) -> Result<Option<(StoredCall, Vec<AgentReport>)>, sqlx::Error> {
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT id, {CALL_COLUMNS} FROM calls WHERE uuid = $1 ORDER BY received_at DESC, id DESC LIMIT 1"
+            )))
+            .bind(uuid)
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let id: i64 = row.try_get("id")?;
+            let reports = sqlx::query("SELECT agent, reported_at FROM agent_reports WHERE call_id = $1 ORDER BY reported_at, id")
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| Ok(AgentReport { agent: r.try_get("agent")?, reported_at: rfc3339(r.try_get("reported_at")?) }))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok(Some((stored_call(&row)?, reports)))
+        })
+    }
+
+    /// The caller's calls since `since_ms`, newest first, at most `limit`.
+    pub async fn recent_calls(
+        &self,
+        caller_e164: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<RecentCall>, sqlx::Error> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT received_at, route, rule, agent FROM calls WHERE caller_e164 = $1 AND received_at >= $2 ORDER BY received_at DESC, id DESC LIMIT $3",
+            )
+            .bind(caller_e164)
+            .bind(since_ms)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RecentCall {
+                        received_at: r.try_get("received_at")?,
+                        route: r.try_get("route")?,
+                        rule: r.try_get("rule")?,
+                        agent: r.try_get("agent")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// How many calls the caller made since `since_ms`.
+    pub async fn count_calls(&self, caller_e164: &str, since_ms: i64) -> Result<i64, sqlx::Error> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE caller_e164 = $1 AND received_at >= $2")
+                .bind(caller_e164)
+                .bind(since_ms)
+                .fetch_one(pool)
+                .await
+        })
+    }
+
+    /// Deletes calls (and their agent reports) received before `before_ms`; returns how many.
+    pub async fn purge(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM agent_reports WHERE call_id IN (SELECT id FROM calls WHERE received_at < $1)")
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM calls WHERE received_at < $1").bind(before_ms).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(deleted.rows_affected())
+        })
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// The `history` plugin reads the call log through this.
+#[async_trait::async_trait]
+impl belroute_plugins::history::CallHistory for Storage {
+    async fn recent(
+        &self,
+        caller_e164: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<belroute_plugins::history::PastCall>, String> {
+        let calls = self
+            .recent_calls(caller_e164, since_ms, limit)
+            .await
+            .map_err(|e| format!("call log database: {e}"))?;
+        Ok(calls
+            .into_iter()
+            .map(|c| belroute_plugins::history::PastCall {
+                received_at_ms: c.received_at,
+                route: c.route,
+                rule: c.rule,
+                agent: c.agent,
+            })
+            .collect())
+    }
+
+    async fn count(&self, caller_e164: &str, since_ms: i64) -> Result<i64, String> {
+        self.count_calls(caller_e164, since_ms)
+            .await
+            .map_err(|e| format!("call log database: {e}"))
+    }
+}

@@ -1,0 +1,427 @@
+//! The call log and history, on SQLite and on real PostgreSQL: every decision recorded,
+//! "second call → same colleague", outages survived, nothing lost on shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use common::db::{self, TestDb};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const RULES: &str = r#"
+timeout: 2s
+default: receptie
+lookups: [history]
+rules:
+  - name: Same colleague as last time
+    when: history.calls_today > 0 && history.last_agent != ()
+    script: '`agent_${history.last_agent}`'
+"#;
+
+const CONFIG: &str = "admin:\n  token: admintoken\nplugins:\n  history:\n    kind: history\n";
+
+/// The databases to run a scenario on: a SQLite file, and PostgreSQL when configured.
+async fn databases(test: &str, dir: &std::path::Path) -> Vec<(String, Option<TestDb>)> {
+    let mut all = vec![(format!("sqlite://{}", dir.join("calls.db").display()), None)];
+    if let Some(pg) = db::postgres(test).await {
+        all.push((pg.url.clone(), Some(pg)));
+    }
+    all
+}
+
+async fn call(server: &TestServer, uuid: &str, caller: &str) -> String {
+    let body = json!({ "uuid": uuid, "caller_number": caller, "dp_id": "dp1" }).to_string();
+    let response = server.post_json("/hooks/main", body).await;
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+async fn report(server: &TestServer, uuid: &str, agent: &str) -> u16 {
+    server
+        .client
+        .post(server.url(&format!("/api/v1/calls/{uuid}/agent")))
+        .bearer_auth("admintoken")
+        .json(&json!({ "agent": agent }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn api(server: &TestServer, path: &str) -> (u16, Value) {
+    let response = server
+        .client
+        .get(server.url(path))
+        .bearer_auth("admintoken")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn second_call_goes_to_the_same_colleague() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases("second_call_goes_to_the_same_colleague", dir.path()).await {
+        let server = TestServer::with_database(&[("main.yaml", RULES)], CONFIG, &url).await;
+        assert_eq!(
+            call(&server, "call-1", "31152026057").await,
+            "receptie",
+            "{url}: first call"
+        );
+        assert_eq!(report(&server, "call-1", "1003").await, 204);
+        assert_eq!(report(&server, "no-such-call", "1003").await, 404);
+        assert_eq!(
+            call(&server, "call-2", "0152026057").await,
+            "agent_1003",
+            "{url}: same number, another form"
+        );
+        assert_eq!(
+            call(&server, "call-3", "31612345678").await,
+            "receptie",
+            "{url}: another number is unaffected"
+        );
+
+        // Withheld numbers never match one another.
+        assert_eq!(call(&server, "anon-1", "anonymous").await, "receptie");
+        assert_eq!(report(&server, "anon-1", "1005").await, 204);
+        assert_eq!(
+            call(&server, "anon-2", "anonymous").await,
+            "receptie",
+            "{url}: anonymous"
+        );
+        assert_eq!(call(&server, "anon-3", "").await, "receptie");
+
+        // Repeated reports: the last one wins, all are kept.
+        assert_eq!(report(&server, "call-2", "1004").await, 204);
+        assert_eq!(report(&server, "call-2", "1007").await, 204);
+        assert_eq!(call(&server, "call-4", "31152026057").await, "agent_1007");
+        let (status, record) = api(&server, "/api/v1/calls/call-2").await;
+        assert_eq!(status, 200);
+        assert_eq!(record["agent"], "1007");
+        let reports: Vec<&str> = record["agent_reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["agent"].as_str().unwrap())
+            .collect();
+        assert_eq!(reports, ["1004", "1007"]);
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_answer_can_be_explained_from_the_call_log() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases(
+        "every_answer_can_be_explained_from_the_call_log",
+        dir.path(),
+    )
+    .await
+    {
+        let server = TestServer::with_database(&[("main.yaml", RULES)], CONFIG, &url).await;
+        assert_eq!(call(&server, "explain-1", "31152026057").await, "receptie");
+        let (status, record) = api(&server, "/api/v1/calls/explain-1").await;
+        assert_eq!(status, 200, "{url}");
+        assert_eq!(record["route"], "receptie");
+        assert_eq!(record["rule"], Value::Null);
+        assert_eq!(record["reason"], "no_match");
+        assert_eq!(record["ruleset"], "main");
+        assert_eq!(
+            record["version"],
+            belroute_engine::ruleset::content_version(RULES)
+        );
+        assert_eq!(record["caller_e164"], "+31152026057");
+        assert_eq!(record["call"]["dp_id"], "dp1");
+        assert_eq!(record["trace"]["caller"]["kind"], "fixed");
+        assert_eq!(
+            record["trace"]["rules"][0]["name"],
+            "Same colleague as last time"
+        );
+        assert_eq!(record["trace"]["rules"][0]["outcome"], "no_match");
+        assert_eq!(record["trace"]["lookups"][0]["name"], "history");
+        assert_eq!(record["trace"]["lookups"][0]["result"], "found");
+        assert_eq!(record["trace"]["lookups"][0]["facts"]["calls_today"], 0);
+        assert!(record["trace"]["lookups"][0]["micros"].is_u64());
+        assert!(record["micros"].as_i64().unwrap() > 0);
+
+        let (_, list) = api(
+            &server,
+            "/api/v1/calls?caller=015-2026057&since=1h&limit=10",
+        )
+        .await;
+        assert_eq!(list["calls"].as_array().unwrap().len(), 1, "{url}");
+        let (_, none) = api(&server, "/api/v1/calls?caller=0201234567").await;
+        assert_eq!(none["calls"].as_array().unwrap().len(), 0);
+        let (bad, _) = api(&server, "/api/v1/calls?since=yesterday").await;
+        assert_eq!(bad, 400);
+        let unauthorized = server
+            .client
+            .get(server.url("/api/v1/calls"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unauthorized.status(), 401);
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_concurrent_calls_make_two_thousand_complete_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases(
+        "two_thousand_concurrent_calls_make_two_thousand_complete_rows",
+        dir.path(),
+    )
+    .await
+    {
+        let server =
+            Arc::new(TestServer::with_database(&[("main.yaml", RULES)], CONFIG, &url).await);
+        let started = Instant::now();
+        let calls: Vec<_> = (0..2000)
+            .map(|i| {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let body = json!({ "uuid": format!("bulk-{i}"), "caller_number": format!("316{:08}", i) }).to_string();
+                    let sent = Instant::now();
+                    let response = server.post_json("/hooks/main", body).await;
+                    let reason = response.headers()["x-belroute-reason"].to_str().unwrap().to_string();
+                    (response.status().as_u16(), reason, response.text().await.unwrap(), sent.elapsed())
+                })
+            })
+            .collect();
+        let mut slowest = Duration::ZERO;
+        for call in calls {
+            let (status, reason, route, took) = call.await.unwrap();
+            assert_eq!(
+                (status, reason.as_str(), route.as_str()),
+                (200, "no_match", "receptie")
+            );
+            slowest = slowest.max(took);
+        }
+        eprintln!(
+            "{url}: 2000 calls in {:?}, slowest answer {slowest:?}",
+            started.elapsed()
+        );
+        assert!(server.app.call_log.flush(Duration::from_secs(30)).await);
+        let rows = count(&url, "SELECT COUNT(*) FROM calls WHERE uuid LIKE 'bulk-%' AND trace LIKE '%\"rules\"%' AND call_data LIKE '%caller_number%' AND version <> '' AND micros > 0").await;
+        assert_eq!(rows, 2000, "{url}");
+        assert_eq!(server.app.call_log.stats().dropped, 0);
+        if let Ok(server) = Arc::try_unwrap(server) {
+            server.stop().await;
+        }
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+/// Counts with a direct connection (not through belroute).
+async fn count(url: &str, query: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query.to_string()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn answers_keep_coming(server: &TestServer, prefix: &str, n: usize) {
+    for i in 0..n {
+        let started = Instant::now();
+        assert_eq!(
+            call(server, &format!("{prefix}-{i}"), "31152026057").await,
+            "receptie"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(1750),
+            "answered after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_outage_is_survived_and_queued_records_are_written_after() {
+    let Some(pg) =
+        db::postgres("a_postgres_outage_is_survived_and_queued_records_are_written_after").await
+    else {
+        return;
+    };
+    let proxy = common::proxy::Proxy::start("127.0.0.1:5432").await;
+    let through_proxy = pg
+        .url
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port));
+    let rules = "timeout: 2s\ndefault: receptie\nrules: []\n";
+    let server = TestServer::with_database(&[("main.yaml", rules)], CONFIG, &through_proxy).await;
+    answers_keep_coming(&server, "before", 5).await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+
+    proxy.cut();
+    answers_keep_coming(&server, "during", 20).await;
+    server
+        .eventually(
+            Duration::from_secs(10),
+            "the outage is visible in metrics",
+            || async {
+                server
+                    .get("/metrics")
+                    .await
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("belroute_call_log_database_up 0")
+            },
+        )
+        .await;
+    assert_eq!(
+        count(
+            &pg.url,
+            "SELECT COUNT(*) FROM calls WHERE uuid LIKE 'during-%'"
+        )
+        .await,
+        0
+    );
+
+    proxy.restore();
+    server
+        .eventually(
+            Duration::from_secs(15),
+            "queued records written after the outage",
+            || async { count(&pg.url, "SELECT COUNT(*) FROM calls").await == 25 },
+        )
+        .await;
+    assert!(
+        server
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("belroute_call_log_database_up 1")
+    );
+    server.stop().await;
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn a_locked_sqlite_database_is_survived_and_queued_records_are_written_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+    let rules = "timeout: 2s\ndefault: receptie\nrules: []\n";
+    let server = TestServer::with_database(&[("main.yaml", rules)], CONFIG, &url).await;
+    answers_keep_coming(&server, "before", 5).await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+
+    // Another process holds the write lock: every write belroute tries fails.
+    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    answers_keep_coming(&server, "during", 20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.app.call_log.stats().written, 5);
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    drop(locker);
+
+    server
+        .eventually(
+            Duration::from_secs(20),
+            "queued records written after the lock",
+            || async { count(&url, "SELECT COUNT(*) FROM calls").await == 25 },
+        )
+        .await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_postgres_see_each_others_history() {
+    let Some(pg) = db::postgres("two_instances_on_one_postgres_see_each_others_history").await
+    else {
+        return;
+    };
+    let a = TestServer::with_database(&[("main.yaml", RULES)], CONFIG, &pg.url).await;
+    let b = TestServer::with_database(&[("main.yaml", RULES)], CONFIG, &pg.url).await;
+    assert_eq!(call(&a, "two-1", "31152026057").await, "receptie");
+    assert_eq!(
+        report(&b, "two-1", "1003").await,
+        204,
+        "B can report on A's call"
+    );
+    assert_eq!(
+        call(&b, "two-2", "31152026057").await,
+        "agent_1003",
+        "B sees A's call and B's report"
+    );
+    assert_eq!(call(&a, "two-3", "31152026057").await, "agent_1003");
+    a.stop().await;
+    b.stop().await;
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn retention_deletes_old_calls_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases("retention_deletes_old_calls_at_start", dir.path()).await {
+        let storage = belroute::storage::Storage::open(&url).unwrap();
+        storage.migrate().await.unwrap();
+        let old = |uuid: &str, days: u64| belroute::storage::CallRecord {
+            received_at: std::time::SystemTime::now() - Duration::from_secs(days * 24 * 3600),
+            call: Arc::new(belroute_engine::Call::from_pairs([
+                ("uuid", uuid),
+                ("caller_number", "31152026057"),
+            ])),
+            decision: sample_decision(),
+        };
+        storage
+            .insert_calls(&[old("ancient", 100), old("recent", 10)])
+            .await
+            .unwrap();
+        storage.close().await;
+
+        let config = format!("{CONFIG}storage:\n  retention: 30d\n");
+        let server = TestServer::with_database(&[("main.yaml", RULES)], &config, &url).await;
+        server
+            .eventually(Duration::from_secs(5), "old call purged", || async {
+                count(&url, "SELECT COUNT(*) FROM calls WHERE uuid = 'ancient'").await == 0
+            })
+            .await;
+        assert_eq!(
+            count(&url, "SELECT COUNT(*) FROM calls WHERE uuid = 'recent'").await,
+            1,
+            "{url}"
+        );
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+fn sample_decision() -> belroute_engine::Decision {
+    belroute_engine::Decision {
+        route: "receptie".into(),
+        rule: None,
+        reason: belroute_engine::Reason::NoMatch,
+        ruleset: "main".into(),
+        version: "v".into(),
+        caller: belroute_engine::Normaliser::default().normalise("31152026057"),
+        rules: Vec::new(),
+        lookups: Vec::new(),
+        micros: 1,
+    }
+}
