@@ -11,6 +11,7 @@ use belroute_plugins::BuildContext;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::{CallLog, Storage, epoch_ms};
+use crate::subscriptions::Subscriptions;
 
 /// How long a clean shutdown waits for the database to take the queued call records.
 pub const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(30);
@@ -24,6 +25,7 @@ pub struct Belroute {
     pub metrics: Arc<Metrics>,
     pub storage: Storage,
     pub call_log: Arc<CallLog>,
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 impl Belroute {
@@ -40,7 +42,13 @@ impl Belroute {
             time_zone: config.timezone.0,
         };
         let store = RuleStore::open(rules_dir, context).context("cannot serve rules")?;
-        let call_log = Arc::new(CallLog::start(storage.clone(), config.storage.writer()));
+        let subscriptions = Arc::new(Subscriptions::new(&config.subscriptions));
+        subscriptions.start_notifiers(&storage)?;
+        let call_log = Arc::new(CallLog::start(
+            storage.clone(),
+            config.storage.writer(),
+            subscriptions.clone(),
+        ));
         spawn_retention(storage.clone(), config.storage.retention);
         let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));
         Ok(Belroute {
@@ -50,6 +58,7 @@ impl Belroute {
             metrics,
             storage,
             call_log,
+            subscriptions,
         })
     }
 

@@ -26,6 +26,8 @@ pub struct Config {
     pub sandbox: Limits,
     pub admin: Admin,
     pub storage: StorageSettings,
+    /// Applications told where calls went (see docs/subscriptions.md).
+    pub subscriptions: BTreeMap<String, crate::subscriptions::SubscriptionConfig>,
     /// Lookup plugin instances by name, as written (see docs/plugins.md).
     plugins: BTreeMap<String, serde_yaml::Value>,
     /// The plugin instances, validated.
@@ -257,6 +259,13 @@ impl Config {
             let (line, column) = locate(text, Some(path), "").unwrap_or((1, 1));
             invalid(line, column, message)
         })?;
+        for (name, subscription) in &config.subscriptions {
+            subscription.validate(name).map_err(|message| {
+                let path = format!("subscriptions.{name}");
+                let (line, column) = locate(text, Some(&path), &message).unwrap_or((1, 1));
+                invalid(line, column, format!("subscription `{name}`: {message}"))
+            })?;
+        }
         for (name, value) in &config.plugins {
             let missing_before = belroute_engine::settings::missing_so_far();
             match belroute_plugins::parse_instance(name, value) {

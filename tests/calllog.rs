@@ -388,7 +388,7 @@ async fn retention_deletes_old_calls_at_start() {
             decision: sample_decision(),
         };
         storage
-            .insert_calls(&[old("ancient", 100), old("recent", 10)])
+            .insert_calls(&[old("ancient", 100), old("recent", 10)], &[])
             .await
             .unwrap();
         storage.close().await;

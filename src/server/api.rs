@@ -132,17 +132,27 @@ pub async fn report_agent(
         .await;
     let now = crate::storage::epoch_ms(std::time::SystemTime::now());
     // Another instance may have answered the call and not written it yet: a short grace.
-    let mut found = state.storage.report_agent(uuid, agent, now).await;
+    let subscribers = state
+        .subscriptions
+        .subscribers(crate::subscriptions::EventKind::CallAgent);
+    let mut found = state
+        .storage
+        .report_agent(uuid, agent, now, &subscribers)
+        .await;
     for _ in 0..5 {
         if !matches!(found, Ok(false)) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        found = state.storage.report_agent(uuid, agent, now).await;
+        found = state
+            .storage
+            .report_agent(uuid, agent, now, &subscribers)
+            .await;
     }
     match found {
         Ok(true) => {
             tracing::info!(uuid, agent, "agent reported");
+            state.subscriptions.wake(&subscribers);
             HttpResponse::NoContent().finish()
         }
         Ok(false) => text(
@@ -228,13 +238,13 @@ fn parse_since(text: &str) -> Result<i64, String> {
     Ok(now - i64::try_from(back.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn text(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+pub(super) fn text(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/plain; charset=utf-8")
         .body(format!("{message}\n"))
 }
 
-fn unavailable(error: &sqlx::Error) -> HttpResponse {
+pub(super) fn unavailable(error: &sqlx::Error) -> HttpResponse {
     tracing::warn!("call log database: {error}");
     text(
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod health;
 mod hooks;
+mod subscriptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::app::Belroute;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::{CallLog, Storage};
+use crate::subscriptions::Subscriptions;
 
 pub use auth::client_ip;
 
@@ -30,6 +32,7 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub storage: Storage,
     pub call_log: Arc<CallLog>,
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 /// How to listen.
@@ -129,6 +132,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/v1/calls/{uuid}/agent",
         web::post().to(api::report_agent),
+    )
+    .route("/api/v1/subscriptions", web::get().to(subscriptions::list))
+    .route(
+        "/api/v1/subscriptions/{name}/events",
+        web::get().to(subscriptions::events),
+    )
+    .route(
+        "/api/v1/subscriptions/{name}/next",
+        web::post().to(subscriptions::next),
+    )
+    .route(
+        "/api/v1/subscriptions/{name}/events/{id}",
+        web::post().to(subscriptions::close),
     );
 }
 
@@ -141,6 +157,7 @@ pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Ru
         metrics: app.metrics.clone(),
         storage: app.storage.clone(),
         call_log: app.call_log.clone(),
+        subscriptions: app.subscriptions.clone(),
     });
     let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .disable_signals()

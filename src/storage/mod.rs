@@ -31,6 +31,30 @@ macro_rules! on_pool {
     };
 }
 
+/// Inserts one event and a `new` delivery per subscriber, inside transaction `$tx`.
+macro_rules! insert_event {
+    ($tx:expr, $kind:expr, $uuid:expr, $created_at:expr, $data:expr, $subscribers:expr) => {{
+        let id: i64 = sqlx::query_scalar("INSERT INTO events (kind, call_uuid, created_at, data) VALUES ($1, $2, $3, $4) RETURNING id")
+            .bind($kind)
+            .bind($uuid)
+            .bind($created_at)
+            .bind($data)
+            .fetch_one(&mut *$tx)
+            .await?;
+        for subscription in $subscribers {
+            sqlx::query("INSERT INTO deliveries (subscription, event_id, status, attempts, updated_at) VALUES ($1, $2, 'new', 0, $3)")
+                .bind(subscription)
+                .bind(id)
+                .bind($created_at)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+
+mod events;
+pub use events::{ClaimedEvent, Closed};
+
 /// Milliseconds since the Unix epoch: how times are stored.
 pub fn epoch_ms(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
@@ -171,10 +195,20 @@ impl Storage {
     }
 
     /// Writes call records in one transaction.
-    pub async fn insert_calls(&self, records: &[CallRecord]) -> Result<(), sqlx::Error> {
+    /// Writes call records in one transaction, each with its `call.routed` event for
+    /// `subscribers` (the active subscriptions that want it).
+    pub async fn insert_calls(
+        &self,
+        records: &[CallRecord],
+        subscribers: &[String],
+    ) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for record in records {
+                if !subscribers.is_empty() {
+                    let (uuid, created_at, data) = record.event();
+                    insert_event!(tx, "call.routed", uuid, created_at, data, subscribers);
+                }
                 let row = record.row();
                 sqlx::query(
                     "INSERT INTO calls (uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, call_data, trace) \
@@ -200,11 +234,13 @@ impl Storage {
     }
 
     /// Records that `agent` handled the latest call with `uuid`; `false` when there is none.
+    /// Also writes a `call.agent` event for `subscribers`, in the same transaction.
     pub async fn report_agent(
         &self,
         uuid: &str,
         agent: &str,
         at_ms: i64,
+        subscribers: &[String],
     ) -> Result<bool, sqlx::Error> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -227,6 +263,10 @@ impl Storage {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if !subscribers.is_empty() {
+                let data = serde_json::json!({ "uuid": uuid, "agent": agent, "reported_at": rfc3339(at_ms) }).to_string();
+                insert_event!(tx, "call.agent", uuid, at_ms, data, subscribers);
+            }
             tx.commit().await?;
             Ok(true)
         })
@@ -336,6 +376,11 @@ impl Storage {
                 .bind(before_ms)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE created_at < $1)")
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM events WHERE created_at < $1").bind(before_ms).execute(&mut *tx).await?;
             let deleted = sqlx::query("DELETE FROM calls WHERE received_at < $1").bind(before_ms).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(deleted.rows_affected())

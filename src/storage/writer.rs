@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Storage, epoch_ms};
+use crate::subscriptions::{EventKind, Subscriptions};
 
 /// One answered call, as it will be stored.
 #[derive(Debug, Clone)]
@@ -38,6 +39,23 @@ pub(super) struct Row<'a> {
 }
 
 impl CallRecord {
+    /// The `call.routed` event: what a subscriber learns when it claims it.
+    pub(super) fn event(&self) -> (&str, i64, String) {
+        let d = &self.decision;
+        let received_at = epoch_ms(self.received_at);
+        let data = serde_json::json!({
+            "uuid": self.call.uuid(),
+            "received_at": super::rfc3339(received_at),
+            "ruleset": d.ruleset,
+            "route": d.route,
+            "rule": d.rule,
+            "reason": self.row().reason,
+            "caller": { "raw": d.caller.raw, "e164": d.caller.e164, "anonymous": d.caller.anonymous },
+            "call": self.call.sent_fields(),
+        });
+        (self.call.uuid(), received_at, data.to_string())
+    }
+
     /// Serialised here, on the writer's task, not on the answer's path.
     pub(super) fn row(&self) -> Row<'_> {
         let d = &self.decision;
@@ -119,7 +137,12 @@ pub struct CallLog {
 
 impl CallLog {
     /// Starts the writer task.
-    pub fn start(storage: Storage, settings: WriterSettings) -> Self {
+    /// Starts the writer task; `subscriptions` get an event per call, in the same transaction.
+    pub fn start(
+        storage: Storage,
+        settings: WriterSettings,
+        subscriptions: Arc<Subscriptions>,
+    ) -> Self {
         let (sender, receiver) = mpsc::channel(settings.queue.max(1));
         let stats = Arc::new(Stats {
             database_up: AtomicBool::new(true),
@@ -127,6 +150,7 @@ impl CallLog {
         });
         tokio::spawn(write_loop(
             storage,
+            subscriptions,
             receiver,
             stats.clone(),
             settings.batch.max(1),
@@ -204,6 +228,7 @@ impl CallLog {
 
 async fn write_loop(
     storage: Storage,
+    subscriptions: Arc<Subscriptions>,
     mut receiver: mpsc::Receiver<Message>,
     stats: Arc<Stats>,
     batch_size: usize,
@@ -226,7 +251,9 @@ async fn write_loop(
             }
         }
         if !batch.is_empty() {
-            write_with_retry(&storage, &batch, &stats, &mut migrated).await;
+            let subscribers = subscriptions.subscribers(EventKind::CallRouted);
+            write_with_retry(&storage, &batch, &subscribers, &stats, &mut migrated).await;
+            subscriptions.wake(&subscribers);
             batch.clear();
         }
         // More may have been queued behind a flush or close; write that first.
@@ -266,6 +293,7 @@ fn take(
 async fn write_with_retry(
     storage: &Storage,
     batch: &[CallRecord],
+    subscribers: &[String],
     stats: &Stats,
     migrated: &mut bool,
 ) {
@@ -277,7 +305,10 @@ async fn write_with_retry(
                 storage.migrate().await.map_err(|e| e.to_string())?;
                 *migrated = true;
             }
-            storage.insert_calls(batch).await.map_err(|e| e.to_string())
+            storage
+                .insert_calls(batch, subscribers)
+                .await
+                .map_err(|e| e.to_string())
         }
         .await;
         match result {

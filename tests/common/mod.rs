@@ -5,6 +5,7 @@
 pub mod crm;
 pub mod db;
 pub mod proxy;
+pub mod receiver;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,0 +1,178 @@
+//! `/api/v1/subscriptions/*`: GetNextNewAndClaim and closing claims (the subscriber's API key),
+//! and the subscriptions' state (the admin token).
+
+use std::time::SystemTime;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::State;
+use super::api::{denied, text, unavailable};
+use crate::storage::{Closed, epoch_ms};
+use crate::subscriptions::Subscription;
+
+/// The subscription named in the path, if the request carries its API key.
+fn subscriber<'s>(req: &HttpRequest, state: &'s State) -> Option<&'s Subscription> {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let given = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Unknown subscription and wrong key answer alike: nothing to learn by guessing names.
+    match state.subscriptions.get(name) {
+        Some(s) if super::auth::same_secret(given.as_bytes(), s.config.api_key.expose()) => Some(s),
+        _ => {
+            tracing::warn!(subscription = %name, "subscription API: unknown subscription or wrong API key");
+            None
+        }
+    }
+}
+
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header(("www-authenticate", "Bearer"))
+        .finish()
+}
+
+/// `POST /api/v1/subscriptions/{name}/next`: GetNextNewAndClaim. The oldest new event, now
+/// claimed (200), or 204 when there is none.
+pub async fn next(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let Some(subscription) = subscriber(&req, &state) else {
+        return unauthorized();
+    };
+    let now = epoch_ms(SystemTime::now());
+    let until = now
+        + i64::try_from(subscription.config.visibility_timeout.as_millis()).unwrap_or(i64::MAX / 2);
+    let token = format!("{:032x}", fastrand::u128(..));
+    let max = i64::from(subscription.config.max_retries);
+    match state
+        .storage
+        .claim_next(&subscription.name, now, until, max, &token)
+        .await
+    {
+        Ok(Some(event)) => HttpResponse::Ok()
+            .insert_header(("cache-control", "no-store"))
+            .json(event),
+        Ok(None) => {
+            subscription.drained();
+            HttpResponse::NoContent().finish()
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CloseBody {
+    status: String,
+    claim: String,
+}
+
+/// `POST /api/v1/subscriptions/{name}/events/{id}` `{"status": "success"|"failed", "claim": "…"}`.
+pub async fn close(
+    req: HttpRequest,
+    state: web::Data<State>,
+    body: web::Json<CloseBody>,
+) -> HttpResponse {
+    let Some(subscription) = subscriber(&req, &state) else {
+        return unauthorized();
+    };
+    let Some(id) = req
+        .match_info()
+        .get("id")
+        .and_then(|id| id.parse::<i64>().ok())
+    else {
+        return text(StatusCode::NOT_FOUND, "no such event");
+    };
+    let success = match body.status.as_str() {
+        "success" => true,
+        "failed" => false,
+        other => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                &format!("`status` is success or failed, not `{other}`"),
+            );
+        }
+    };
+    let now = epoch_ms(SystemTime::now());
+    let max = i64::from(subscription.config.max_retries);
+    match state
+        .storage
+        .close_claim(&subscription.name, id, &body.claim, success, now, max)
+        .await
+    {
+        Ok(Closed::Done) => HttpResponse::NoContent().finish(),
+        Ok(Closed::Unknown) => text(
+            StatusCode::NOT_FOUND,
+            &format!("subscription `{}` has no event {id}", subscription.name),
+        ),
+        Ok(Closed::NotClaimed) => text(
+            StatusCode::CONFLICT,
+            "this claim is not current: it expired (and the event was handed out again) or was closed already",
+        ),
+        Err(e) => unavailable(&e),
+    }
+}
+
+/// `GET /api/v1/subscriptions` (admin): each subscription's notifier state and deliveries.
+pub async fn list(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    if let Some(denied) = denied(&req, &state) {
+        return denied;
+    }
+    let mut out = Vec::new();
+    for subscription in state.subscriptions.all() {
+        let deliveries = match state.storage.delivery_counts(&subscription.name).await {
+            Ok(counts) => counts
+                .into_iter()
+                .map(|(status, n)| (status, json!(n)))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+            Err(e) => return unavailable(&e),
+        };
+        out.push(json!({
+            "name": subscription.name,
+            "endpoint": subscription.config.endpoint.as_ref().map(|e| e.0.clone()),
+            "events": subscription.config.events,
+            "notifier": subscription.notifier_state(),
+            "deliveries": deliveries,
+        }));
+    }
+    HttpResponse::Ok().json(json!({ "subscriptions": out }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/subscriptions/{name}/events?status=max-retries-exceeded` (admin): events in
+/// one delivery state, such as the parked ones.
+pub async fn events(
+    req: HttpRequest,
+    state: web::Data<State>,
+    query: web::Query<EventsQuery>,
+) -> HttpResponse {
+    if let Some(denied) = denied(&req, &state) {
+        return denied;
+    }
+    let name = req.match_info().get("name").unwrap_or_default();
+    if state.subscriptions.get(name).is_none() {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("no subscription named `{name}`"),
+        );
+    }
+    let status = query.status.as_deref().unwrap_or("max-retries-exceeded");
+    match state
+        .storage
+        .events_in_status(name, status, query.limit.unwrap_or(100))
+        .await
+    {
+        Ok(events) => HttpResponse::Ok()
+            .json(json!({ "subscription": name, "status": status, "events": events })),
+        Err(e) => unavailable(&e),
+    }
+}
