@@ -355,3 +355,32 @@ fn serve_never_logs_a_secret_and_logs_failing_rules_by_name() {
         "the failing rule's position is logged:\n{log}"
     );
 }
+
+/// The CRM examples check and pass on a machine without their secrets: `check` says what it
+/// could not check instead of failing.
+#[test]
+fn the_crm_examples_check_and_pass_without_their_secrets() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let args = ["--config", &format!("{root}/examples/crm/belroute.yaml"), "--rules", &format!("{root}/examples/crm/rules")];
+    let unset = ["BELROUTE_ADMIN_TOKEN", "CRM_DB_URL", "HELPDESK_URL", "HELPDESK_TOKEN"];
+    let mut check = belroute();
+    check.arg("check").args(args);
+    for var in unset {
+        check.env_remove(var);
+    }
+    let output = check.output().unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{out}");
+    assert!(out.starts_with("note: environment variables not set"), "{out}");
+    assert!(out.contains("ok: 1 rule set(s)"), "{out}");
+
+    let mut test = belroute();
+    test.arg("test").args(args);
+    for var in unset {
+        test.env_remove(var);
+    }
+    let output = test.output().unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{out}");
+    assert!(out.trim_end().ends_with("6 passed, 0 failed"), "{out}");
+}
