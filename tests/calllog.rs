@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use common::TestServer;
 use common::db::{self, TestDb};
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 const RULES: &str = r#"
 timeout: 2s
@@ -229,15 +228,7 @@ async fn two_thousand_concurrent_calls_make_two_thousand_complete_rows() {
     }
 }
 
-/// Counts with a direct connection (not through belroute).
-async fn count(url: &str, query: &str) -> i64 {
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
-    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query.to_string()))
-        .fetch_one(&mut conn)
-        .await
-        .unwrap()
-}
+use common::db::count;
 
 async fn answers_keep_coming(server: &TestServer, prefix: &str, n: usize) {
     for i in 0..n {
@@ -327,7 +318,9 @@ async fn a_locked_sqlite_database_is_survived_and_queued_records_are_written_aft
     assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
 
     // Another process holds the write lock: every write belroute tries fails.
-    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut locker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
     sqlx::query("BEGIN EXCLUSIVE")
         .execute(&mut locker)
         .await

@@ -3,20 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-fn belroute() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_belroute"));
-    command
-        .env_remove("RUST_LOG")
-        .env_remove("BELROUTE_LOG")
-        .env("NO_COLOR", "1");
-    command
-}
+use std::path::Path;
+
+use common::binary::{Served, belroute};
 
 fn check(dir: &Path) -> (bool, String) {
     let output = belroute()
@@ -231,65 +222,6 @@ fn a_missing_environment_variable_stops_start_up_naming_it() {
     );
 }
 
-/// A `belroute serve` child process, its port read from its log.
-struct Served {
-    child: Child,
-    addr: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Served {
-    fn start(rules: &Path, config: &Path, env: &[(&str, &str)]) -> Served {
-        let mut command = belroute();
-        command
-            .arg("serve")
-            .arg("--rules")
-            .arg(rules)
-            .arg("--config")
-            .arg(config)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-                "--database",
-                "sqlite::memory:",
-            ])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command.spawn().unwrap();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let addr = loop {
-            let line = log
-                .recv_timeout(Duration::from_secs(20))
-                .expect("server start-up log");
-            if let Some(addr) = line.split("listening on http://").nth(1) {
-                break addr.trim().to_string();
-            }
-        };
-        Served { child, addr, log }
-    }
-
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "clean exit on SIGTERM: {status:?}");
-        self.log.try_iter().collect::<Vec<_>>().join("\n")
-    }
-}
-
 fn post(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -328,7 +260,18 @@ fn serve_never_logs_a_secret_and_logs_failing_rules_by_name() {
     )
     .unwrap();
     let secret = "correct-horse-battery-staple";
-    let served = Served::start(&rules, &config, &[("CLI_TEST_SECRET", secret)]);
+    let (rules, config) = (rules.to_str().unwrap(), config.to_str().unwrap());
+    let args = [
+        "--rules",
+        rules,
+        "--config",
+        config,
+        "--workers",
+        "1",
+        "--database",
+        "sqlite::memory:",
+    ];
+    let served = Served::start(&args, &[("CLI_TEST_SECRET", secret)]);
     assert_eq!(
         post(&served.addr, "/hooks/main", &[("identifier", "guess")]).0,
         401
@@ -361,8 +304,18 @@ fn serve_never_logs_a_secret_and_logs_failing_rules_by_name() {
 #[test]
 fn the_crm_examples_check_and_pass_without_their_secrets() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let args = ["--config", &format!("{root}/examples/crm/belroute.yaml"), "--rules", &format!("{root}/examples/crm/rules")];
-    let unset = ["BELROUTE_ADMIN_TOKEN", "CRM_DB_URL", "HELPDESK_URL", "HELPDESK_TOKEN"];
+    let args = [
+        "--config",
+        &format!("{root}/examples/crm/belroute.yaml"),
+        "--rules",
+        &format!("{root}/examples/crm/rules"),
+    ];
+    let unset = [
+        "BELROUTE_ADMIN_TOKEN",
+        "CRM_DB_URL",
+        "HELPDESK_URL",
+        "HELPDESK_TOKEN",
+    ];
     let mut check = belroute();
     check.arg("check").args(args);
     for var in unset {
@@ -371,7 +324,10 @@ fn the_crm_examples_check_and_pass_without_their_secrets() {
     let output = check.output().unwrap();
     let out = String::from_utf8(output.stdout).unwrap();
     assert!(output.status.success(), "{out}");
-    assert!(out.starts_with("note: environment variables not set"), "{out}");
+    assert!(
+        out.starts_with("note: environment variables not set"),
+        "{out}"
+    );
     assert!(out.contains("ok: 1 rule set(s)"), "{out}");
 
     let mut test = belroute();

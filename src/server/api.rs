@@ -15,12 +15,7 @@ pub fn denied(req: &HttpRequest, state: &State) -> Option<HttpResponse> {
                 .body("the admin API is off: set admin.token in belroute.yaml\n"),
         );
     };
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let given = super::auth::bearer(req);
     if super::auth::same_secret(given.as_bytes(), token.expose()) {
         None
     } else {

@@ -25,6 +25,15 @@ pub(super) fn same_secret(given: &[u8], expected: &str) -> bool {
     given.ct_eq(&expected).into()
 }
 
+/// The token of an `Authorization: Bearer …` header; empty when there is none.
+pub fn bearer(req: &HttpRequest) -> &str {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+}
+
 /// The client's address: the peer, or, behind a trusted proxy, the nearest address in
 /// `X-Forwarded-For` that is not itself a trusted proxy.
 pub fn client_ip(req: &HttpRequest, trusted_proxies: &[IpNet]) -> Option<IpAddr> {

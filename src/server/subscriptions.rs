@@ -16,12 +16,7 @@ use crate::subscriptions::Subscription;
 /// The subscription named in the path, if the request carries its API key.
 fn subscriber<'s>(req: &HttpRequest, state: &'s State) -> Option<&'s Subscription> {
     let name = req.match_info().get("name").unwrap_or_default();
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
+    let given = super::auth::bearer(req);
     // Unknown subscription and wrong key answer alike: nothing to learn by guessing names.
     match state.subscriptions.get(name) {
         Some(s) if super::auth::same_secret(given.as_bytes(), s.config.api_key.expose()) => Some(s),

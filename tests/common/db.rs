@@ -91,3 +91,14 @@ impl TestDb {
         }
     }
 }
+
+/// A number from `query` (`SELECT COUNT(*) …`), read with a direct connection, not through
+/// belroute.
+pub async fn count(url: &str, query: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query.to_string()))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}

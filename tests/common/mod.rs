@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod crm;
 pub mod db;
 pub mod proxy;
