@@ -7,6 +7,7 @@
 //! Plugins know nothing of Rhai or of HTTP serving.
 #![forbid(unsafe_code)]
 
+pub mod example_crm;
 pub mod history;
 pub mod http;
 pub mod params;
@@ -24,6 +25,8 @@ pub enum PluginConfig {
     Http(http::HttpConfig),
     Sql(sql::SqlConfig),
     History(history::HistoryConfig),
+    /// The worked example of docs/plugins.md.
+    ExampleCrm(example_crm::ExampleCrmConfig),
 }
 
 /// What building a plugin may need from the server around it.
@@ -51,6 +54,7 @@ impl PluginConfig {
             PluginConfig::Http(c) => c.validate(),
             PluginConfig::Sql(c) => c.validate(),
             PluginConfig::History(c) => c.validate(),
+            PluginConfig::ExampleCrm(c) => c.validate(),
         }
     }
 
@@ -69,6 +73,7 @@ impl PluginConfig {
                     .unwrap_or(belroute_engine::clock::DEFAULT_TIME_ZONE);
                 Arc::new(c.build(context.history.clone(), zone)?)
             }
+            PluginConfig::ExampleCrm(c) => Arc::new(c.build(settings.timeout)?),
         })
     }
 }
