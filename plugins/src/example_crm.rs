@@ -83,7 +83,8 @@ impl ExampleCrm {
                 if e.is_timeout() {
                     LookupError::Timeout
                 } else {
-                    LookupError::Unavailable(format!("cannot reach the CRM: {e}"))
+                    // The URL carries the caller's number: keep it out of logs.
+                LookupError::Unavailable(format!("cannot reach the CRM: {}", e.without_url()))
                 }
             })?;
         match response.status().as_u16() {

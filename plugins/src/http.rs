@@ -231,6 +231,8 @@ impl Lookup for HttpLookup {
 }
 
 fn request_error(e: reqwest::Error) -> LookupError {
+    // The URL carries the caller's number: personal data stays out of logs and traces.
+    let e = e.without_url();
     if e.is_timeout() {
         LookupError::Timeout
     } else if e.is_connect() {
