@@ -84,7 +84,7 @@ impl ExampleCrm {
                     LookupError::Timeout
                 } else {
                     // The URL carries the caller's number: keep it out of logs.
-                LookupError::Unavailable(format!("cannot reach the CRM: {}", e.without_url()))
+                    LookupError::Unavailable(format!("cannot reach the CRM: {}", e.without_url()))
                 }
             })?;
         match response.status().as_u16() {
