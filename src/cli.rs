@@ -134,6 +134,9 @@ pub async fn test(
     out: &mut String,
 ) -> anyhow::Result<bool> {
     let checked = check_dir(dir, router, config)?;
+    for note in &config.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
     for problem in &checked.problems {
         let _ = writeln!(out, "{problem}");
     }

@@ -79,10 +79,6 @@ impl Normaliser {
         Ok(Normaliser { region })
     }
 
-    pub fn region(&self) -> &str {
-        self.region.as_ref()
-    }
-
     pub fn normalise(&self, raw: &str) -> Caller {
         let mut caller = Caller {
             raw: raw.to_string(),

@@ -124,10 +124,6 @@ impl Script {
         self.variables.iter().any(|v| v == name)
     }
 
-    pub fn source(&self) -> &str {
-        self.origin.as_str().unwrap_or_default()
-    }
-
     /// The file position of a Rhai position inside this script.
     pub fn file_position(&self, pos: RhaiPosition) -> Position {
         self.origin

@@ -21,8 +21,6 @@ use crate::metrics::Metrics;
 use crate::storage::{CallLog, Storage};
 use crate::subscriptions::Subscriptions;
 
-pub use auth::client_ip;
-
 /// What every handler can reach.
 #[derive(Debug)]
 pub struct State {
