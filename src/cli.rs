@@ -196,3 +196,163 @@ fn describe(outcome: &RuleOutcome) -> String {
         RuleOutcome::NotReached => "not reached".into(),
     }
 }
+
+/// One call to decide without Callvoip: `belroute simulate`.
+#[derive(Debug)]
+pub struct Simulation {
+    pub ruleset: String,
+    pub call: belroute_engine::Call,
+    /// Local time in the rule set's zone; now when `None`.
+    pub at: Option<chrono::NaiveDateTime>,
+    /// Facts to use instead of asking the plugins; `None` asks them.
+    pub facts: Option<std::collections::BTreeMap<String, belroute_engine::LookupResult>>,
+    pub json: bool,
+}
+
+/// Reads `--facts name=…`: a JSON object, `not-found` or `unavailable`.
+pub fn parse_facts(text: &str) -> anyhow::Result<(String, belroute_engine::LookupResult)> {
+    use belroute_engine::LookupResult;
+    let (name, value) = text.split_once('=').ok_or_else(|| {
+        anyhow::anyhow!("`--facts {text}`: write NAME={{json}}, NAME=not-found or NAME=unavailable")
+    })?;
+    let result = match value {
+        "not-found" | "{}" => LookupResult::NotFound,
+        "unavailable" => LookupResult::Unavailable {
+            reason: "unavailable in this simulation".into(),
+        },
+        json => match serde_json::from_str(json) {
+            Ok(serde_json::Value::Object(facts)) => LookupResult::Found {
+                facts: std::sync::Arc::new(facts),
+            },
+            _ => anyhow::bail!(
+                "`--facts {name}=…`: facts are a JSON object such as '{{\"open_count\": 2}}'"
+            ),
+        },
+    };
+    Ok((name.to_string(), result))
+}
+
+/// `belroute simulate`: decides one call and shows why, rule by rule and lookup by lookup.
+pub async fn simulate(
+    dir: &Path,
+    router: &Router,
+    config: &Config,
+    sim: Simulation,
+    out: &mut String,
+) -> anyhow::Result<bool> {
+    use chrono::TimeZone;
+    let files = rule_files(dir)?;
+    let Some((_, file)) = files.iter().find(|(name, _)| *name == sim.ruleset) else {
+        let known: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        anyhow::bail!(
+            "no rule set `{}` in {} (there are: {})",
+            sim.ruleset,
+            dir.display(),
+            known.join(", ")
+        );
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let configured = config.lookup_names();
+    let ctx = LoadContext {
+        scripts: router.scripts(),
+        configured_lookups: &configured,
+        time_zone: config.timezone.0,
+    };
+    let set = match RuleSet::load(&sim.ruleset, file, &text, &ctx) {
+        Ok(set) => set,
+        Err(problems) => {
+            for problem in problems {
+                let _ = writeln!(out, "{problem}");
+            }
+            return Ok(false);
+        }
+    };
+    let now = match sim.at {
+        Some(local) => set
+            .time_zone
+            .from_local_datetime(&local)
+            .earliest()
+            .ok_or_else(|| {
+                anyhow::anyhow!("{local} does not exist in {} (summer time)", set.time_zone)
+            })?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    };
+    let arrived = std::time::Instant::now();
+    let deadline = arrived + set.timeout.saturating_sub(config.hooks.margin);
+    let decision = match &sim.facts {
+        Some(facts) => {
+            router
+                .route_with_facts(&set, sim.call, facts, deadline, now)
+                .await
+        }
+        None => {
+            router
+                .route(&set, std::sync::Arc::new(sim.call), arrived, deadline, now)
+                .await
+        }
+    };
+    if sim.json {
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&decision)?);
+        return Ok(true);
+    }
+    let local = now.with_timezone(&set.time_zone);
+    let _ = writeln!(
+        out,
+        "rule set {} (version {}) at {}",
+        set.name,
+        set.version,
+        belroute_engine::clock::LocalTime(&local)
+    );
+    let c = &decision.caller;
+    let who = if c.anonymous {
+        "withheld".to_string()
+    } else if c.valid {
+        format!("{} ({}, {})", c.e164, c.kind, c.country)
+    } else {
+        format!("not a valid number ({})", c.kind)
+    };
+    let _ = writeln!(out, "caller {:?} → {who}", c.raw);
+    if !decision.lookups.is_empty() {
+        let _ = writeln!(out, "lookups:");
+        for lookup in &decision.lookups {
+            let result = match &lookup.result {
+                belroute_engine::LookupResult::Found { facts } => {
+                    format!("found {}", serde_json::Value::Object((**facts).clone()))
+                }
+                belroute_engine::LookupResult::NotFound => "not found".into(),
+                belroute_engine::LookupResult::Unavailable { reason } => {
+                    format!("unavailable: {reason}")
+                }
+            };
+            let cached = if lookup.cached {
+                ", from the cache"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  {}: {result} ({:.1} ms{cached})",
+                lookup.name,
+                lookup.micros as f64 / 1000.0
+            );
+        }
+    }
+    let _ = writeln!(out, "rules:");
+    for rule in &decision.rules {
+        let _ = writeln!(out, "  {}: {}", rule.name, describe(&rule.outcome));
+    }
+    let by = decision
+        .rule
+        .as_deref()
+        .map(|r| format!("rule `{r}`"))
+        .unwrap_or_else(|| "the default".into());
+    let _ = writeln!(
+        out,
+        "route: {} (by {by}, {:.1} ms)",
+        decision.route,
+        decision.micros as f64 / 1000.0
+    );
+    Ok(true)
+}

@@ -39,6 +39,40 @@ enum Command {
     Test(TestArgs),
     /// Create or update belroute's database tables, then exit (serve does this too).
     Migrate(DatabaseArgs),
+    /// Decide one call without Callvoip and show why: every rule and every lookup.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// The rule set (file stem) to ask.
+    ruleset: String,
+    /// The caller's number, as Callvoip sends it (31152026057) or any other way.
+    #[arg(long)]
+    caller: Option<String>,
+    /// A JSON file of call data (e.g. tests/fixtures/callvoip/post-example.json).
+    #[arg(long)]
+    call: Option<PathBuf>,
+    /// A call field, FIELD=VALUE; may be repeated.
+    #[arg(long = "field", value_name = "FIELD=VALUE")]
+    fields: Vec<String>,
+    /// Local time in the rule set's zone: "2026-11-23 10:00" (default: now).
+    #[arg(long)]
+    at: Option<String>,
+    /// What a lookup answers, NAME={json}, NAME=not-found or NAME=unavailable; may be
+    /// repeated. With any of these (or --offline) no plugin is asked.
+    #[arg(long = "facts", value_name = "NAME=FACTS")]
+    facts: Vec<String>,
+    /// Ask no plugin: lookups without --facts are unavailable.
+    #[arg(long)]
+    offline: bool,
+    /// Print the decision record as JSON (as the call log stores it).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +176,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             print!("{out}");
             Ok(ok)
         }
+        Command::Simulate(args) => simulate(args).await,
         Command::Migrate(args) => {
             let storage = belroute::storage::Storage::open(&args.url())?;
             storage.migrate().await.context("migration failed")?;
@@ -171,4 +206,72 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
+    let mut call = match &args.call {
+        Some(file) => {
+            let body =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            belroute_engine::Call::from_json(&body)
+                .with_context(|| format!("{}", file.display()))?
+        }
+        None => belroute_engine::Call::default(),
+    };
+    let mut fields = Vec::new();
+    for field in &args.fields {
+        let (k, v) = field
+            .split_once('=')
+            .with_context(|| format!("`--field {field}`: write FIELD=VALUE"))?;
+        fields.push((k.to_string(), v.to_string()));
+    }
+    if let Some(caller) = &args.caller {
+        fields.push(("caller_number".into(), caller.clone()));
+    }
+    let mut given = belroute_engine::Call::from_pairs(fields);
+    given.merge_missing(call);
+    call = given;
+    let at = match &args.at {
+        Some(text) => Some(
+            ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+                .with_context(|| {
+                    format!("`--at {text}`: write a local time such as \"2026-11-23 10:00\"")
+                })?,
+        ),
+        None => None,
+    };
+    let offline = args.offline || !args.facts.is_empty();
+    let facts = if offline {
+        Some(
+            args.facts
+                .iter()
+                .map(|f| cli::parse_facts(f))
+                .collect::<anyhow::Result<_>>()?,
+        )
+    } else {
+        None
+    };
+    let (config, router) = if offline {
+        let config = cli::load_config_for_check(args.rules.config.as_deref())?;
+        let router = app::offline_router(&config);
+        (config, router)
+    } else {
+        let (config, _) = cli::load_config(args.rules.config.as_deref())?;
+        let storage = belroute::storage::Storage::open(&args.database.url())?;
+        let router = app::router(&config, &storage)?;
+        (config, router)
+    };
+    let simulation = cli::Simulation {
+        ruleset: args.ruleset,
+        call,
+        at,
+        facts,
+        json: args.json,
+    };
+    let mut out = String::new();
+    let ok = cli::simulate(&args.rules.rules, &router, &config, simulation, &mut out).await?;
+    print!("{out}");
+    Ok(ok)
 }

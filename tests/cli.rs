@@ -340,3 +340,71 @@ fn the_crm_examples_check_and_pass_without_their_secrets() {
     assert!(output.status.success(), "{out}");
     assert!(out.trim_end().ends_with("6 passed, 0 failed"), "{out}");
 }
+
+/// `belroute simulate` decides a call without Callvoip and shows every rule and lookup.
+#[test]
+fn simulate_explains_a_decision() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = belroute()
+        .args([
+            "simulate",
+            "main",
+            "--rules",
+            &format!("{root}/examples/crm/rules"),
+            "--config",
+            &format!("{root}/examples/crm/belroute.yaml"),
+        ])
+        .args(["--caller", "0152026057", "--at", "2026-11-23 10:00"])
+        .args([
+            "--facts",
+            r#"invoices={"open_count": 2}"#,
+            "--facts",
+            "tickets=not-found",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("caller \"0152026057\" → +31152026057 (fixed, NL)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  invoices: found {\"open_count\":2}"),
+        "{out}"
+    );
+    assert!(out.contains("  tickets: not found"), "{out}");
+    assert!(
+        out.contains("  Open invoices go to Finance: matched"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  Open ticket goes to its agent: not reached"),
+        "{out}"
+    );
+    assert!(
+        out.contains("route: finance (by rule `Open invoices go to Finance`"),
+        "{out}"
+    );
+
+    let json = belroute()
+        .args([
+            "simulate",
+            "main",
+            "--rules",
+            &format!("{root}/rules"),
+            "--json",
+        ])
+        .args([
+            "--call",
+            &format!("{root}/tests/fixtures/callvoip/post-mobile-with-name.json"),
+            "--at",
+            "2026-11-22 11:00",
+        ])
+        .output()
+        .unwrap();
+    let decision: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(decision["route"], "gesloten", "Sunday");
+    assert_eq!(decision["caller"]["kind"], "mobile");
+    assert_eq!(decision["rules"][0]["outcome"], "matched");
+}
