@@ -124,18 +124,19 @@ fn spawn_retention(storage: Storage, retention: Duration) {
 
 /// The router `check` and `test` use: rules and scripts, no plugins (tests give the facts).
 pub fn offline_router(config: &Config) -> Router {
-    Router::new(
-        Arc::new(ScriptEngine::new(&config.sandbox)),
-        config.default_region.0,
+    Router::with_pool(
+        Arc::new(ScriptEngine::new(&config.sandbox.limits())),
+        config.default_region.0.clone(),
         Lookups::default(),
+        config.sandbox.pool(),
     )
 }
 
 /// The router for `config`: the sandboxed script engine, caller normalisation and plugins.
 /// `storage` is belroute's own database, for the `history` plugin.
 pub fn router(config: &Config, storage: &Storage) -> anyhow::Result<Router> {
-    let scripts = Arc::new(ScriptEngine::new(&config.sandbox));
-    let normaliser = config.default_region.0;
+    let scripts = Arc::new(ScriptEngine::new(&config.sandbox.limits()));
+    let normaliser = config.default_region.0.clone();
     // The numbering-plan database loads on first use (~1 s in debug builds): not on a live call.
     normaliser.normalise("31152026057");
     let mut lookups = Lookups::default();
@@ -150,5 +151,10 @@ pub fn router(config: &Config, storage: &Storage) -> anyhow::Result<Router> {
             .map_err(|e| anyhow::anyhow!("plugin `{}`: {e}", instance.name))?;
         lookups.insert(&instance.name, plugin, instance.settings.clone());
     }
-    Ok(Router::new(scripts, normaliser, lookups))
+    Ok(Router::with_pool(
+        scripts,
+        normaliser,
+        lookups,
+        config.sandbox.pool(),
+    ))
 }

@@ -5,11 +5,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use belroute_engine::catalog::rule_files;
-use belroute_engine::decide::RuleOutcome;
-use belroute_engine::ruleset::LoadContext;
-use belroute_engine::testing::{self, TestCase};
+use belroute_engine::LoadContext;
+use belroute_engine::RuleOutcome;
+use belroute_engine::rule_files;
 use belroute_engine::{Diagnostic, Router, RuleSet};
+use belroute_engine::{TestCase, load_test_file, run_test, test_file_for};
 
 use crate::config::Config;
 
@@ -41,7 +41,7 @@ fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
 /// Every rule set in a directory, loaded or with its problems.
 #[derive(Debug, Default)]
 pub struct Checked {
-    pub rulesets: Vec<RuleSet>,
+    pub rulesets: Vec<std::sync::Arc<RuleSet>>,
     /// Tests from `{name}.test.yaml` files, by rule set name.
     pub test_files: Vec<(String, Vec<TestCase>)>,
     pub problems: Vec<Diagnostic>,
@@ -65,12 +65,12 @@ pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         match RuleSet::load(&name, &file, &text, &ctx) {
-            Ok(set) => checked.rulesets.push(set),
+            Ok(set) => checked.rulesets.push(std::sync::Arc::new(set)),
             Err(problems) => checked.problems.extend(problems),
         }
-        let test_file = testing::test_file_for(&file);
+        let test_file = test_file_for(&file);
         if let Ok(text) = std::fs::read_to_string(&test_file) {
-            match testing::load_test_file(&test_file, &text) {
+            match load_test_file(&test_file, &text) {
                 Ok(tests) => checked.test_files.push((name.clone(), tests)),
                 Err(problems) => checked.problems.extend(problems),
             }
@@ -142,16 +142,16 @@ pub async fn test(
     }
     let (mut passed, mut failed) = (0, 0);
     for set in &checked.rulesets {
-        if !only.is_empty() && !only.contains(&set.name) {
+        if !only.is_empty() && !only.iter().any(|n| **n == *set.name) {
             continue;
         }
         let from_file = checked
             .test_files
             .iter()
-            .filter(|(n, _)| *n == set.name)
+            .filter(|(n, _)| **n == *set.name)
             .flat_map(|(_, t)| t.iter());
         for case in set.tests.iter().chain(from_file) {
-            let report = testing::run_test(router, set, case).await;
+            let report = run_test(router, set, case).await;
             match &report.failure {
                 None => {
                     passed += 1;
@@ -240,7 +240,6 @@ pub async fn simulate(
     sim: Simulation,
     out: &mut String,
 ) -> anyhow::Result<bool> {
-    use chrono::TimeZone;
     let files = rule_files(dir)?;
     let Some((_, file)) = files.iter().find(|(name, _)| *name == sim.ruleset) else {
         let known: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
@@ -260,7 +259,7 @@ pub async fn simulate(
         time_zone: config.timezone.0,
     };
     let set = match RuleSet::load(&sim.ruleset, file, &text, &ctx) {
-        Ok(set) => set,
+        Ok(set) => std::sync::Arc::new(set),
         Err(problems) => {
             for problem in problems {
                 let _ = writeln!(out, "{problem}");
@@ -269,27 +268,21 @@ pub async fn simulate(
         }
     };
     let now = match sim.at {
-        Some(local) => set
-            .time_zone
-            .from_local_datetime(&local)
-            .earliest()
-            .ok_or_else(|| {
-                anyhow::anyhow!("{local} does not exist in {} (summer time)", set.time_zone)
-            })?
-            .with_timezone(&chrono::Utc),
+        Some(local) => belroute_engine::local_to_utc(set.time_zone, local)
+            .map_err(|e| anyhow::anyhow!("`--at`: {e}"))?,
         None => chrono::Utc::now(),
     };
-    let arrived = std::time::Instant::now();
-    let deadline = arrived + set.timeout.saturating_sub(config.hooks.margin);
     let decision = match &sim.facts {
         Some(facts) => {
+            let budget = set.timeout.saturating_sub(config.hooks.margin);
             router
-                .route_with_facts(&set, sim.call, facts, deadline, now)
+                .route_with_facts(&set, sim.call, facts, budget, now)
                 .await
         }
         None => {
+            let deadline = set.deadline(tokio::time::Instant::now(), config.hooks.margin);
             router
-                .route(&set, std::sync::Arc::new(sim.call), arrived, deadline, now)
+                .route(&set, std::sync::Arc::new(sim.call), deadline, now)
                 .await
         }
     };
@@ -303,7 +296,7 @@ pub async fn simulate(
         "rule set {} (version {}) at {}",
         set.name,
         set.version,
-        belroute_engine::clock::LocalTime(&local)
+        belroute_engine::LocalTime(&local)
     );
     let c = &decision.caller;
     let who = if c.anonymous {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use belroute_engine::Limits;
-use belroute_engine::clock::{DEFAULT_TIME_ZONE, parse_time_zone};
 use belroute_engine::settings::{Secret, duration};
+use belroute_engine::{DEFAULT_TIME_ZONE, parse_time_zone};
 use belroute_plugins::PluginInstance;
 use chrono_tz::Tz;
 use ipnet::IpNet;
@@ -23,7 +23,7 @@ pub struct Config {
     pub default_region: Region,
     pub hooks: Hooks,
     /// Bounds on what one rule may do.
-    pub sandbox: Limits,
+    pub sandbox: Sandbox,
     pub admin: Admin,
     pub storage: StorageSettings,
     /// Applications told where calls went (see docs/subscriptions.md).
@@ -36,6 +36,63 @@ pub struct Config {
     /// Notes for `belroute check` about settings it could not check.
     #[serde(skip)]
     pub notes: Vec<String>,
+}
+
+/// `sandbox:` — bounds on what one rule may do, and the evaluation pool.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sandbox {
+    pub max_operations: u64,
+    #[serde(deserialize_with = "duration")]
+    pub rule_time: Duration,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub max_call_levels: usize,
+    pub max_expr_depth: usize,
+    /// Threads of the evaluation pool.
+    pub threads: usize,
+    /// Evaluations one rule set may have in the pool at once.
+    pub share: usize,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        let limits = Limits::default();
+        let pool = belroute_engine::PoolSettings::default();
+        Sandbox {
+            max_operations: limits.max_operations,
+            rule_time: limits.rule_time,
+            max_string_size: limits.max_string_size,
+            max_array_size: limits.max_array_size,
+            max_map_size: limits.max_map_size,
+            max_call_levels: limits.max_call_levels,
+            max_expr_depth: limits.max_expr_depth,
+            threads: pool.threads,
+            share: pool.share,
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_operations: self.max_operations,
+            rule_time: self.rule_time,
+            max_string_size: self.max_string_size,
+            max_array_size: self.max_array_size,
+            max_map_size: self.max_map_size,
+            max_call_levels: self.max_call_levels,
+            max_expr_depth: self.max_expr_depth,
+        }
+    }
+
+    pub fn pool(&self) -> belroute_engine::PoolSettings {
+        belroute_engine::PoolSettings {
+            threads: self.threads,
+            share: self.share,
+        }
+    }
 }
 
 /// `hooks:` — the Callvoip-facing endpoint.
@@ -286,7 +343,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.hooks.margin >= belroute_engine::ruleset::MIN_TIMEOUT {
+        if self.hooks.margin >= belroute_engine::MIN_TIMEOUT {
             return Err((
                 "hooks.margin",
                 "`hooks.margin` must be below 1s, the shortest rule set timeout".into(),

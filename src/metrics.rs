@@ -1,8 +1,9 @@
 //! Prometheus metrics: what operators graph and alert on.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use belroute_engine::Router;
+use belroute_engine::{Decision, Router, RuleOutcome};
 
 use crate::storage::CallLog;
 use prometheus_client::collector::Collector;
@@ -50,7 +51,12 @@ pub struct Metrics {
     pub rule_errors: Family<RuleLabels, Counter>,
     pub rulesets_loaded: Gauge,
     pub rulesets_refused: Gauge,
+    pub panics: Counter,
+    last_panic: Mutex<Option<(SystemTime, String)>>,
 }
+
+/// How long a caught panic keeps `/readyz` at 503: long enough for an operator to notice.
+pub const PANIC_SHOWN_FOR: Duration = Duration::from_secs(600);
 
 impl Metrics {
     pub fn new(router: Arc<Router>, call_log: Arc<CallLog>) -> Self {
@@ -96,6 +102,12 @@ impl Metrics {
             "Rule files refused by validation (last good version still serving)",
             rulesets_refused.clone(),
         );
+        let panics = Counter::default();
+        registry.register(
+            "panics",
+            "Panics caught on a request path (each answered the rule set's default)",
+            panics.clone(),
+        );
         registry.register_collector(Box::new(LookupCollector(router)));
         registry.register_collector(Box::new(CallLogCollector(call_log)));
         Metrics {
@@ -106,7 +118,49 @@ impl Metrics {
             rule_errors,
             rulesets_loaded,
             rulesets_refused,
+            panics,
+            last_panic: Mutex::new(None),
         }
+    }
+
+    /// Counts one answered call: its reason, its time, its failed rules.
+    pub fn observe(&self, decision: &Decision) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                ruleset: decision.ruleset.clone(),
+                reason: decision.reason.as_str().to_string(),
+            })
+            .inc();
+        self.decision_seconds
+            .get_or_create(&RulesetLabels {
+                ruleset: decision.ruleset.clone(),
+            })
+            .observe(decision.micros as f64 / 1e6);
+        for rule in &decision.rules {
+            if matches!(rule.outcome, RuleOutcome::Error { .. }) {
+                self.rule_errors
+                    .get_or_create(&RuleLabels {
+                        ruleset: decision.ruleset.clone(),
+                        rule: rule.name.clone(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    /// A panic was caught on a request path: counted, logged, and shown by `/readyz`.
+    pub fn panicked(&self, what: &str) {
+        self.panics.inc();
+        tracing::error!("panic caught, the rule set's default was answered: {what}");
+        let mut last = self.last_panic.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some((SystemTime::now(), what.to_string()));
+    }
+
+    /// The last caught panic, if it was within [`PANIC_SHOWN_FOR`].
+    pub fn recent_panic(&self) -> Option<(SystemTime, String)> {
+        let last = self.last_panic.lock().unwrap_or_else(|p| p.into_inner());
+        last.clone()
+            .filter(|(at, _)| at.elapsed().is_ok_and(|age| age < PANIC_SHOWN_FOR))
     }
 
     pub fn reject(&self, reason: &str) {
@@ -138,7 +192,7 @@ struct LookupCollector(Arc<Router>);
 impl Collector for LookupCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let statuses = self.0.lookups().status();
-        type Field = fn(&belroute_engine::lookups::LookupStatus) -> u64;
+        type Field = fn(&belroute_engine::LookupStatus) -> u64;
         let counters: [(&str, &str, Field); 5] = [
             (
                 "lookup_requests",

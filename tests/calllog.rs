@@ -136,10 +136,7 @@ async fn every_answer_can_be_explained_from_the_call_log() {
         assert_eq!(record["rule"], Value::Null);
         assert_eq!(record["reason"], "no_match");
         assert_eq!(record["ruleset"], "main");
-        assert_eq!(
-            record["version"],
-            belroute_engine::ruleset::content_version(RULES)
-        );
+        assert_eq!(record["version"], belroute_engine::content_version(RULES));
         assert_eq!(record["caller_e164"], "+31152026057");
         assert_eq!(record["call"]["dp_id"], "dp1");
         assert_eq!(record["trace"]["caller"]["kind"], "fixed");

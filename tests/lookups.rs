@@ -292,9 +292,24 @@ async fn cache_ttl_negative_ttl_refresh_ahead_stale_if_error_and_invalidation() 
 }
 
 #[tokio::test]
-async fn anonymous_callers_are_never_looked_up_from_the_cache_of_another() {
+async fn callers_without_a_usable_number_are_not_looked_up() {
     let crm = FakeCrm::start().await;
     let server = serve_with_crm(&crm, "    cache: { ttl: 30s }\n", "2s").await;
+    // Withheld, not a valid number, an internal extension: the CRM is not asked about an
+    // empty number (a helpdesk would answer every open ticket); rules see "not found".
+    for caller in ["anonymous", "0699999999", "1003", "receptie.amsterdam"] {
+        assert_eq!(server.route("main", caller).await, "receptie", "{caller}");
+    }
+    assert_eq!(crm.requests(), 0, "no request for callers without a number");
+    server.stop().await;
+
+    // A plugin can opt in; withheld numbers are then asked each time, never from the cache.
+    let server = serve_with_crm(
+        &crm,
+        "    cache: { ttl: 30s }\n    ask_without_number: true\n",
+        "2s",
+    )
+    .await;
     assert_eq!(server.route("main", "anonymous").await, "receptie");
     assert_eq!(server.route("main", "anonymous").await, "receptie");
     assert_eq!(crm.requests(), 2, "withheld numbers are not cached");

@@ -170,14 +170,8 @@ async fn reload_loop_under_concurrent_requests_fails_no_request() {
     let broken = "default: x\nrules: [ {name: x, when: '((', route: y} ]\n";
     let server = Arc::new(TestServer::start(&[("main.yaml", &version_a)]).await);
     let versions = [
-        (
-            belroute_engine::ruleset::content_version(&version_a),
-            "route_a",
-        ),
-        (
-            belroute_engine::ruleset::content_version(&version_b),
-            "route_b",
-        ),
+        (belroute_engine::content_version(&version_a), "route_a"),
+        (belroute_engine::content_version(&version_b), "route_b"),
     ];
     let done = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicUsize::new(0));

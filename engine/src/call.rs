@@ -30,7 +30,14 @@ pub struct Call {
     fields: BTreeMap<String, String>,
 }
 
-/// Why a request body is not call data.
+/// Most fields one call may carry (Callvoip sends 12).
+pub const MAX_FIELDS: usize = 64;
+/// Longest field name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest field value, in bytes (a nested JSON value counts as its compact text).
+pub const MAX_VALUE_LEN: usize = 1024;
+
+/// Why a request is not call data.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CallDataError {
     #[error("body is not valid UTF-8 (first bad byte at offset {0})")]
@@ -39,6 +46,26 @@ pub enum CallDataError {
     NotJson(String),
     #[error("body must be a JSON object of call fields, found {0}")]
     NotAnObject(&'static str),
+    #[error("body is neither a JSON object nor form data (k=v&k2=v2)")]
+    NotCallData,
+    #[error("the call has more than {MAX_FIELDS} fields")]
+    TooManyFields,
+    #[error("field `{0}` is longer than {MAX_VALUE_LEN} bytes (or its name than {MAX_NAME_LEN})")]
+    FieldTooLong(String),
+}
+
+impl CallDataError {
+    /// A short stable name for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CallDataError::NotUtf8(_) => "not_utf8",
+            CallDataError::NotJson(_) => "not_json",
+            CallDataError::NotAnObject(_) => "not_an_object",
+            CallDataError::NotCallData => "not_call_data",
+            CallDataError::TooManyFields => "too_many_fields",
+            CallDataError::FieldTooLong(_) => "field_too_long",
+        }
+    }
 }
 
 impl Call {
@@ -51,6 +78,55 @@ impl Call {
             call.fields.insert(k.into(), v.into());
         }
         call
+    }
+
+    /// A webhook request's call data: the query string's fields, under the body's (a POST's
+    /// body wins where both name a field). The body is read by what it is, whatever its
+    /// Content-Type says — Callvoip's manual does not say which it sends: a JSON object is
+    /// JSON, `k=v&…` is form data, empty is no fields; anything else is not call data.
+    /// `hidden` is a query parameter that is not call data (the URL's secret).
+    pub fn from_request(
+        query: &str,
+        body: Option<&[u8]>,
+        hidden: Option<&str>,
+    ) -> Result<Self, CallDataError> {
+        let mut from_query = Call::from_form(query)?;
+        if let Some(name) = hidden {
+            from_query.remove(name);
+        }
+        let Some(body) = body else {
+            return Ok(from_query);
+        };
+        let mut call = Call::from_body(body)?;
+        call.merge_missing(from_query);
+        call.check_bounds()?;
+        Ok(call)
+    }
+
+    /// Call data from a request body: a JSON object or form data (see [`Call::from_request`]).
+    pub fn from_body(body: &[u8]) -> Result<Self, CallDataError> {
+        let text =
+            std::str::from_utf8(body).map_err(|e| CallDataError::NotUtf8(e.valid_up_to()))?;
+        let text = text.trim_start_matches('\u{feff}').trim();
+        match text.chars().next() {
+            None => Ok(Call::default()),
+            Some('{' | '[' | '"') => Call::from_json(text.as_bytes()),
+            Some(_) if looks_like_form(text) => Call::from_form(text),
+            Some(_) => match serde_json::from_str::<Value>(text) {
+                // `12`, `true`, `null`: JSON, but not an object.
+                Ok(value) => Err(CallDataError::NotAnObject(json_kind(&value))),
+                Err(_) => Err(CallDataError::NotCallData),
+            },
+        }
+    }
+
+    /// Call data from form data or a query string (`k=v&k2=v2`, percent-encoded).
+    pub fn from_form(text: &str) -> Result<Self, CallDataError> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(text).map_err(|_| CallDataError::NotCallData)?;
+        let call = Call::from_pairs(pairs.into_iter().filter(|(k, _)| !k.is_empty()));
+        call.check_bounds()?;
+        Ok(call)
     }
 
     /// Call data from a JSON request body.
@@ -70,9 +146,30 @@ impl Call {
         let Value::Object(object) = value else {
             return Err(CallDataError::NotAnObject(json_kind(&value)));
         };
-        Ok(Call::from_pairs(
-            object.into_iter().map(|(k, v)| (k, json_text(v))),
-        ))
+        if object.len() > MAX_FIELDS {
+            return Err(CallDataError::TooManyFields);
+        }
+        let call = Call::from_pairs(object.into_iter().map(|(k, v)| (k, json_text(v))));
+        call.check_bounds()?;
+        Ok(call)
+    }
+
+    /// Bounds a call's size: how many fields, how long each name and value.
+    fn check_bounds(&self) -> Result<(), CallDataError> {
+        if self.fields.len() > MAX_FIELDS {
+            return Err(CallDataError::TooManyFields);
+        }
+        match self
+            .fields
+            .iter()
+            .find(|(k, v)| k.len() > MAX_NAME_LEN || v.len() > MAX_VALUE_LEN)
+        {
+            Some((k, _)) => Err(CallDataError::FieldTooLong(crate::text::shorten(
+                k,
+                MAX_NAME_LEN,
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Adds fields that are not already present (query parameters under a JSON body).
@@ -116,6 +213,16 @@ impl Call {
     pub fn sent_fields(&self) -> &BTreeMap<String, String> {
         &self.fields
     }
+}
+
+/// `k=v&k2=v2`: every `&`-separated part has a name and an `=`, and nothing is raw
+/// whitespace or a control character (a form encoder would have percent-encoded it).
+fn looks_like_form(text: &str) -> bool {
+    !text.chars().any(|c| c.is_whitespace() || c.is_control())
+        && text
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .all(|part| part.find('=').is_some_and(|i| i > 0))
 }
 
 fn json_text(value: Value) -> String {
@@ -163,6 +270,65 @@ mod tests {
         for f in CALLVOIP_FIELDS {
             assert!(names.contains(&f), "{f} missing");
         }
+    }
+
+    #[test]
+    fn bodies_are_read_by_what_they_are() {
+        let json = br#"{"caller_number": "31152026057"}"#;
+        assert_eq!(
+            Call::from_body(json).unwrap().caller_number(),
+            "31152026057"
+        );
+        let form = b"caller_number=31152026057&dp_id=d%201";
+        let call = Call::from_body(form).unwrap();
+        assert_eq!(call.caller_number(), "31152026057");
+        assert_eq!(call.get("dp_id"), "d 1");
+        assert_eq!(Call::from_body(b"\xef\xbb\xbf  ").unwrap(), Call::default());
+        assert_eq!(
+            Call::from_body(b"hello world"),
+            Err(CallDataError::NotCallData)
+        );
+        assert_eq!(Call::from_body(b"hello"), Err(CallDataError::NotCallData));
+        assert_eq!(
+            Call::from_body(b"12"),
+            Err(CallDataError::NotAnObject("a number"))
+        );
+        assert_eq!(
+            Call::from_body(b"[1]"),
+            Err(CallDataError::NotAnObject("an array"))
+        );
+    }
+
+    #[test]
+    fn query_under_body_and_the_secret_hidden() {
+        let call = Call::from_request(
+            "caller_number=1&token=s3cret&dp_id=q",
+            Some(br#"{"caller_number": "2"}"#),
+            Some("token"),
+        )
+        .unwrap();
+        assert_eq!(call.caller_number(), "2");
+        assert_eq!(call.get("dp_id"), "q");
+        assert_eq!(call.get("token"), "");
+        assert!(!call.sent_fields().contains_key("token"));
+    }
+
+    #[test]
+    fn calls_are_bounded() {
+        let many: String = (0..=MAX_FIELDS).map(|i| format!("f{i}=1&")).collect();
+        assert_eq!(Call::from_form(&many), Err(CallDataError::TooManyFields));
+        let long = format!("a={}", "x".repeat(MAX_VALUE_LEN + 1));
+        assert!(matches!(
+            Call::from_form(&long),
+            Err(CallDataError::FieldTooLong(_))
+        ));
+        let json = format!(r#"{{"a": "{}"}}"#, "x".repeat(MAX_VALUE_LEN + 1));
+        assert!(matches!(
+            Call::from_body(json.as_bytes()),
+            Err(CallDataError::FieldTooLong(_))
+        ));
+        let ok = format!("a={}", "x".repeat(MAX_VALUE_LEN));
+        assert!(Call::from_form(&ok).is_ok());
     }
 
     #[test]

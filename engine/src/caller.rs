@@ -3,6 +3,8 @@
 //! Callvoip sends numbers without `+` or `00` (`31152026057`); people type them every which way
 //! (`015-2026057`, `+31 (0)15 202 6057`, `0031152026057`). Every form becomes one E.164 number.
 
+use std::sync::Arc;
+
 use phonenumber::country::Id;
 use phonenumber::{Mode, PhoneNumber, Type};
 use serde::Serialize;
@@ -35,6 +37,24 @@ pub struct Caller {
     pub is_sip_account: bool,
 }
 
+impl Caller {
+    /// Does the caller have a number a CRM can be asked about? Not when it is withheld, not a
+    /// valid number by the numbering plan, or a SIP account or internal extension.
+    pub fn has_number(&self) -> bool {
+        self.valid && !self.e164.is_empty()
+    }
+
+    /// The one text that names this caller in caches, the call log and the admin API: the
+    /// E.164 number, or the number as received when it is not a valid phone number.
+    pub fn key(&self) -> &str {
+        if self.e164.is_empty() {
+            &self.raw
+        } else {
+            &self.e164
+        }
+    }
+}
+
 /// Words that PBXs and carriers put where a withheld number would be.
 const ANONYMOUS: [&str; 12] = [
     "anonymous",
@@ -51,15 +71,31 @@ const ANONYMOUS: [&str; 12] = [
     "nocallerid",
 ];
 
+/// Callers remembered by the number as received: the same numbers call again and again, and
+/// parsing one against the numbering plan costs far more than looking it up.
+pub const REMEMBERED_CALLERS: u64 = 10_000;
+
+/// Raw numbers longer than this are not looked up in, or added to, the cache.
+const LONGEST_REMEMBERED: usize = 64;
+
 /// Normalises caller numbers for one default region (national numbers like `0152026057`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Normaliser {
     region: Id,
+    remembered: moka::sync::Cache<Box<str>, Arc<Caller>>,
+}
+
+impl std::fmt::Debug for Normaliser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Normaliser")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Normaliser {
     fn default() -> Self {
-        Normaliser { region: Id::NL }
+        Normaliser::for_region(Id::NL)
     }
 }
 
@@ -76,10 +112,31 @@ impl Normaliser {
             .to_ascii_uppercase()
             .parse()
             .map_err(|_| UnknownRegion(region.to_string()))?;
-        Ok(Normaliser { region })
+        Ok(Normaliser::for_region(region))
     }
 
-    pub fn normalise(&self, raw: &str) -> Caller {
+    fn for_region(region: Id) -> Self {
+        Normaliser {
+            region,
+            remembered: moka::sync::Cache::new(REMEMBERED_CALLERS),
+        }
+    }
+
+    /// The caller behind `raw`, normalised (from the cache when this number called before).
+    pub fn normalise(&self, raw: &str) -> Arc<Caller> {
+        if raw.len() > LONGEST_REMEMBERED {
+            return Arc::new(self.parse(raw));
+        }
+        if let Some(caller) = self.remembered.get(raw) {
+            return caller;
+        }
+        let caller = Arc::new(self.parse(raw));
+        self.remembered.insert(raw.into(), caller.clone());
+        caller
+    }
+
+    /// Normalises without the cache.
+    pub fn parse(&self, raw: &str) -> Caller {
         let mut caller = Caller {
             raw: raw.to_string(),
             kind: "unknown",
@@ -215,7 +272,7 @@ mod tests {
     use super::*;
 
     fn n(raw: &str) -> Caller {
-        Normaliser::default().normalise(raw)
+        Normaliser::default().parse(raw)
     }
 
     /// input, e164, national, country, kind, valid, anonymous, sip account.
@@ -386,6 +443,27 @@ mod tests {
         assert_eq!(c.digits, "31152026057");
         assert_eq!(c.international, "+31 15 202 6057");
         assert_eq!(c.country_code, 31);
+    }
+
+    #[test]
+    fn the_cache_gives_the_same_answer() {
+        let normaliser = Normaliser::default();
+        let first = normaliser.normalise("015-2026057");
+        let second = normaliser.normalise("015-2026057");
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(*first, normaliser.parse("015-2026057"));
+        let long = "1".repeat(100);
+        assert_eq!(*normaliser.normalise(&long), normaliser.parse(&long));
+    }
+
+    #[test]
+    fn keys_and_usable_numbers() {
+        assert_eq!(n("0152026057").key(), "+31152026057");
+        assert!(n("0152026057").has_number());
+        for raw in ["anonymous", "0699999999", "1003", "receptie.amsterdam", ""] {
+            assert!(!n(raw).has_number(), "{raw}");
+            assert_eq!(n(raw).key(), raw);
+        }
     }
 
     #[test]

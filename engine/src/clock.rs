@@ -1,10 +1,15 @@
-//! Time as rules see it: the call's local time, office hours and holidays.
+//! Time: the call's local time as rules see it (office hours, holidays), and the call's
+//! deadline, counted from its arrival.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Timelike, Weekday};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc, Weekday,
+};
 use chrono_tz::Tz;
+use tokio::time::Instant;
 
 /// The zone rules are written in unless a rule set or `belroute.yaml` says otherwise.
 pub const DEFAULT_TIME_ZONE: Tz = chrono_tz::Europe::Amsterdam;
@@ -189,6 +194,87 @@ pub fn parse_time_zone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>().map_err(|_| {
         format!("unknown time zone `{name}`; use an IANA name such as Europe/Amsterdam")
     })
+}
+
+/// When a call must be answered: `timeout − margin` after the request arrived. Every wait on
+/// a call's behalf (a lookup, a place in the evaluation pool, a rule) ends by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// When the request reached the server.
+    pub arrived: Instant,
+    /// When the answer must be on its way.
+    pub at: Instant,
+}
+
+impl Deadline {
+    /// A deadline `budget` after `arrived`.
+    pub fn new(arrived: Instant, budget: Duration) -> Self {
+        Deadline {
+            arrived,
+            at: saturating_add(arrived, budget),
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// Time since arrival, in microseconds: how long the call has taken so far.
+    pub fn elapsed_micros(&self) -> u64 {
+        micros(self.arrived.elapsed())
+    }
+}
+
+/// `instant + d`, or the furthest instant that fits: deadlines never overflow.
+pub fn saturating_add(instant: Instant, d: Duration) -> Instant {
+    instant
+        .checked_add(d)
+        .or_else(|| instant.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(instant)
+}
+
+/// A duration in whole microseconds, as traces and the call log keep it.
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Local times are written `2026-11-23 10:00` (seconds and a `T` are accepted too).
+pub fn parse_local_time(text: &str) -> Option<NaiveDateTime> {
+    [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(text.trim(), format).ok())
+}
+
+/// A local time in `zone` as UTC; an error names the zone when the time does not exist
+/// (the clock skips it for summer time).
+pub fn local_to_utc(zone: Tz, local: NaiveDateTime) -> Result<DateTime<Utc>, String> {
+    zone.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| {
+            format!("{local} does not exist in {zone} (the clock skips it for summer time)")
+        })
 }
 
 /// Shown in traces and test failures.

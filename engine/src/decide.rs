@@ -1,23 +1,44 @@
-//! Deciding a call's route: lookups started at once, rules tried in order, always in time.
+//! Deciding a call's route: lookups started at once, rules tried in order, always in time, and
+//! never at another rule set's expense.
+//!
+//! A call is decided by an [`Evaluation`] that steps through the rules. It first runs inline,
+//! on the thread that took the call, for at most [`INLINE_BUDGET`]: nearly every rule set is
+//! done by then. A rule still running at that point is stopped and run again from its start
+//! in the evaluation [`Pool`] (rules have no side effects), where each rule set has a bounded
+//! share; a rule set over its share answers its default at once. A rule set that needed the
+//! pool goes straight there for a while ([`HEAVY_FOR`]). Waiting for lookups happens between
+//! steps, never on a pool thread. Every wait ends by the call's [`Deadline`].
 
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use rhai::{Dynamic, Scope};
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::call::Call;
 use crate::caller::{Caller, Normaliser};
+use crate::clock::{Deadline, micros};
 use crate::diagnostic::Position;
-use crate::lookup::{Facts, LookupRequest};
-use crate::lookups::{LookupResult, Lookups, PendingLookup};
+use crate::lookups::{LookupResult, LookupTrace, Lookups, PendingLookup};
+use crate::plugin::{Facts, LookupRequest};
+use crate::pool::{Pool, PoolError, PoolSettings, Slot};
 use crate::ruleset::{Action, Rule, RuleSet, check_route};
-use crate::script::{Frame, ScriptEngine, ScriptError};
+use crate::script::{Frame, FrameGuard, Run, ScriptEngine, ScriptError};
 
 /// Time kept back from lookups for the rules that run after them.
 pub const RULES_RESERVE: Duration = Duration::from_millis(50);
+/// How long a call's rules may run on the thread that took the call before the rest is handed
+/// to the evaluation pool.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
+/// How long a rule set that needed the pool skips the inline attempt.
+pub const HEAVY_FOR: Duration = Duration::from_secs(10);
+/// A job in the pool gives its thread back after the rule that crosses this slice.
+pub const POOL_SLICE: Duration = Duration::from_millis(10);
 
 /// Why the answer is what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,6 +50,37 @@ pub enum Reason {
     NoMatch,
     /// Time ran out before a rule matched: the default.
     Deadline,
+    /// The rule set had its share of the evaluation pool in use (or the pool was full): the
+    /// default, at once.
+    OverShare,
+    /// The request carried no readable call data (not a JSON object or form data, too large,
+    /// not UTF-8, not complete in time): the default.
+    Unreadable,
+    /// Something inside belroute failed (a panic, caught): the default.
+    Failed,
+}
+
+impl Reason {
+    /// The name used in the `X-Belroute-Reason` header, metrics, logs and the call log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Matched => "matched",
+            Reason::NoMatch => "no_match",
+            Reason::Deadline => "deadline",
+            Reason::OverShare => "over_share",
+            Reason::Unreadable => "unreadable",
+            Reason::Failed => "failed",
+        }
+    }
+
+    pub const ALL: [Reason; 6] = [
+        Reason::Matched,
+        Reason::NoMatch,
+        Reason::Deadline,
+        Reason::OverShare,
+        Reason::Unreadable,
+        Reason::Failed,
+    ];
 }
 
 /// What happened to one rule for one call.
@@ -61,21 +113,6 @@ pub struct RuleTrace {
     pub micros: u64,
 }
 
-/// What happened to one lookup for one call.
-#[derive(Debug, Clone, Serialize)]
-pub struct LookupTrace {
-    pub name: String,
-    #[serde(flatten)]
-    pub result: LookupResult,
-    /// From the call's start until the facts were ready (or given up on), in microseconds.
-    pub micros: u64,
-    pub cached: bool,
-    /// The plugin failed and an expired cached answer stood in (stale-if-error).
-    pub stale: bool,
-    /// Did a rule wait for it? Lookups no rule reached are still started, so they warm the cache.
-    pub awaited: bool,
-}
-
 /// The answer for one call, and everything needed to explain it afterwards.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
@@ -85,33 +122,70 @@ pub struct Decision {
     pub reason: Reason,
     pub ruleset: String,
     pub version: String,
-    pub caller: Caller,
+    pub caller: Arc<Caller>,
     pub rules: Vec<RuleTrace>,
     pub lookups: Vec<LookupTrace>,
     /// From the request's arrival to the decision.
     pub micros: u64,
 }
 
-/// Decides routes: the shared script engine, caller normalisation and the lookup plugins.
+impl Decision {
+    /// The rule set's default, when no rule could run at all (the call data never arrived, the
+    /// pool refused, something failed): every rule not reached.
+    pub fn fallback(
+        set: &RuleSet,
+        caller: Arc<Caller>,
+        reason: Reason,
+        deadline: &Deadline,
+    ) -> Decision {
+        Decision {
+            route: set.default_route.clone(),
+            rule: None,
+            reason,
+            ruleset: set.name.to_string(),
+            version: set.version.clone(),
+            caller,
+            rules: set
+                .rules
+                .iter()
+                .map(|rule| RuleTrace {
+                    name: rule.name.clone(),
+                    outcome: RuleOutcome::NotReached,
+                    micros: 0,
+                })
+                .collect(),
+            lookups: Vec::new(),
+            micros: deadline.elapsed_micros(),
+        }
+    }
+}
+
+/// Decides routes: the shared script engine, caller normalisation, the lookup plugins and the
+/// evaluation pool.
 #[derive(Debug)]
 pub struct Router {
     scripts: Arc<ScriptEngine>,
     normaliser: Normaliser,
     lookups: Lookups,
-}
-
-/// Facts for a call: live from plugins, or given by a rule test.
-enum Source<'a> {
-    Live(Vec<PendingLookup>),
-    Given(&'a BTreeMap<String, LookupResult>),
+    pool: Pool,
 }
 
 impl Router {
     pub fn new(scripts: Arc<ScriptEngine>, normaliser: Normaliser, lookups: Lookups) -> Self {
+        Router::with_pool(scripts, normaliser, lookups, PoolSettings::default())
+    }
+
+    pub fn with_pool(
+        scripts: Arc<ScriptEngine>,
+        normaliser: Normaliser,
+        lookups: Lookups,
+        pool: PoolSettings,
+    ) -> Self {
         Router {
             scripts,
             normaliser,
             lookups,
+            pool: Pool::new(pool),
         }
     }
 
@@ -127,209 +201,441 @@ impl Router {
         &self.normaliser
     }
 
-    /// Decides `call` by `deadline`, asking the rule set's lookups. `arrived` is when the
-    /// request reached the server; `now` is the wall-clock time rules see.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Decides `call` by its deadline, asking the rule set's lookups; `now` is the wall-clock
+    /// time rules see. Returns by `deadline.at` whatever a plugin or a rule does; a panic
+    /// anywhere in deciding (a plugin's bug, say) answers the default with [`Reason::Failed`].
     pub async fn route(
         &self,
-        set: &RuleSet,
+        set: &Arc<RuleSet>,
         call: Arc<Call>,
-        arrived: Instant,
-        deadline: Instant,
+        deadline: Deadline,
         now: DateTime<Utc>,
     ) -> Decision {
         let request = self.request(call);
-        let pending = set
-            .lookups
-            .iter()
-            .map(|name| self.lookups.start(name, &request, arrived))
-            .collect();
-        evaluate(
-            &self.scripts,
-            set,
-            &request,
-            arrived,
-            deadline,
-            now,
-            Source::Live(pending),
-        )
-        .await
+        let deciding = AssertUnwindSafe(async {
+            let pending: Vec<PendingLookup> = set
+                .lookups
+                .iter()
+                .map(|name| self.lookups.start(name, &request, deadline.arrived))
+                .collect();
+            self.drive(set, &request, deadline, now, Source::Live(pending))
+                .await
+        });
+        match deciding.catch_unwind().await {
+            Ok(decision) => decision,
+            Err(panic) => {
+                tracing::error!(
+                    ruleset = %set.name,
+                    "deciding a call panicked; answering the default: {}",
+                    crate::text::escape(&crate::pool::panic_message(panic.as_ref()))
+                );
+                Decision::fallback(set, request.caller.clone(), Reason::Failed, &deadline)
+            }
+        }
     }
 
-    /// Decides `call` with the facts given (rule tests, simulation): no plugin is asked.
-    /// A declared lookup missing from `facts` is unavailable.
+    /// Decides `call` with the facts given (rule tests, simulation, replay): no plugin is
+    /// asked. A declared lookup missing from `facts` is unavailable. The rules get `budget`,
+    /// counted from when the caller's number is read.
     pub async fn route_with_facts(
         &self,
-        set: &RuleSet,
+        set: &Arc<RuleSet>,
         call: Call,
         facts: &BTreeMap<String, LookupResult>,
-        deadline: Instant,
+        budget: Duration,
         now: DateTime<Utc>,
     ) -> Decision {
         let request = self.request(Arc::new(call));
-        evaluate(
-            &self.scripts,
-            set,
-            &request,
-            Instant::now(),
-            deadline,
-            now,
-            Source::Given(facts),
-        )
-        .await
+        let deadline = Deadline::new(Instant::now(), budget);
+        self.drive(set, &request, deadline, now, Source::Given(facts))
+            .await
     }
 
     fn request(&self, call: Arc<Call>) -> LookupRequest {
         let caller = self.normaliser.normalise(call.caller_number());
-        LookupRequest {
-            caller: Arc::new(caller),
-            call,
+        LookupRequest { caller, call }
+    }
+
+    /// Steps the evaluation: inline first, then in the pool; lookups awaited in between.
+    async fn drive(
+        &self,
+        set: &Arc<RuleSet>,
+        request: &LookupRequest,
+        deadline: Deadline,
+        now: DateTime<Utc>,
+        mut source: Source<'_>,
+    ) -> Decision {
+        let mut eval = Evaluation::new(set.clone(), request, deadline, now);
+        for index in 0..set.lookups.len() {
+            if let Some(trace) = source.ready(index, &set.lookups[index]) {
+                eval.provide(index, trace);
+            }
+        }
+        let mut inline = !set.is_heavy();
+        let mut slot: Option<Slot> = None;
+        loop {
+            let step = if inline {
+                let until = crate::clock::saturating_add(Instant::now(), INLINE_BUDGET);
+                eval.step(&self.scripts, Mode::Inline { until })
+            } else {
+                let slot = match &slot {
+                    Some(slot) => slot,
+                    None => match self.pool.admit(&set.name) {
+                        Ok(admitted) => slot.insert(admitted),
+                        Err(e) => return eval.refused(e, &mut source),
+                    },
+                };
+                let scripts = self.scripts.clone();
+                let job = self.pool.run(slot, move || {
+                    let step = eval.step(&scripts, Mode::Pool);
+                    (eval, step)
+                });
+                match tokio::time::timeout_at(deadline.at, job).await {
+                    Ok(Ok((back, step))) => {
+                        eval = back;
+                        step
+                    }
+                    Ok(Err(e)) => {
+                        return Decision::failed(set, request, &deadline, e, &mut source);
+                    }
+                    Err(_) => {
+                        // Still queued or running when time ran out: the job finishes on its
+                        // own (every rule checks the deadline) and its result is dropped.
+                        return Decision::failed(
+                            set,
+                            request,
+                            &deadline,
+                            PoolError::Full,
+                            &mut source,
+                        )
+                        .with_reason(Reason::Deadline);
+                    }
+                }
+            };
+            match step {
+                Step::Done => return eval.finish(&mut source),
+                Step::Need(index) => {
+                    let trace = source
+                        .resolve(index, &set.lookups[index], eval.lookup_deadline)
+                        .await;
+                    eval.provide(index, trace);
+                }
+                Step::OverInline => {
+                    set.mark_heavy(HEAVY_FOR);
+                    inline = false;
+                }
+                Step::Yield => {}
+            }
         }
     }
 }
 
-async fn evaluate(
-    scripts: &ScriptEngine,
-    set: &RuleSet,
-    request: &LookupRequest,
-    arrived: Instant,
-    deadline: Instant,
-    now: DateTime<Utc>,
-    mut source: Source<'_>,
-) -> Decision {
-    // Lookups give up a little before the deadline, so the rules after one that waited in
-    // vain still run: "CRM hanging" answers with the next matching rule, not the default.
-    let reserve = RULES_RESERVE.min(deadline.saturating_duration_since(arrived) / 10);
-    let lookup_deadline = deadline.checked_sub(reserve).unwrap_or(deadline);
-    let frame = Frame {
-        deadline,
-        now: now.with_timezone(&set.time_zone),
-        holidays: set.holidays.clone(),
-    };
-    let mut scope = Scope::new();
-    scope.push_constant_dynamic("call", call_map(&request.call));
-    scope.push_constant_dynamic("caller", caller_map(&request.caller));
-
-    let mut lookups: Vec<Option<LookupTrace>> = vec![None; set.lookups.len()];
-    let mut traces = Vec::with_capacity(set.rules.len());
-    let mut answer: Option<(String, &Rule)> = None;
-    let mut reason = Reason::NoMatch;
-
-    for rule in &set.rules {
-        if answer.is_some() || reason == Reason::Deadline {
-            traces.push(RuleTrace {
-                name: rule.name.clone(),
-                outcome: RuleOutcome::NotReached,
-                micros: 0,
-            });
-            continue;
+impl Decision {
+    /// The default after the pool refused or a job failed, with what the lookups gave so far.
+    fn failed(
+        set: &RuleSet,
+        request: &LookupRequest,
+        deadline: &Deadline,
+        error: PoolError,
+        source: &mut Source<'_>,
+    ) -> Decision {
+        let reason = match &error {
+            PoolError::OverShare | PoolError::Full => Reason::OverShare,
+            PoolError::Panicked(_) | PoolError::Closed => Reason::Failed,
+        };
+        if reason == Reason::Failed {
+            tracing::error!(ruleset = %set.name, "answering the default: {error}");
         }
-        let started = Instant::now();
-        if started >= deadline {
-            reason = Reason::Deadline;
-            traces.push(RuleTrace {
-                name: rule.name.clone(),
-                outcome: RuleOutcome::NotReached,
-                micros: 0,
-            });
-            continue;
+        let mut decision = Decision::fallback(set, request.caller.clone(), reason, deadline);
+        decision.lookups = (0..set.lookups.len())
+            .map(|i| source.unawaited(i, &set.lookups[i]))
+            .collect();
+        decision
+    }
+
+    fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = reason;
+        self
+    }
+}
+
+/// How long one step may run.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// On the thread that took the call, until `until`.
+    Inline { until: Instant },
+    /// On a pool thread, for a slice.
+    Pool,
+}
+
+/// Where a step stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Every rule is decided.
+    Done,
+    /// The next rule reads lookup `index`, which is not ready.
+    Need(usize),
+    /// The inline attempt's time ran out in the middle of a rule.
+    OverInline,
+    /// The pool slice is used up; more rules to go.
+    Yield,
+}
+
+/// One call's evaluation: where it is in the rules, and what it knows so far. Owned, so it can
+/// move to a pool thread and back.
+struct Evaluation {
+    set: Arc<RuleSet>,
+    frame: Frame,
+    scope: Scope<'static>,
+    caller: Arc<Caller>,
+    deadline: Deadline,
+    /// Lookups give up a little before the deadline, so the rules after one that waited in
+    /// vain still run: "CRM hanging" answers with the next matching rule, not the default.
+    lookup_deadline: Instant,
+    /// The next rule to run.
+    next: usize,
+    /// When the next rule was first tried (waiting for its lookups included).
+    rule_started: Option<Instant>,
+    traces: Vec<RuleTrace>,
+    facts: Vec<Option<LookupTrace>>,
+    /// Which lookups a rule read.
+    read: Vec<bool>,
+    answer: Option<(String, usize)>,
+    reason: Reason,
+}
+
+impl Evaluation {
+    fn new(
+        set: Arc<RuleSet>,
+        request: &LookupRequest,
+        deadline: Deadline,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let reserve =
+            RULES_RESERVE.min(deadline.at.saturating_duration_since(deadline.arrived) / 10);
+        let lookup_deadline = deadline.at.checked_sub(reserve).unwrap_or(deadline.at);
+        let frame = Frame {
+            ruleset: set.name.clone(),
+            now: now.with_timezone(&set.time_zone),
+            holidays: set.holidays.clone(),
+            office_hours: set.office_hours.clone(),
+            print: set.print.clone(),
+        };
+        let mut scope = Scope::new();
+        scope.push_constant_dynamic("call", call_map(&request.call));
+        scope.push_constant_dynamic("caller", caller_map(&request.caller));
+        let lookups = set.lookups.len();
+        Evaluation {
+            traces: Vec::with_capacity(set.rules.len()),
+            set,
+            frame,
+            scope,
+            caller: request.caller.clone(),
+            deadline,
+            lookup_deadline,
+            next: 0,
+            rule_started: None,
+            facts: vec![None; lookups],
+            read: vec![false; lookups],
+            answer: None,
+            reason: Reason::NoMatch,
         }
-        let mut unavailable = Vec::new();
-        for (index, name) in set.lookups.iter().enumerate() {
-            if !rule.reads(name) {
+    }
+
+    fn provide(&mut self, index: usize, trace: LookupTrace) {
+        if self.facts[index].is_none() {
+            self.scope.push_constant_dynamic(
+                self.set.lookups[index].as_str(),
+                facts_value(&trace.result),
+            );
+            self.facts[index] = Some(trace);
+        }
+    }
+
+    fn step(&mut self, scripts: &ScriptEngine, mode: Mode) -> Step {
+        let _frame = FrameGuard::set(self.frame.clone());
+        let slice_end = crate::clock::saturating_add(Instant::now(), POOL_SLICE);
+        let set = self.set.clone();
+        while self.next < set.rules.len() {
+            let rule = &set.rules[self.next];
+            if self.answer.is_some() || self.reason == Reason::Deadline {
+                self.record(rule, RuleOutcome::NotReached, 0);
                 continue;
             }
-            if lookups[index].is_none() {
-                let trace = source.resolve(index, name, lookup_deadline).await;
-                scope.push_constant_dynamic(name.as_str(), facts_value(&trace.result));
-                lookups[index] = Some(trace);
+            let started = *self.rule_started.get_or_insert_with(Instant::now);
+            if Instant::now() >= self.deadline.at {
+                self.reason = Reason::Deadline;
+                self.record(rule, RuleOutcome::NotReached, 0);
+                continue;
             }
-            if let Some(LookupTrace {
-                result: LookupResult::Unavailable { reason },
-                ..
-            }) = &lookups[index]
-            {
-                unavailable.push(format!("{name} unavailable ({reason})"));
-            }
-        }
-        let outcome = match run_rule(scripts, rule, &mut scope, &frame, &unavailable) {
-            RuleOutcome::Matched => {
-                match rule_route(scripts, rule, &mut scope, &frame, &unavailable) {
-                    Ok(Some(route)) => {
-                        answer = Some((route, rule));
-                        reason = Reason::Matched;
-                        RuleOutcome::Matched
-                    }
-                    Ok(None) => RuleOutcome::FellThrough,
-                    Err(outcome) => outcome,
+            let mut unavailable = Vec::new();
+            for (index, name) in set.lookups.iter().enumerate() {
+                if !rule.reads(name) {
+                    continue;
+                }
+                self.read[index] = true;
+                match &self.facts[index] {
+                    None => return Step::Need(index),
+                    Some(LookupTrace {
+                        result: LookupResult::Unavailable { reason },
+                        ..
+                    }) => unavailable.push(format!("{name} unavailable ({reason})")),
+                    Some(_) => {}
                 }
             }
-            other => other,
-        };
-        if let RuleOutcome::Error { message, position } = &outcome {
-            tracing::warn!(
-                ruleset = %set.name,
-                rule = %rule.name,
-                "rule failed at {}:{}:{}: {message}",
-                set.file.display(),
-                position.line,
-                position.column
-            );
+            let inline_until = match mode {
+                Mode::Inline { until } => Some(until),
+                Mode::Pool => None,
+            };
+            let outcome = match self.run_rule(scripts, rule, &unavailable, inline_until) {
+                Some(outcome) => outcome,
+                None => return Step::OverInline,
+            };
+            if let RuleOutcome::Error { message, position } = &outcome {
+                tracing::warn!(
+                    ruleset = %set.name,
+                    rule = %rule.name,
+                    "rule failed at {}:{}:{}: {}",
+                    set.file.display(),
+                    position.line,
+                    position.column,
+                    crate::text::mask_numbers(message)
+                );
+            }
+            if self.answer.is_none() && Instant::now() >= self.deadline.at {
+                self.reason = Reason::Deadline;
+            }
+            self.record(rule, outcome, micros(started.elapsed()));
+            if matches!(mode, Mode::Pool)
+                && Instant::now() >= slice_end
+                && self.next < set.rules.len()
+            {
+                return Step::Yield;
+            }
         }
-        if answer.is_none() && Instant::now() >= deadline {
-            reason = Reason::Deadline;
+        Step::Done
+    }
+
+    fn record(&mut self, rule: &Rule, outcome: RuleOutcome, micros: u64) {
+        if outcome == RuleOutcome::Matched {
+            self.reason = Reason::Matched;
         }
-        traces.push(RuleTrace {
+        self.traces.push(RuleTrace {
             name: rule.name.clone(),
             outcome,
-            micros: micros(started.elapsed()),
+            micros,
         });
+        self.next += 1;
+        self.rule_started = None;
     }
 
-    let lookups = set
-        .lookups
-        .iter()
-        .zip(lookups)
-        .enumerate()
-        .map(|(index, (name, trace))| trace.unwrap_or_else(|| source.unawaited(index, name)))
-        .collect();
-    let (route, rule) = match answer {
-        Some((route, rule)) => (route, Some(rule.name.clone())),
-        None => (set.default_route.clone(), None),
-    };
-    Decision {
-        route,
-        rule,
-        reason,
-        ruleset: set.name.clone(),
-        version: set.version.clone(),
-        caller: (*request.caller).clone(),
-        rules: traces,
-        lookups,
-        micros: micros(arrived.elapsed()),
+    /// Runs one rule: its condition, then its route. `None` when the inline attempt ran out.
+    fn run_rule(
+        &mut self,
+        scripts: &ScriptEngine,
+        rule: &Rule,
+        unavailable: &[String],
+        inline_until: Option<Instant>,
+    ) -> Option<RuleOutcome> {
+        if let Some(when) = &rule.when {
+            match scripts.run(when, &mut self.scope, self.deadline.at, inline_until) {
+                Run::OverInline => return None,
+                Run::Failed(e) => return Some(failure(e, unavailable)),
+                Run::Value(value) => match value.as_bool() {
+                    Ok(true) => {}
+                    Ok(false) => return Some(RuleOutcome::NoMatch),
+                    Err(type_name) => {
+                        return Some(RuleOutcome::Error {
+                            message: format!("`when` must give true or false, gave {type_name}"),
+                            position: when.file_position(rhai::Position::new(1, 1)),
+                        });
+                    }
+                },
+            }
+        }
+        let script = match &rule.action {
+            Action::Route(route) => {
+                self.answer = Some((route.clone(), self.next));
+                return Some(RuleOutcome::Matched);
+            }
+            Action::Script(script) => script,
+        };
+        let value = match scripts.run(script, &mut self.scope, self.deadline.at, inline_until) {
+            Run::OverInline => return None,
+            Run::Failed(e) => return Some(failure(e, unavailable)),
+            Run::Value(value) => value,
+        };
+        if value.is_unit() {
+            return Some(RuleOutcome::FellThrough);
+        }
+        let invalid = |message: String| RuleOutcome::Error {
+            message,
+            position: script.file_position(rhai::Position::new(1, 1)),
+        };
+        let type_name = value.type_name();
+        let Ok(text) = value.into_immutable_string() else {
+            return Some(invalid(format!(
+                "`script` must give a route (text) or () to fall through, gave {type_name}"
+            )));
+        };
+        if text.is_empty() {
+            return Some(RuleOutcome::FellThrough);
+        }
+        if let Err(message) = check_route(&text) {
+            return Some(invalid(format!("`script` gave {text:?}: {message}")));
+        }
+        self.answer = Some((text.to_string(), self.next));
+        Some(RuleOutcome::Matched)
     }
-}
 
-/// Evaluates the rule's `when`; `Matched` here means the condition held.
-fn run_rule(
-    scripts: &ScriptEngine,
-    rule: &Rule,
-    scope: &mut Scope<'_>,
-    frame: &Frame,
-    unavailable: &[String],
-) -> RuleOutcome {
-    let Some(when) = &rule.when else {
-        return RuleOutcome::Matched;
-    };
-    match scripts.run(when, scope, frame.clone()) {
-        Ok(value) => match value.as_bool() {
-            Ok(true) => RuleOutcome::Matched,
-            Ok(false) => RuleOutcome::NoMatch,
-            Err(type_name) => RuleOutcome::Error {
-                message: format!("`when` must give true or false, gave {type_name}"),
-                position: when.file_position(rhai::Position::new(1, 1)),
-            },
-        },
-        Err(e) => failure(e, unavailable),
+    /// The default at once: the pool refused this call (rules run inline before stay traced).
+    fn refused(self, error: PoolError, source: &mut Source<'_>) -> Decision {
+        tracing::debug!(ruleset = %self.set.name, "answering the default: {error}");
+        let mut decision = self.finish(source);
+        decision.reason = match error {
+            PoolError::OverShare | PoolError::Full => Reason::OverShare,
+            PoolError::Panicked(_) | PoolError::Closed => Reason::Failed,
+        };
+        decision
+    }
+
+    fn finish(mut self, source: &mut Source<'_>) -> Decision {
+        // Rules the loop never reached (refused, or done early).
+        let set = self.set.clone();
+        while self.next < set.rules.len() {
+            self.record(&set.rules[self.next], RuleOutcome::NotReached, 0);
+        }
+        let lookups = set
+            .lookups
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                let mut trace = self.facts[index]
+                    .take()
+                    .unwrap_or_else(|| source.unawaited(index, name));
+                trace.awaited = self.read[index];
+                trace
+            })
+            .collect();
+        let (route, rule) = match self.answer {
+            Some((route, index)) => (route, Some(set.rules[index].name.clone())),
+            None => (set.default_route.clone(), None),
+        };
+        Decision {
+            route,
+            rule,
+            reason: self.reason,
+            ruleset: set.name.to_string(),
+            version: set.version.clone(),
+            caller: self.caller,
+            rules: self.traces,
+            lookups,
+            micros: self.deadline.elapsed_micros(),
+        }
     }
 }
 
@@ -345,47 +651,25 @@ fn failure(error: ScriptError, unavailable: &[String]) -> RuleOutcome {
     }
 }
 
-/// The route of a rule whose condition held: its literal, or its script's text.
-/// `Ok(None)` falls through to the next rule.
-fn rule_route(
-    scripts: &ScriptEngine,
-    rule: &Rule,
-    scope: &mut Scope<'_>,
-    frame: &Frame,
-    unavailable: &[String],
-) -> Result<Option<String>, RuleOutcome> {
-    let script = match &rule.action {
-        Action::Route(route) => return Ok(Some(route.clone())),
-        Action::Script(script) => script,
-    };
-    let value = scripts
-        .run(script, scope, frame.clone())
-        .map_err(|e| failure(e, unavailable))?;
-    if value.is_unit() {
-        return Ok(None);
-    }
-    let invalid = |message: String| RuleOutcome::Error {
-        message,
-        position: script.file_position(rhai::Position::new(1, 1)),
-    };
-    let type_name = value.type_name();
-    let text = value.into_immutable_string().map_err(|_| {
-        invalid(format!(
-            "`script` must give a route (text) or () to fall through, gave {type_name}"
-        ))
-    })?;
-    if text.is_empty() {
-        return Ok(None);
-    }
-    check_route(&text).map_err(|message| invalid(format!("`script` gave {text:?}: {message}")))?;
-    Ok(Some(text.to_string()))
+/// Facts for a call: live from plugins, or given (rule tests, simulation, replay).
+enum Source<'a> {
+    Live(Vec<PendingLookup>),
+    Given(&'a BTreeMap<String, LookupResult>),
 }
 
 impl Source<'_> {
+    /// The facts, if they are there without waiting.
+    fn ready(&mut self, index: usize, name: &str) -> Option<LookupTrace> {
+        match self {
+            Source::Live(pending) => pending[index].ready(),
+            Source::Given(facts) => Some(given(facts, name)),
+        }
+    }
+
     async fn resolve(&mut self, index: usize, name: &str, deadline: Instant) -> LookupTrace {
         match self {
             Source::Live(pending) => pending[index].wait(deadline).await,
-            Source::Given(facts) => given(facts, name, true),
+            Source::Given(facts) => given(facts, name),
         }
     }
 
@@ -393,12 +677,12 @@ impl Source<'_> {
     fn unawaited(&mut self, index: usize, name: &str) -> LookupTrace {
         match self {
             Source::Live(pending) => pending[index].peek(),
-            Source::Given(facts) => given(facts, name, false),
+            Source::Given(facts) => given(facts, name),
         }
     }
 }
 
-fn given(facts: &BTreeMap<String, LookupResult>, name: &str, awaited: bool) -> LookupTrace {
+fn given(facts: &BTreeMap<String, LookupResult>, name: &str) -> LookupTrace {
     let result = facts
         .get(name)
         .cloned()
@@ -411,7 +695,7 @@ fn given(facts: &BTreeMap<String, LookupResult>, name: &str, awaited: bool) -> L
         micros: 0,
         cached: false,
         stale: false,
-        awaited,
+        awaited: false,
     }
 }
 
@@ -457,8 +741,4 @@ fn caller_map(caller: &Caller) -> Dynamic {
         Dynamic::from(caller.is_sip_account),
     );
     Dynamic::from_map(map)
-}
-
-pub(crate) fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

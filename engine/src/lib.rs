@@ -1,35 +1,56 @@
 //! belroute-engine: decides where a call goes.
 //!
-//! Rule sets are YAML files with short Rhai expressions ([`ruleset`]), validated completely
-//! and compiled once at load ([`script`]), served from a directory that is watched and swapped
-//! atomically ([`catalog`], [`watch`]). A call's route is decided by [`decide::Router`]: its
-//! lookups ([`lookup`] is the plugin trait) start at once, rules run in order, and the answer
-//! is ready before the rule set's deadline whatever a plugin or a rule does.
+//! Rule sets are YAML files with short Rhai expressions ([`RuleSet`]), validated completely
+//! and compiled once at load, served from a directory that is watched and swapped atomically
+//! ([`RuleStore`], [`watch`]). A call's route is decided by [`Router`]: its lookups (a plugin
+//! implements [`Lookup`]) start at once, rules run in order — inline when quick, in a bounded
+//! evaluation pool when not — and the answer is ready by the call's [`Deadline`] whatever a
+//! plugin or a rule does.
 //!
-//! The engine knows nothing of HTTP and nothing of any particular plugin.
+//! The engine knows nothing of HTTP, storage or any particular plugin. Its public surface is
+//! what this file re-exports; `settings` and `yaml` are the toolkit configuration readers and
+//! plugins use.
 #![forbid(unsafe_code)]
 
-pub mod call;
-pub mod caller;
+mod call;
+mod caller;
 pub mod catalog;
-pub mod clock;
-pub mod decide;
+mod clock;
+mod decide;
 pub mod diagnostic;
-pub mod lookup;
-pub mod lookups;
-pub mod ruleset;
-pub mod script;
+mod lookups;
+mod plugin;
+mod pool;
+mod ruleset;
+mod script;
 pub mod settings;
-pub mod testing;
+mod test_case;
+mod test_run;
+pub mod text;
 pub mod watch;
 pub mod yaml;
 
-pub use call::Call;
-pub use caller::{Caller, Normaliser};
-pub use catalog::{Catalog, RuleStore, StoreContext};
-pub use decide::{Decision, Reason, Router};
-pub use diagnostic::{Diagnostic, Position};
-pub use lookup::{Facts, Lookup, LookupError, LookupRequest};
-pub use lookups::{LookupResult, LookupSettings, Lookups};
-pub use ruleset::RuleSet;
-pub use script::{Limits, ScriptEngine};
+pub use call::{CALLVOIP_FIELDS, Call, CallDataError, MAX_FIELDS, MAX_NAME_LEN, MAX_VALUE_LEN};
+pub use caller::{Caller, Normaliser, UnknownRegion};
+pub use catalog::{Catalog, Refusal, RuleStore, StoreContext, rule_files};
+pub use clock::{
+    DEFAULT_TIME_ZONE, Deadline, Holidays, LocalTime, OfficeHours, local_to_utc, micros,
+    parse_local_time, parse_time_zone,
+};
+pub use decide::{
+    Decision, HEAVY_FOR, INLINE_BUDGET, Reason, Router, RuleOutcome, RuleTrace, facts_to_dynamic,
+};
+pub use diagnostic::{Diagnostic, Diagnostics, Position, suggestion};
+pub use lookups::{
+    BreakerSettings, CacheSettings, LookupResult, LookupSettings, LookupStatus, LookupTrace,
+    Lookups, PendingLookup,
+};
+pub use plugin::{Facts, Lookup, LookupError, LookupRequest};
+pub use pool::{Pool, PoolError, PoolSettings, panic_message};
+pub use ruleset::{
+    CALL_VARIABLES, DEFAULT_TIMEOUT, LoadContext, MAX_ROUTE_LEN, MAX_TIMEOUT, MIN_TIMEOUT, Rule,
+    RuleSet, check_route, content_version, parse_duration, valid_name,
+};
+pub use script::{FUNCTIONS, Limits, PRINT_LINES_PER_SECOND, PRINT_MAX_CHARS, ScriptEngine};
+pub use test_case::{TestCase, load_test_file, read_tests, test_file_for};
+pub use test_run::{TestReport, run_test};

@@ -5,15 +5,31 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
-use crate::decide::{LookupTrace, micros};
-use crate::lookup::{Facts, Lookup, LookupError, LookupRequest};
+use crate::clock::micros;
+use crate::plugin::{Facts, Lookup, LookupError, LookupRequest};
 use crate::settings::duration;
+
+/// What happened to one lookup for one call.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupTrace {
+    pub name: String,
+    #[serde(flatten)]
+    pub result: LookupResult,
+    /// From the call's start until the facts were ready (or given up on), in microseconds.
+    pub micros: u64,
+    pub cached: bool,
+    /// The plugin failed and an expired cached answer stood in (stale-if-error).
+    pub stale: bool,
+    /// Did a rule wait for it? Lookups no rule reached are still started, so they warm the cache.
+    pub awaited: bool,
+}
 
 /// What a rule sees of one lookup: facts, "not found" (an empty map) or unavailable (`()`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,6 +67,9 @@ pub struct LookupSettings {
     pub timeout: Duration,
     pub cache: CacheSettings,
     pub breaker: BreakerSettings,
+    /// Ask the plugin even for callers without a usable number (withheld, invalid, SIP),
+    /// when it is keyed on the caller's number. Off: such callers are "not found".
+    pub ask_without_number: bool,
 }
 
 impl Default for LookupSettings {
@@ -59,6 +78,7 @@ impl Default for LookupSettings {
             timeout: Duration::from_secs(1),
             cache: CacheSettings::default(),
             breaker: BreakerSettings::default(),
+            ask_without_number: false,
         }
     }
 }
@@ -186,7 +206,7 @@ impl Breaker {
             }
             (BreakerState::Open { until }, false) => BreakerState::Open { until },
             (_, false) => BreakerState::Open {
-                until: Instant::now() + self.settings.cool_down,
+                until: crate::clock::saturating_add(Instant::now(), self.settings.cool_down),
             },
         };
         match (*state, next) {
@@ -235,6 +255,7 @@ struct Counters {
     cache_hits: AtomicU64,
     shared: AtomicU64,
     skipped: AtomicU64,
+    no_number: AtomicU64,
 }
 
 /// A plugin's state as the admin API and metrics show it.
@@ -253,6 +274,8 @@ pub struct LookupStatus {
     pub shared: u64,
     /// Calls that skipped the plugin because its breaker was open.
     pub skipped: u64,
+    /// Calls not asked about because the caller had no usable number.
+    pub no_number: u64,
     pub cached_entries: u64,
 }
 
@@ -344,7 +367,7 @@ impl LookupHandle {
                 }
                 Ok(found) => {
                     if let (Some(key), true) = (&task_key, handle.settings.cache.enabled()) {
-                        let caller = cache_caller(&request);
+                        let caller = request.caller.key().to_string();
                         handle.cache.insert(
                             key.clone(),
                             Arc::new(Entry {
@@ -379,6 +402,17 @@ impl LookupHandle {
 
     /// Starts one call's lookup: from the cache when fresh, else a (shared) plugin request.
     fn start(self: &Arc<Self>, request: &LookupRequest, arrived: Instant) -> PendingLookup {
+        if !request.caller.has_number()
+            && self.plugin.keyed_on_caller()
+            && !self.settings.ask_without_number
+        {
+            self.counters.no_number.fetch_add(1, Ordering::Relaxed);
+            return PendingLookup {
+                name: self.name.clone(),
+                arrived,
+                state: State::Ready(Fetched::not_asked()),
+            };
+        }
         let key = self.plugin.cache_key(request);
         let cached = key
             .as_ref()
@@ -431,18 +465,9 @@ impl LookupHandle {
             cache_hits: self.counters.cache_hits.load(Ordering::Relaxed),
             shared: self.counters.shared.load(Ordering::Relaxed),
             skipped: self.counters.skipped.load(Ordering::Relaxed),
+            no_number: self.counters.no_number.load(Ordering::Relaxed),
             cached_entries: self.cache.entry_count(),
         }
-    }
-}
-
-/// The caller a cache entry belongs to, as invalidation names it.
-fn cache_caller(request: &LookupRequest) -> String {
-    let caller = &request.caller;
-    if caller.e164.is_empty() {
-        caller.raw.clone()
-    } else {
-        caller.e164.clone()
     }
 }
 
@@ -467,6 +492,16 @@ impl Fetched {
             result,
             cached: true,
             stale,
+            finished: Instant::now(),
+        }
+    }
+
+    /// The caller has no usable number: the plugin is not asked, and rules see "not found".
+    fn not_asked() -> Self {
+        Fetched {
+            result: LookupResult::NotFound,
+            cached: false,
+            stale: false,
             finished: Instant::now(),
         }
     }
@@ -511,8 +546,8 @@ impl Lookups {
         }
     }
 
-    /// Forgets what plugin `name` (every plugin when `None`) cached for `caller` (E.164 or as
-    /// received); returns whether the plugin exists.
+    /// Forgets what plugin `name` (every plugin when `None`) cached for the caller whose
+    /// [`Caller::key`](crate::Caller::key) is `caller`; returns whether the plugin exists.
     pub fn invalidate(&self, name: Option<&str>, caller: &str) -> bool {
         let handles: Vec<&Arc<LookupHandle>> = match name {
             Some(name) => match self.handles.get(name) {
@@ -571,7 +606,7 @@ impl PendingLookup {
     /// Waits for the facts until `deadline`; after it they are unavailable for this call.
     pub async fn wait(&mut self, deadline: Instant) -> LookupTrace {
         if let State::Running { flight, stale } = &mut self.state {
-            match tokio::time::timeout_at(deadline.into(), flight.clone()).await {
+            match tokio::time::timeout_at(deadline, flight.clone()).await {
                 Ok(answer) => self.state = State::Ready(resolve(&answer, stale.as_deref())),
                 Err(_) => {
                     if let Some(entry) = stale.take() {
@@ -584,6 +619,15 @@ impl PendingLookup {
             }
         }
         self.ready_trace(true)
+    }
+
+    /// The facts, if they are ready now (from the cache, or a request that has finished).
+    pub fn ready(&mut self) -> Option<LookupTrace> {
+        if let State::Running { flight, stale } = &mut self.state {
+            let answer = flight.clone().now_or_never()?;
+            self.state = State::Ready(resolve(&answer, stale.as_deref()));
+        }
+        Some(self.ready_trace(false))
     }
 
     /// The lookup's state without waiting, for lookups no rule needed.

@@ -1,18 +1,19 @@
 //! Rule sets: what operators write in `rules/{name}.yaml`, validated and compiled.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
-use crate::clock::{Holidays, parse_time_zone};
+use crate::clock::{self, Deadline, Holidays, parse_time_zone};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
-use crate::script::{Script, ScriptEngine, ScriptKind};
-use crate::testing::{self, TestCase};
+use crate::script::{OfficeHoursTable, PrintBudget, Script, ScriptEngine, ScriptKind};
+use crate::test_case::{self, TestCase};
 use crate::yaml::{self, Fields, Node};
 
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -40,7 +41,7 @@ const RULE_KEYS: [&str; 4] = ["name", "when", "route", "script"];
 #[derive(Debug)]
 pub struct RuleSet {
     /// The file stem: `/hooks/{name}`.
-    pub name: String,
+    pub name: Arc<str>,
     pub file: PathBuf,
     /// Short content hash: which version of the file answered a call.
     pub version: String,
@@ -56,6 +57,13 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Tests written in the file's own `tests:` section.
     pub tests: Vec<TestCase>,
+    /// The office-hours texts its rules write literally, read once at load.
+    pub office_hours: Arc<OfficeHoursTable>,
+    /// Its allowance of `print`/`debug` log lines.
+    pub print: Arc<PrintBudget>,
+    /// Until when (Unix milliseconds) its calls skip the inline attempt and go straight to the
+    /// evaluation pool: a rule of this version needed more than the inline budget.
+    heavy_until: AtomicU64,
 }
 
 /// One rule: tried in order, the first that matches answers.
@@ -80,8 +88,16 @@ pub enum Action {
 impl Rule {
     /// Does the rule read lookup `name` (in `when` or `script`)?
     pub fn reads(&self, name: &str) -> bool {
-        self.when.as_ref().is_some_and(|s| s.reads(name))
-            || matches!(&self.action, Action::Script(s) if s.reads(name))
+        self.scripts().any(|s| s.reads(name))
+    }
+
+    /// Its `when` and its `script`, where it has them.
+    pub fn scripts(&self) -> impl Iterator<Item = &Script> {
+        let script = match &self.action {
+            Action::Script(s) => Some(s),
+            Action::Route(_) => None,
+        };
+        self.when.iter().chain(script)
     }
 }
 
@@ -139,6 +155,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 impl RuleSet {
+    /// When a call that arrived at `arrived` must be answered: `timeout − margin` later.
+    pub fn deadline(&self, arrived: tokio::time::Instant, margin: Duration) -> Deadline {
+        Deadline::new(arrived, self.timeout.saturating_sub(margin))
+    }
+
+    /// Did a rule of this version recently need more than the inline budget?
+    pub fn is_heavy(&self) -> bool {
+        self.heavy_until.load(Ordering::Relaxed) > clock::unix_millis()
+    }
+
+    /// Sends this version's calls straight to the evaluation pool for `how_long`.
+    pub fn mark_heavy(&self, how_long: Duration) {
+        let until = clock::unix_millis()
+            .saturating_add(u64::try_from(how_long.as_millis()).unwrap_or(u64::MAX));
+        if self.heavy_until.swap(until, Ordering::Relaxed) <= clock::unix_millis() {
+            tracing::info!(ruleset = %self.name, "a rule took longer than the inline budget: this rule set's calls are evaluated in the evaluation pool for {}", humantime::format_duration(how_long));
+        }
+    }
+
     /// Validates and compiles one rule file, reporting every problem found, not just the first.
     pub fn load(
         name: &str,
@@ -201,15 +236,21 @@ impl RuleSet {
         names.extend(lookups.iter().map(String::as_str));
         let rules = read_rules(&fields, ctx, &names, &lookups, &mut diags);
         let tests = match fields.get("tests") {
-            Some(node) => testing::read_tests(node, &mut diags),
+            Some(node) => test_case::read_tests(node, &mut diags),
             None => Vec::new(),
         };
 
         if !diags.is_empty() {
             return Err(diags.into_vec());
         }
+        let office_hours: OfficeHoursTable = rules
+            .iter()
+            .flat_map(|rule| rule.scripts())
+            .flat_map(|script| script.office_hours())
+            .map(|(spec, hours)| (spec.to_string(), hours.clone()))
+            .collect();
         Ok(RuleSet {
-            name: name.to_string(),
+            name: Arc::from(name),
             file: file.to_path_buf(),
             version: content_version(text),
             description,
@@ -220,6 +261,9 @@ impl RuleSet {
             holidays: Arc::new(holidays),
             rules,
             tests,
+            office_hours: Arc::new(office_hours),
+            print: Arc::default(),
+            heavy_until: AtomicU64::new(0),
         })
     }
 }
@@ -407,6 +451,8 @@ fn read_rules(
         return Vec::new();
     };
     let mut rules: Vec<Rule> = Vec::new();
+    // First position of each rule name, for duplicates in one pass (files can be large).
+    let mut first_lines: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let Some(rule_fields) = Fields::read(item, &RULE_KEYS, "a rule", diags) else {
             continue;
@@ -424,11 +470,13 @@ fn read_rules(
                 format!("rule {}", index + 1)
             }
         };
-        if let Some(first) = rules.iter().find(|r| r.name == name) {
+        if let Some(first_line) = first_lines.get(&name) {
             diags.error(
                 rule_fields.key_position("name").unwrap_or(item.position),
-                format!("duplicate rule name `{name}` (first at line {}); names identify rules in logs and tests", first.position.line),
+                format!("duplicate rule name `{name}` (first at line {first_line}); names identify rules in logs and tests"),
             );
+        } else {
+            first_lines.insert(name.clone(), item.position.line);
         }
         let mut compile = |kind: ScriptKind, node: &Node| -> Option<Script> {
             if node.as_str().is_none() {

@@ -1,33 +1,47 @@
-//! Rhai, sandboxed: one shared engine, expressions compiled once at load, a deadline per call.
+//! Rhai, sandboxed: one shared engine, expressions compiled once at load, bounded at run time.
 //!
-//! Rhai's progress callback and native functions get no per-evaluation context, so the call's
-//! deadline and clock are put in a thread-local [`Frame`] for the (synchronous) length of one
-//! evaluation. Nothing crosses an `.await` while a frame is set.
+//! Rhai's progress callback and native functions get no per-evaluation context, so what a rule
+//! may see of the world (its clock, holidays, office hours) and when it must stop are put in
+//! thread-locals for the (synchronous) length of one evaluation step. Nothing crosses an
+//! `.await` while they are set.
+//!
+//! Only the packages rules need are registered: text, arrays, maps, maths, logic, iterators and
+//! function pointers. Not Rhai's `LanguageCorePackage` (`sleep`, `exit`, `parse_json`),
+//! `BasicTimePackage` (the real clock: rules read the call's time through `now()`, so tests and
+//! replays decide as the live call did), blobs or bit fields.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike};
 use chrono_tz::Tz;
+use rhai::packages::{
+    ArithmeticPackage, BasicArrayPackage, BasicFnPackage, BasicIteratorPackage, BasicMapPackage,
+    BasicMathPackage, BasicStringPackage, LogicPackage, MoreStringPackage, Package,
+};
 use rhai::{
     AST, ASTNode, Dynamic, EvalAltResult, Expr, FnCallExpr, OptimizationLevel,
     Position as RhaiPosition, Scope, Stmt, Token,
 };
+use tokio::time::Instant;
 
-use crate::clock::{Holidays, OfficeHours, weekday_name};
+use crate::clock::{self, Holidays, OfficeHours, weekday_name};
 use crate::diagnostic::Position;
 use crate::yaml::Node;
 
 /// Bounds on what one rule may do. A rule that crosses one fails (it does not match) and the
-/// next rule runs; the call still answers in time.
+/// next rule runs; the call still answers in time. Every limit is at least 1: none means
+/// "unlimited" (the configuration enforces the ranges, see docs/operators.md).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Rhai operations per rule evaluation.
     pub max_operations: u64,
     /// Wall-clock time per rule evaluation, below the call's own deadline.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(deserialize_with = "crate::settings::duration")]
     pub rule_time: Duration,
     pub max_string_size: usize,
     pub max_array_size: usize,
@@ -52,49 +66,86 @@ impl Default for Limits {
     }
 }
 
-/// `humantime` durations ("100ms", "2s") for serde.
-pub mod humantime_serde_compat {
-    use std::time::Duration;
+/// Lines a rule set's `print`/`debug` may write per second, and the longest line kept: a rule
+/// on a busy line must not flood the log.
+pub const PRINT_LINES_PER_SECOND: u64 = 20;
+pub const PRINT_MAX_CHARS: usize = 256;
 
-    use serde::{Deserialize, Deserializer};
+/// A rule set's allowance of `print`/`debug` lines: a fixed window of one second.
+#[derive(Debug, Default)]
+pub struct PrintBudget {
+    window: AtomicU64,
+    used: AtomicU64,
+    dropped: AtomicU64,
+}
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration ({e}); write e.g. 250ms or 2s"
-            ))
-        })
+impl PrintBudget {
+    /// May one more line be written now? Reports lines dropped in the window before.
+    fn take(&self) -> (bool, u64) {
+        let second = clock::unix_seconds();
+        let window = self.window.load(Ordering::Relaxed);
+        let mut dropped_before = 0;
+        if window != second
+            && self
+                .window
+                .compare_exchange(window, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+            dropped_before = self.dropped.swap(0, Ordering::Relaxed);
+        }
+        if self.used.fetch_add(1, Ordering::Relaxed) < PRINT_LINES_PER_SECOND {
+            (true, dropped_before)
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            (false, dropped_before)
+        }
     }
 }
 
-/// What a rule's evaluation is allowed to see of the world: its clock and its time budget.
+/// Office-hours texts written literally in a rule set, read once at load.
+pub type OfficeHoursTable = HashMap<String, Arc<OfficeHours>>;
+
+/// What a rule's evaluation is allowed to see of the world.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    /// When this evaluation must stop.
-    pub deadline: Instant,
+    /// The rule set, for log lines.
+    pub ruleset: Arc<str>,
     /// The call's local time.
     pub now: DateTime<Tz>,
     pub holidays: Arc<Holidays>,
+    pub office_hours: Arc<OfficeHoursTable>,
+    pub print: Arc<PrintBudget>,
+}
+
+/// When the running evaluation must stop, and why.
+#[derive(Debug, Clone, Copy)]
+struct Stop {
+    /// The rule's own time limit or the call's deadline, whichever is first.
+    at: Instant,
+    /// The end of a short inline attempt; crossing it hands the rule to the evaluation pool.
+    inline_until: Option<Instant>,
 }
 
 thread_local! {
     static FRAME: RefCell<Option<Frame>> = const { RefCell::new(None) };
+    static STOP: Cell<Option<Stop>> = const { Cell::new(None) };
 }
 
-/// Sets the frame for one evaluation and clears it on drop, even on panic.
-struct FrameGuard;
+/// Sets the frame for one evaluation step and clears it on drop, even on panic.
+pub struct FrameGuard(());
 
 impl FrameGuard {
-    fn set(frame: Frame) -> Self {
+    pub fn set(frame: Frame) -> Self {
         FRAME.with(|f| *f.borrow_mut() = Some(frame));
-        FrameGuard
+        FrameGuard(())
     }
 }
 
 impl Drop for FrameGuard {
     fn drop(&mut self) {
         FRAME.with(|f| *f.borrow_mut() = None);
+        STOP.with(|s| s.set(None));
     }
 }
 
@@ -116,6 +167,8 @@ pub struct Script {
     origin: Node,
     /// Variables the script reads, lookups among them; found once at load.
     variables: Vec<String>,
+    /// Literal `open_hours("…")` texts, read at load.
+    office_hours: Vec<(String, Arc<OfficeHours>)>,
 }
 
 impl Script {
@@ -128,6 +181,11 @@ impl Script {
     pub fn file_position(&self, pos: RhaiPosition) -> Position {
         self.origin
             .text_position(pos.line().unwrap_or(1), pos.position().unwrap_or(1))
+    }
+
+    /// The office-hours texts written literally in this script, parsed.
+    pub fn office_hours(&self) -> impl Iterator<Item = (&str, &Arc<OfficeHours>)> {
+        self.office_hours.iter().map(|(s, h)| (s.as_str(), h))
     }
 }
 
@@ -148,10 +206,22 @@ pub struct ScriptError {
     pub limit: bool,
 }
 
+/// How one run of a script ended.
+#[derive(Debug)]
+pub enum Run {
+    Value(Dynamic),
+    Failed(ScriptError),
+    /// The inline attempt's time is up; the rule is run again in the evaluation pool (rules
+    /// have no side effects, so running one again from its start is safe).
+    OverInline,
+}
+
 /// The shared Rhai engine with belroute's functions and sandbox.
 pub struct ScriptEngine {
     engine: rhai::Engine,
     rule_time: Duration,
+    /// Every function name a rule can call, so a call to anything else is a load error.
+    functions: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for ScriptEngine {
@@ -163,19 +233,41 @@ impl std::fmt::Debug for ScriptEngine {
 }
 
 const TERMINATED: &str = "time limit";
+const OVER_INLINE: &str = "inline budget";
+
+/// Names a rule can call that belroute adds to Rhai.
+pub const FUNCTIONS: [&str; 4] = ["now", "open_hours", "holiday", "is_holiday"];
 
 impl ScriptEngine {
     pub fn new(limits: &Limits) -> Self {
-        let mut engine = rhai::Engine::new();
+        let mut engine = rhai::Engine::new_raw();
+        for package in [
+            ArithmeticPackage::new().as_shared_module(),
+            LogicPackage::new().as_shared_module(),
+            BasicMathPackage::new().as_shared_module(),
+            BasicStringPackage::new().as_shared_module(),
+            MoreStringPackage::new().as_shared_module(),
+            BasicArrayPackage::new().as_shared_module(),
+            BasicMapPackage::new().as_shared_module(),
+            BasicIteratorPackage::new().as_shared_module(),
+            BasicFnPackage::new().as_shared_module(),
+        ] {
+            engine.register_global_module(package);
+        }
+        // Zero means "unlimited" to Rhai; belroute never passes it on.
+        let at_least_one = |n: usize| n.max(1);
         engine
             .set_optimization_level(OptimizationLevel::Simple)
             .set_strict_variables(true)
-            .set_max_operations(limits.max_operations)
-            .set_max_string_size(limits.max_string_size)
-            .set_max_array_size(limits.max_array_size)
-            .set_max_map_size(limits.max_map_size)
-            .set_max_call_levels(limits.max_call_levels)
-            .set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth / 2)
+            .set_max_operations(limits.max_operations.max(1))
+            .set_max_string_size(at_least_one(limits.max_string_size))
+            .set_max_array_size(at_least_one(limits.max_array_size))
+            .set_max_map_size(at_least_one(limits.max_map_size))
+            .set_max_call_levels(at_least_one(limits.max_call_levels))
+            .set_max_expr_depths(
+                at_least_one(limits.max_expr_depth),
+                at_least_one(limits.max_expr_depth / 2),
+            )
             .set_max_variables(1_000)
             .set_max_functions(100);
         engine.disable_symbol("eval");
@@ -186,23 +278,31 @@ impl ScriptEngine {
             Token::Reserved(word) if word.as_str() == "call" => Token::Identifier(word),
             other => other,
         });
-        engine.on_print(|text| tracing::info!(target: "belroute::rules", "print: {text}"));
-        engine.on_debug(|text, _source, pos| tracing::debug!(target: "belroute::rules", "debug at {pos}: {text}"));
+        engine.on_print(|text| rule_output("print", text));
+        engine.on_debug(|text, _source, _pos| rule_output("debug", text));
         engine.on_progress(|operations| {
             // Reading the clock on every operation would double Rhai's cost; every 64th is
             // well under a millisecond apart.
             if operations % 64 != 0 {
                 return None;
             }
-            with_frame(|f| {
-                f.filter(|f| Instant::now() >= f.deadline)
-                    .map(|_| Dynamic::from(TERMINATED))
-            })
+            let stop = STOP.with(Cell::get)?;
+            let now = Instant::now();
+            if stop.inline_until.is_some_and(|until| now >= until) {
+                return Some(Dynamic::from(OVER_INLINE));
+            }
+            (now >= stop.at).then(|| Dynamic::from(TERMINATED))
         });
         register_time_functions(&mut engine);
+        let mut functions: std::collections::HashSet<String> = engine
+            .collect_fn_metadata(None, |info| Some(info.metadata.name.to_string()), true)
+            .into_iter()
+            .collect();
+        functions.extend(KEYWORD_FUNCTIONS.iter().map(|f| f.to_string()));
         ScriptEngine {
             engine,
             rule_time: limits.rule_time,
+            functions,
         }
     }
 
@@ -230,28 +330,65 @@ impl ScriptEngine {
             ast,
             origin: node.clone(),
             variables: Vec::new(),
+            office_hours: Vec::new(),
         };
-        check_ast(&mut script)?;
+        check_ast(&mut script, &self.functions)?;
         Ok(script)
     }
 
-    /// Runs `script` with `scope` until done, an error, or the frame's deadline, whichever is
-    /// first; the rule's own time limit applies too. Variables the script declares are dropped.
+    /// Runs `script` with `scope` until done, an error, `deadline` or the rule's own time
+    /// limit, whichever is first; with `inline_until`, also until then. Variables the script
+    /// declares are dropped. Call inside a [`FrameGuard`].
     pub fn run(
         &self,
         script: &Script,
         scope: &mut Scope<'_>,
-        mut frame: Frame,
-    ) -> Result<Dynamic, ScriptError> {
-        frame.deadline = frame.deadline.min(Instant::now() + self.rule_time);
-        let _guard = FrameGuard::set(frame);
+        deadline: Instant,
+        inline_until: Option<Instant>,
+    ) -> Run {
+        let at = clock::saturating_add(Instant::now(), self.rule_time).min(deadline);
+        STOP.with(|s| s.set(Some(Stop { at, inline_until })));
         let depth = scope.len();
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(scope, &script.ast);
         scope.rewind(depth);
-        result.map_err(|e| script_error(script, &e))
+        STOP.with(|s| s.set(None));
+        match result {
+            Ok(value) => Run::Value(value),
+            Err(e) if is_over_inline(&e) => Run::OverInline,
+            Err(e) => Run::Failed(script_error(script, &e)),
+        }
     }
+}
+
+fn is_over_inline(error: &EvalAltResult) -> bool {
+    matches!(error, EvalAltResult::ErrorTerminated(token, _)
+        if token.read_lock::<rhai::ImmutableString>().is_some_and(|t| t.as_str() == OVER_INLINE))
+}
+
+/// `print`/`debug` from a rule: escaped, shortened, and limited per rule set per second.
+fn rule_output(kind: &'static str, text: &str) {
+    with_frame(|frame| {
+        let Some(frame) = frame else { return };
+        let (allowed, dropped_before) = frame.print.take();
+        if dropped_before > 0 {
+            tracing::warn!(target: "belroute::rules", ruleset = %frame.ruleset,
+                "{dropped_before} print/debug line(s) dropped in the last second (at most {PRINT_LINES_PER_SECOND} a second)");
+        }
+        if !allowed {
+            return;
+        }
+        let text = crate::text::shorten(text, PRINT_MAX_CHARS);
+        match kind {
+            "print" => {
+                tracing::info!(target: "belroute::rules", ruleset = %frame.ruleset, "print: {text}")
+            }
+            _ => {
+                tracing::debug!(target: "belroute::rules", ruleset = %frame.ruleset, "debug: {text}")
+            }
+        }
+    });
 }
 
 fn script_error(script: &Script, error: &EvalAltResult) -> ScriptError {
@@ -301,23 +438,60 @@ fn describe_parse_error(error: &rhai::ParseErrorType, names: &[&str]) -> String 
     }
 }
 
-/// Finds the variables a script reads, and checks literal office-hours texts at load.
-fn check_ast(script: &mut Script) -> Result<(), CompileError> {
+/// Functions Rhai itself provides as keywords.
+const KEYWORD_FUNCTIONS: [&str; 9] = [
+    "print",
+    "debug",
+    "type_of",
+    "Fn",
+    "call",
+    "curry",
+    "is_shared",
+    "is_def_var",
+    "is_def_fn",
+];
+
+/// Finds the variables a script reads, checks every function it calls exists, and reads
+/// literal office-hours texts at load.
+fn check_ast(
+    script: &mut Script,
+    functions: &std::collections::HashSet<String>,
+) -> Result<(), CompileError> {
     let mut variables = Vec::new();
+    let mut office_hours = Vec::new();
     let mut error = None;
+    let own: Vec<String> = script
+        .ast
+        .iter_functions()
+        .map(|f| f.name.to_string())
+        .collect();
     script.ast.walk(&mut |path: &[ASTNode]| {
         match path.last() {
             Some(ASTNode::Expr(Expr::Variable(v, ..))) => variables.push(v.1.to_string()),
             Some(ASTNode::Expr(Expr::FnCall(call, pos)))
-            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => {
-                if let Some(e) = check_office_hours(call) {
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos)))
+                if is_identifier(&call.name)
+                    && !functions.contains(call.name.as_str())
+                    && !own.iter().any(|f| f == call.name.as_str()) =>
+            {
+                error = Some(CompileError {
+                    position: script.file_position(*pos),
+                    message: unknown_function(&call.name, functions),
+                });
+                return false;
+            }
+            Some(ASTNode::Expr(Expr::FnCall(call, pos)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => match literal_office_hours(call) {
+                Some(Ok((spec, hours))) => office_hours.push((spec, Arc::new(hours))),
+                Some(Err(e)) => {
                     error = Some(CompileError {
                         position: script.file_position(*pos),
                         message: e,
                     });
                     return false;
                 }
-            }
+                None => {}
+            },
             _ => {}
         }
         true
@@ -328,15 +502,41 @@ fn check_ast(script: &mut Script) -> Result<(), CompileError> {
     variables.sort();
     variables.dedup();
     script.variables = variables;
+    script.office_hours = office_hours;
     Ok(())
 }
 
-/// A literal `open_hours("…")` text is read at load, so a typo is a load error, not a call-time one.
-fn check_office_hours(call: &FnCallExpr) -> Option<String> {
+fn is_identifier(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+fn unknown_function(name: &str, functions: &std::collections::HashSet<String>) -> String {
+    match name {
+        "sleep" | "timestamp" | "exit" | "parse_json" => format!(
+            "unknown function `{name}`: rules cannot wait, read the real clock, stop the server \
+             or parse JSON; use now() for the call's time (docs/rules.md, \"Rhai in belroute\")"
+        ),
+        _ => match crate::diagnostic::suggestion(name, functions.iter().map(String::as_str)) {
+            Some(s) => format!("unknown function `{name}`; did you mean {s}?"),
+            None => format!(
+                "unknown function `{name}`; see docs/rules.md, \"Rhai in belroute\", for what rules can call"
+            ),
+        },
+    }
+}
+
+/// A literal `open_hours("…")` text is read at load, so a typo is a load error, not a call-time
+/// one, and no call parses it again.
+fn literal_office_hours(call: &FnCallExpr) -> Option<Result<(String, OfficeHours), String>> {
     match call.args.first() {
-        Some(Expr::StringConstant(spec, _)) if call.name == "open_hours" => {
-            OfficeHours::parse(spec).err().map(|e| e.to_string())
-        }
+        Some(Expr::StringConstant(spec, _)) if call.name == "open_hours" => Some(
+            OfficeHours::parse(spec)
+                .map(|hours| (spec.to_string(), hours))
+                .map_err(|e| e.to_string()),
+        ),
         _ => None,
     }
 }
@@ -351,12 +551,19 @@ fn register_time_functions(engine: &mut rhai::Engine) {
     engine.register_fn(
         "open_hours",
         |spec: &str| -> Result<bool, Box<EvalAltResult>> {
-            let hours = OfficeHours::parse(spec).map_err(|e| e.to_string())?;
-            Ok(with_frame(|f| {
-                f.is_some_and(|f| {
-                    f.holidays.name(f.now.date_naive()).is_none() && hours.contains(&f.now)
-                })
-            }))
+            with_frame(|f| {
+                let Some(f) = f else { return Ok(false) };
+                if f.holidays.name(f.now.date_naive()).is_some() {
+                    return Ok(false);
+                }
+                match f.office_hours.get(spec) {
+                    Some(hours) => Ok(hours.contains(&f.now)),
+                    None => {
+                        let hours = OfficeHours::parse(spec).map_err(|e| e.to_string())?;
+                        Ok(hours.contains(&f.now))
+                    }
+                }
+            })
         },
     );
     engine.register_fn("holiday", || {
@@ -415,11 +622,25 @@ mod tests {
 
     fn frame() -> Frame {
         Frame {
-            deadline: Instant::now() + Duration::from_secs(2),
+            ruleset: Arc::from("test"),
             now: DEFAULT_TIME_ZONE
                 .with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
                 .unwrap(),
             holidays: Arc::default(),
+            office_hours: Arc::default(),
+            print: Arc::default(),
+        }
+    }
+
+    fn run(scripts: &ScriptEngine, s: &Script, scope: &mut Scope<'_>) -> Run {
+        let _guard = FrameGuard::set(frame());
+        scripts.run(s, scope, Instant::now() + Duration::from_secs(2), None)
+    }
+
+    fn value(run: Run) -> Dynamic {
+        match run {
+            Run::Value(v) => v,
+            other => panic!("expected a value, got {other:?}"),
         }
     }
 
@@ -446,7 +667,7 @@ mod tests {
     }
 
     #[test]
-    fn open_hours_literals_are_checked_at_load() {
+    fn open_hours_literals_are_checked_and_read_at_load() {
         let scripts = ScriptEngine::new(&Limits::default());
         let err = scripts
             .compile(
@@ -457,6 +678,17 @@ mod tests {
             .unwrap_err();
         assert!(err.message.contains("unknown day `fry`"), "{err:?}");
         assert_eq!(err.position, Position::new(1, 5));
+        let ok = scripts
+            .compile(
+                ScriptKind::Condition,
+                &node("'open_hours(\"mon-fri 08:00-17:00\")'"),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(
+            ok.office_hours().map(|(s, _)| s).collect::<Vec<_>>(),
+            ["mon-fri 08:00-17:00"]
+        );
     }
 
     #[test]
@@ -475,7 +707,7 @@ mod tests {
     #[test]
     fn endless_loop_stops_within_the_rule_budget() {
         let limits = Limits {
-            max_operations: 0,
+            max_operations: u64::MAX,
             rule_time: Duration::from_millis(50),
             ..Limits::default()
         };
@@ -483,10 +715,116 @@ mod tests {
         let s = scripts
             .compile(ScriptKind::Route, &node("'loop {}'"), &[])
             .unwrap();
-        let started = Instant::now();
-        let err = scripts.run(&s, &mut Scope::new(), frame()).unwrap_err();
+        let started = std::time::Instant::now();
+        let Run::Failed(err) = run(&scripts, &s, &mut Scope::new()) else {
+            panic!("the loop must fail");
+        };
         assert!(err.limit, "{err:?}");
         assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    #[test]
+    fn an_inline_attempt_gives_up_early_and_says_so() {
+        let limits = Limits {
+            max_operations: u64::MAX,
+            rule_time: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let scripts = ScriptEngine::new(&limits);
+        let s = scripts
+            .compile(ScriptKind::Route, &node("'loop {}'"), &[])
+            .unwrap();
+        let _guard = FrameGuard::set(frame());
+        let started = std::time::Instant::now();
+        let run = scripts.run(
+            &s,
+            &mut Scope::new(),
+            Instant::now() + Duration::from_secs(5),
+            Some(Instant::now() + Duration::from_millis(5)),
+        );
+        assert!(matches!(run, Run::OverInline), "{run:?}");
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+
+    #[test]
+    fn no_sleep_no_real_clock_no_exit() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        for text in [
+            "'sleep(8)'",
+            "'sleep(0.5)'",
+            "'timestamp()'",
+            "'exit()'",
+            "'parse_json(\"{}\")'",
+            "'let x = 1; if x > 0 { sleep(1e9) }'",
+        ] {
+            let err = scripts
+                .compile(ScriptKind::Route, &node(text), &[])
+                .unwrap_err();
+            assert!(
+                err.message.starts_with("unknown function `")
+                    && err.message.contains("cannot wait"),
+                "{text}: {err:?}"
+            );
+        }
+        // Called any other way (a function pointer to a name known only at run time), it
+        // fails when run, at once.
+        let s = scripts
+            .compile(
+                ScriptKind::Route,
+                &node("'let f = Fn(name); f.call(8)'"),
+                &["name"],
+            )
+            .unwrap();
+        let mut scope = Scope::new();
+        scope.push_constant("name", "sleep");
+        let started = std::time::Instant::now();
+        let Run::Failed(err) = run(&scripts, &s, &mut scope) else {
+            panic!("must fail");
+        };
+        assert!(err.message.contains("Function not found"), "{err:?}");
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn unknown_functions_are_load_errors_with_a_suggestion() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        let err = scripts
+            .compile(
+                ScriptKind::Condition,
+                &node("'open_hour(\"mon 08:00-09:00\")'"),
+                &[],
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "unknown function `open_hour`; did you mean `open_hours`?"
+        );
+        // A script's own functions are known.
+        assert!(
+            scripts
+                .compile(
+                    ScriptKind::Route,
+                    &node("'fn twice(x) { x * 2 } twice(2)'"),
+                    &[]
+                )
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn rules_keep_the_text_and_collection_functions_they_use() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        let s = scripts
+            .compile(
+                ScriptKind::Route,
+                &node(
+                    "'let a = [1, 2, 3]; let m = #{x: \"AbC\"}; if a.len() == 3 && 2 in a && m.x.to_lower() == \"abc\" && \"07\".parse_int() == 7 && m.keys().len() == 1 && \"a,b\".split(\",\").len() == 2 { `ok_${a[0]}` } else { \"no\" }'",
+                ),
+                &[],
+            )
+            .unwrap();
+        let v = value(run(&scripts, &s, &mut Scope::new()));
+        assert_eq!(v.into_string().unwrap(), "ok_1");
     }
 
     #[test]
@@ -504,10 +842,7 @@ mod tests {
         let mut map = rhai::Map::new();
         map.insert("a".into(), Dynamic::from(10_i64));
         scope.push_constant_dynamic("call", Dynamic::from_map(map));
-        assert_eq!(
-            scripts.run(&s, &mut scope, frame()).unwrap().as_int(),
-            Ok(23)
-        );
+        assert_eq!(value(run(&scripts, &s, &mut scope)).as_int(), Ok(23));
         assert!(s.reads("call"));
     }
 
@@ -522,11 +857,20 @@ mod tests {
             )
             .unwrap();
         assert_eq!(
-            scripts
-                .run(&s, &mut Scope::new(), frame())
-                .unwrap()
-                .as_bool(),
+            value(run(&scripts, &s, &mut Scope::new())).as_bool(),
             Ok(true)
+        );
+    }
+
+    #[test]
+    fn print_is_limited_per_second() {
+        let budget = PrintBudget::default();
+        let allowed = (0..100).filter(|_| budget.take().0).count();
+        // A second may turn over during the loop: at most two windows' worth.
+        assert!(
+            (PRINT_LINES_PER_SECOND as usize..=2 * PRINT_LINES_PER_SECOND as usize)
+                .contains(&allowed),
+            "{allowed}"
         );
     }
 }

@@ -117,7 +117,7 @@ impl Lookup for ExampleCrm {
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<Facts>, LookupError> {
         let phone = &request.caller.e164;
         if phone.is_empty() {
-            // Withheld or invalid numbers match nobody.
+            // Asked only with `ask_without_number: true`: such numbers match nobody.
             return Ok(None);
         }
         let url = format!(

@@ -11,7 +11,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::params::Template;
+use crate::params::{self, Template};
 
 /// Characters left as they are in a URL component (RFC 3986 unreserved).
 const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -227,6 +227,16 @@ impl Lookup for HttpLookup {
             .map(|b| render_json(b, request).to_string())
             .unwrap_or_default();
         Some(format!("{} {body}", self.url(request)))
+    }
+
+    fn keyed_on_caller(&self) -> bool {
+        self.url.reads_number()
+            || self.config.json.as_ref().is_some_and(|body| {
+                let text = body.to_string();
+                params::CALLER_PARAMS.iter().any(|(name, _)| {
+                    params::is_number_param(name) && text.contains(&format!("{{{name}}}"))
+                })
+            })
     }
 }
 

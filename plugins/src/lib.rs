@@ -70,7 +70,7 @@ impl PluginConfig {
             PluginConfig::History(c) => {
                 let zone = context
                     .time_zone
-                    .unwrap_or(belroute_engine::clock::DEFAULT_TIME_ZONE);
+                    .unwrap_or(belroute_engine::DEFAULT_TIME_ZONE);
                 Arc::new(c.build(context.history.clone(), zone)?)
             }
             PluginConfig::ExampleCrm(c) => Arc::new(c.build(settings.timeout)?),
@@ -87,7 +87,7 @@ pub struct PluginInstance {
 }
 
 /// Keys every plugin has, handled by the engine rather than the plugin.
-const ENGINE_KEYS: [&str; 3] = ["timeout", "cache", "breaker"];
+const ENGINE_KEYS: [&str; 4] = ["timeout", "cache", "breaker", "ask_without_number"];
 
 /// Names rules cannot use for a lookup variable.
 const RESERVED: [&str; 8] = [

@@ -14,6 +14,12 @@ pub const CALLER_PARAMS: [(&str, &str); 7] = [
     ("caller_raw", "the number as Callvoip sent it"),
 ];
 
+/// Is `name` one of the forms of the caller's *number* (not `caller_raw`, the text as
+/// received, and not a call field)? A question using one needs a usable number.
+pub fn is_number_param(name: &str) -> bool {
+    name.starts_with("caller_") && name != "caller_raw"
+}
+
 /// Checks a parameter name: a known `caller_*` name, or `call_<field>` for any call field.
 pub fn check_name(name: &str) -> Result<(), String> {
     if CALLER_PARAMS.iter().any(|(known, _)| *known == name) {
@@ -131,6 +137,13 @@ impl Template {
     pub fn has_params(&self) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::Param(_)))
     }
+
+    /// Does the text use the caller's number (any `{caller_*}` but `{caller_raw}`)?
+    pub fn reads_number(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Param(name) if is_number_param(name)))
+    }
 }
 
 /// An SQL query with `:name` parameters rewritten to the driver's placeholders.
@@ -234,7 +247,7 @@ mod tests {
     fn request(number: &str) -> LookupRequest {
         let call = Call::from_pairs([("caller_number", number), ("dp_id", "d1")]);
         LookupRequest {
-            caller: Arc::new(Normaliser::default().normalise(number)),
+            caller: Normaliser::default().normalise(number),
             call: Arc::new(call),
         }
     }

@@ -297,6 +297,10 @@ impl Lookup for SqlLookup {
                 .join("\u{1f}"),
         )
     }
+
+    fn keyed_on_caller(&self) -> bool {
+        self.binds.iter().any(|name| params::is_number_param(name))
+    }
 }
 
 #[cfg(test)]

@@ -6,13 +6,15 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use belroute_engine::ruleset::LoadContext;
+use belroute_engine::LoadContext;
 use belroute_engine::{
-    Call, Lookup, LookupError, LookupRequest, LookupSettings, Lookups, Normaliser, Router, RuleSet,
-    ScriptEngine,
+    Call, Deadline, Lookup, LookupError, LookupRequest, LookupSettings, Lookups, Normaliser,
+    Router, RuleSet, ScriptEngine,
 };
 use belroute_plugins::example_crm::ExampleCrmConfig;
 use serde_json::json;
@@ -80,7 +82,7 @@ fn plugin(base_url: &str, key: &str) -> Arc<dyn Lookup> {
 fn request(number: &str) -> LookupRequest {
     let call = Call::from_pairs([("caller_number", number)]);
     LookupRequest {
-        caller: Arc::new(Normaliser::default().normalise(number)),
+        caller: Normaliser::default().normalise(number),
         call: Arc::new(call),
     }
 }
@@ -166,23 +168,15 @@ async fn a_rule_set_routes_callers_with_open_invoices_to_finance() {
     let ctx = LoadContext {
         scripts: router.scripts(),
         configured_lookups: &configured,
-        time_zone: belroute_engine::clock::DEFAULT_TIME_ZONE,
+        time_zone: belroute_engine::DEFAULT_TIME_ZONE,
     };
-    let set = RuleSet::load("main", Path::new("main.yaml"), rules, &ctx).unwrap();
+    let set = Arc::new(RuleSet::load("main", Path::new("main.yaml"), rules, &ctx).unwrap());
     let route = |number: &'static str| {
         let (router, set) = (&router, &set);
         async move {
-            let now = Instant::now();
+            let deadline = Deadline::new(Instant::now(), Duration::from_millis(1750));
             let call = Arc::new(Call::from_pairs([("caller_number", number)]));
-            router
-                .route(
-                    set,
-                    call,
-                    now,
-                    now + Duration::from_millis(1750),
-                    chrono::Utc::now(),
-                )
-                .await
+            router.route(set, call, deadline, chrono::Utc::now()).await
         }
     };
     let known = route("31152026057").await;

@@ -81,13 +81,8 @@ pub async fn invalidate(
     }
     let name = req.match_info().get("name").unwrap_or_default();
     let caller = state.router.normaliser().normalise(&body.caller);
-    let key = if caller.e164.is_empty() {
-        caller.raw.clone()
-    } else {
-        caller.e164.clone()
-    };
     let plugin = (name != "*").then_some(name);
-    if state.router.lookups().invalidate(plugin, &key) {
+    if state.router.lookups().invalidate(plugin, caller.key()) {
         HttpResponse::NoContent().finish()
     } else {
         HttpResponse::NotFound()
@@ -180,14 +175,10 @@ pub async fn calls(
         Some(Ok(ms)) => ms,
         Some(Err(message)) => return text(actix_web::http::StatusCode::BAD_REQUEST, &message),
     };
-    let caller = query.caller.as_deref().map(|c| {
-        let caller = state.router.normaliser().normalise(c);
-        if caller.e164.is_empty() {
-            caller.raw
-        } else {
-            caller.e164
-        }
-    });
+    let caller = query
+        .caller
+        .as_deref()
+        .map(|c| state.router.normaliser().normalise(c).key().to_string());
     let filter = crate::storage::CallQuery {
         caller,
         since_ms,
@@ -227,7 +218,7 @@ fn parse_since(text: &str) -> Result<i64, String> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
     }
-    let back = belroute_engine::ruleset::parse_duration(text)
+    let back = belroute_engine::parse_duration(text)
         .map_err(|_| format!("`since` is an RFC 3339 time (2026-11-22T09:00:00Z) or a duration back from now (24h), not `{text}`"))?;
     let now = crate::storage::epoch_ms(std::time::SystemTime::now());
     Ok(now - i64::try_from(back.as_millis()).unwrap_or(i64::MAX))

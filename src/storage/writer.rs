@@ -70,11 +70,7 @@ impl CallRecord {
             caller_e164: &d.caller.e164,
             route: &d.route,
             rule: d.rule.as_deref(),
-            reason: match d.reason {
-                belroute_engine::Reason::Matched => "matched",
-                belroute_engine::Reason::NoMatch => "no_match",
-                belroute_engine::Reason::Deadline => "deadline",
-            },
+            reason: d.reason.as_str(),
             micros: i64::try_from(d.micros).unwrap_or(i64::MAX),
             call_data: serde_json::to_string(self.call.sent_fields())
                 .unwrap_or_else(|_| "{}".into()),

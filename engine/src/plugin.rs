@@ -1,7 +1,11 @@
-//! The lookup plugin interface: how the engine asks a CRM what it knows about a caller.
+//! The plugin interface: how the engine asks a CRM what it knows about a caller.
 //!
-//! A plugin answers one question for one call; the engine, not the plugin, starts lookups,
-//! enforces the call's deadline, caches answers and trips the circuit breaker.
+//! Words: a *plugin* is code that can ask one kind of system (`http`, `sql`, `history`); a
+//! configured instance of it has a name in belroute.yaml `plugins:`. A *lookup* is the engine
+//! asking an instance about one call; rule sets list the instances they read in `lookups:`,
+//! and rules see each answer as a variable of that name. A plugin implements [`Lookup`]: it
+//! answers one question for one call; the engine, not the plugin, starts lookups, enforces
+//! the call's deadline, caches answers and trips the circuit breaker.
 
 use std::sync::Arc;
 
@@ -57,17 +61,18 @@ pub trait Lookup: Send + Sync + 'static {
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<Facts>, LookupError>;
 
     /// What makes two requests the same question, for caching and for sharing one in-flight
-    /// request. `None` disables caching for this request. The default is the caller's E.164
-    /// number (or the raw number when it is not a valid phone number).
+    /// request. `None` disables caching for this request. The default is the caller's
+    /// [`Caller::key`] (E.164, or the number as received).
     fn cache_key(&self, request: &LookupRequest) -> Option<String> {
         let caller = &request.caller;
-        if caller.anonymous {
-            return None;
-        }
-        Some(if caller.e164.is_empty() {
-            caller.raw.clone()
-        } else {
-            caller.e164.clone()
-        })
+        (!caller.anonymous).then(|| caller.key().to_string())
+    }
+
+    /// Does the question depend on the caller's number? Then the engine does not ask it for a
+    /// caller without a usable number (withheld, not a valid number, a SIP extension): rules
+    /// see "not found" (`{}`) instead of facts about an empty number. A plugin keyed on other
+    /// call data returns `false`; an operator can also opt a plugin in (`ask_without_number`).
+    fn keyed_on_caller(&self) -> bool {
+        true
     }
 }

@@ -1,19 +1,17 @@
-//! Rule tests: a call, the facts each lookup returns, the route expected; no CRM is asked.
+//! Rule tests, as written: a call, the facts each lookup returns, the route expected.
 //!
-//! Tests live in a rule file's `tests:` section or beside it in `{name}.test.yaml`.
+//! Tests live in a rule file's `tests:` section or beside it in `{name}.test.yaml`; this module
+//! reads them, `test_run` runs them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::NaiveDateTime;
 
 use crate::call::Call;
-use crate::decide::{Decision, Router};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 use crate::lookups::LookupResult;
-use crate::ruleset::RuleSet;
 use crate::yaml::{self, Fields, Node};
 
 const TEST_KEYS: [&str; 5] = ["name", "at", "call", "lookups", "expect"];
@@ -32,21 +30,6 @@ pub struct TestCase {
     pub expect_rule: Option<String>,
 }
 
-/// The outcome of one test.
-#[derive(Debug)]
-pub struct TestReport {
-    pub case: TestCase,
-    pub decision: Decision,
-    /// Why it failed; `None` when it passed.
-    pub failure: Option<String>,
-}
-
-impl TestReport {
-    pub fn passed(&self) -> bool {
-        self.failure.is_none()
-    }
-}
-
 /// Reads a `tests:` list (from a rule file or a test file).
 pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
     let Some(items) = node.as_seq() else {
@@ -60,6 +43,7 @@ pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
         return Vec::new();
     };
     let mut tests: Vec<TestCase> = Vec::new();
+    let mut names: HashSet<String> = HashSet::new();
     for (index, item) in items.iter().enumerate() {
         let Some(fields) = Fields::read(item, &TEST_KEYS, "a test", diags) else {
             continue;
@@ -68,20 +52,11 @@ pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
             .text("name", "test", diags)
             .map(str::to_string)
             .unwrap_or_else(|| format!("test {}", index + 1));
-        if tests.iter().any(|t| t.name == name) {
+        if !names.insert(name.clone()) {
             diags.error(item.position, format!("duplicate test name `{name}`"));
         }
         let at = fields.get("at").and_then(|node| {
-            let parsed = node.as_str().and_then(|text| {
-                [
-                    "%Y-%m-%d %H:%M",
-                    "%Y-%m-%dT%H:%M",
-                    "%Y-%m-%d %H:%M:%S",
-                    "%Y-%m-%dT%H:%M:%S",
-                ]
-                .iter()
-                .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-            });
+            let parsed = node.as_str().and_then(crate::clock::parse_local_time);
             if parsed.is_none() {
                 diags.error(
                     node.position,
@@ -228,60 +203,5 @@ pub fn load_test_file(file: &Path, text: &str) -> Result<Vec<TestCase>, Vec<Diag
         Ok(tests)
     } else {
         Err(diags.into_vec())
-    }
-}
-
-/// Runs one test against `set`.
-pub async fn run_test(router: &Router, set: &RuleSet, case: &TestCase) -> TestReport {
-    let mut problems = Vec::new();
-    let now: DateTime<Utc> = match case.at {
-        Some(local) => match set.time_zone.from_local_datetime(&local).earliest() {
-            Some(t) => t.with_timezone(&Utc),
-            None => {
-                problems.push(format!(
-                    "`at` {local} does not exist in {} (the clock skips it for summer time)",
-                    set.time_zone
-                ));
-                Utc::now()
-            }
-        },
-        None => Utc::now(),
-    };
-    let deadline = Instant::now() + set.timeout;
-    let decision = router
-        .route_with_facts(set, case.call.clone(), &case.lookups, deadline, now)
-        .await;
-    if let Some(unknown) = case.lookups.keys().find(|name| !set.lookups.contains(name)) {
-        problems.push(format!(
-            "gives facts for `{unknown}`, which the rule set does not declare in `lookups`"
-        ));
-    }
-    if decision.route != case.expect_route {
-        let by = decision
-            .rule
-            .as_deref()
-            .map(|r| format!("rule `{r}`"))
-            .unwrap_or_else(|| "the default".into());
-        problems.push(format!(
-            "expected route `{}`, got `{}` (by {by})",
-            case.expect_route, decision.route
-        ));
-    }
-    if let Some(rule) = &case.expect_rule
-        && decision.rule.as_deref() != Some(rule.as_str())
-    {
-        problems.push(format!(
-            "expected rule `{rule}` to match, but {}",
-            decision
-                .rule
-                .as_deref()
-                .map(|r| format!("`{r}` did"))
-                .unwrap_or_else(|| "none did".into())
-        ));
-    }
-    TestReport {
-        case: case.clone(),
-        decision,
-        failure: (!problems.is_empty()).then(|| problems.join("; ")),
     }
 }
