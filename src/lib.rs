@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod logging;
 pub mod metrics;
 pub mod server;
 pub mod storage;

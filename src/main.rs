@@ -194,16 +194,25 @@ async fn run(command: Command) -> anyhow::Result<bool> {
     }
 }
 
+/// The log filter unless BELROUTE_LOG or RUST_LOG says otherwise. actix-http logs malformed
+/// requests from anyone at ERROR; they are counted nowhere useful and would let any client
+/// flood the log, so they are off by default (`BELROUTE_LOG=info,actix_http=debug` shows them).
+pub const DEFAULT_LOG_FILTER: &str = "info,actix_http::h1=off";
+
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("BELROUTE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Text => builder.init(),
+        // Every value escaped: a rule-set name in a URL or a caller's field cannot start a new
+        // log line or move the terminal's cursor.
+        LogFormat::Text => builder
+            .fmt_fields(belroute::logging::escaped_fields())
+            .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }

@@ -32,11 +32,23 @@ pub async fn readyz(state: web::Data<State>) -> HttpResponse {
             })
         })
         .collect();
-    let ready = refused.is_empty();
+    let panic = state.metrics.recent_panic().map(|(at, what)| {
+        json!({
+            "at": chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "what": what,
+        })
+    });
+    let ready = refused.is_empty() && panic.is_none();
+    let status = match (refused.is_empty(), panic.is_none()) {
+        (true, true) => "ready",
+        (false, _) => "refused",
+        (true, false) => "panicked",
+    };
     let body = json!({
-        "status": if ready { "ready" } else { "refused" },
+        "status": status,
         "rulesets": rulesets,
         "refused": refused,
+        "last_panic": panic,
     });
     let mut response = if ready {
         HttpResponse::Ok()

@@ -1,0 +1,268 @@
+//! Deciding a call, end to end inside the engine: every outcome a rule and a decision can have,
+//! with lookup doubles instead of CRMs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use belroute_engine::{
+    Call, DEFAULT_TIME_ZONE, Deadline, Decision, Limits, LoadContext, Lookup, LookupResult,
+    LookupSettings, Lookups, Normaliser, PoolSettings, Reason, Router, RuleOutcome, RuleSet,
+    ScriptEngine,
+};
+use chrono::TimeZone;
+use serde_json::json;
+use support::{Answer, Double, Panicking};
+use tokio::time::Instant;
+
+fn router(plugins: Vec<(&str, Arc<dyn Lookup>)>, limits: Limits, pool: PoolSettings) -> Router {
+    let mut lookups = Lookups::default();
+    for (name, plugin) in plugins {
+        lookups.insert(name, plugin, LookupSettings::default());
+    }
+    Router::with_pool(
+        Arc::new(ScriptEngine::new(&limits)),
+        Normaliser::default(),
+        lookups,
+        pool,
+    )
+}
+
+fn load(router: &Router, name: &str, text: &str) -> Arc<RuleSet> {
+    let configured: BTreeSet<String> = router.lookups().names();
+    let ctx = LoadContext {
+        scripts: router.scripts(),
+        configured_lookups: &configured,
+        time_zone: DEFAULT_TIME_ZONE,
+    };
+    Arc::new(RuleSet::load(name, Path::new("t.yaml"), text, &ctx).unwrap())
+}
+
+/// Monday 23 November 2026, 10:00 in Amsterdam.
+fn monday_ten() -> chrono::DateTime<chrono::Utc> {
+    DEFAULT_TIME_ZONE
+        .with_ymd_and_hms(2026, 11, 23, 10, 0, 0)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+}
+
+async fn decide(router: &Router, set: &Arc<RuleSet>, caller: &str) -> Decision {
+    let call = Arc::new(Call::from_pairs([("caller_number", caller)]));
+    let deadline = Deadline::new(Instant::now(), Duration::from_millis(1750));
+    router.route(set, call, deadline, monday_ten()).await
+}
+
+fn outcomes(decision: &Decision) -> Vec<&'static str> {
+    decision
+        .rules
+        .iter()
+        .map(|r| match r.outcome {
+            RuleOutcome::Matched => "matched",
+            RuleOutcome::NoMatch => "no_match",
+            RuleOutcome::FellThrough => "fell_through",
+            RuleOutcome::Skipped { .. } => "skipped",
+            RuleOutcome::Error { .. } => "error",
+            RuleOutcome::NotReached => "not_reached",
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_rule_outcome() {
+    let crm = Double::new(Answer::Fail);
+    let router = router(
+        vec![("crm", crm.clone())],
+        Limits::default(),
+        PoolSettings::default(),
+    );
+    let set = load(
+        &router,
+        "main",
+        r#"
+default: receptie
+lookups: [crm]
+rules:
+  - name: Not withheld
+    when: caller.anonymous
+    route: anoniem
+  - name: Falls through
+    script: '()'
+    when: 'true'
+  - name: Errors
+    when: '1 / 0 == 1'
+    route: never
+  - name: Reads a CRM that is down
+    when: crm.open > 0
+    route: finance
+  - name: Office hours
+    when: 'open_hours("mon-fri 08:30-17:30")'
+    route: open
+  - name: After the answer
+    route: never
+"#,
+    );
+    let decision = decide(&router, &set, "0152026057").await;
+    assert_eq!(
+        outcomes(&decision),
+        [
+            "no_match",
+            "fell_through",
+            "error",
+            "skipped",
+            "matched",
+            "not_reached"
+        ]
+    );
+    assert_eq!(
+        (
+            decision.route.as_str(),
+            decision.rule.as_deref(),
+            decision.reason
+        ),
+        ("open", Some("Office hours"), Reason::Matched)
+    );
+    assert!(decision.lookups[0].awaited);
+    assert!(matches!(
+        decision.lookups[0].result,
+        LookupResult::Unavailable { .. }
+    ));
+}
+
+#[tokio::test]
+async fn no_rule_matching_answers_the_default() {
+    let router = router(vec![], Limits::default(), PoolSettings::default());
+    let set = load(
+        &router,
+        "main",
+        "default: receptie\nrules:\n  - name: Never\n    when: 'false'\n    route: x\n",
+    );
+    let decision = decide(&router, &set, "0152026057").await;
+    assert_eq!(
+        (decision.route.as_str(), decision.reason),
+        ("receptie", Reason::NoMatch)
+    );
+}
+
+#[tokio::test]
+async fn facts_given_instead_of_asked() {
+    let router = router(
+        vec![("crm", Double::new(Answer::Fail))],
+        Limits::default(),
+        PoolSettings::default(),
+    );
+    let set = load(
+        &router,
+        "main",
+        "default: receptie\nlookups: [crm]\nrules:\n  - name: Invoices\n    when: crm.open > 0\n    script: '`finance_${crm.open}`'\n",
+    );
+    let facts = BTreeMap::from([(
+        "crm".to_string(),
+        LookupResult::Found {
+            facts: Arc::new(json!({"open": 2}).as_object().cloned().unwrap()),
+        },
+    )]);
+    let decision = router
+        .route_with_facts(
+            &set,
+            Call::from_pairs([("caller_number", "0152026057")]),
+            &facts,
+            Duration::from_secs(2),
+            monday_ten(),
+        )
+        .await;
+    assert_eq!(decision.route, "finance_2");
+}
+
+#[tokio::test]
+async fn the_deadline_stops_slow_rules_and_answers_the_default() {
+    let limits = Limits {
+        max_operations: u64::MAX,
+        rule_time: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let router = router(vec![], limits, PoolSettings::default());
+    let mut text = String::from("timeout: 1s\ndefault: receptie\nrules:\n");
+    for i in 0..5 {
+        text.push_str(&format!("  - name: Loop {i}\n    script: 'loop {{}}'\n"));
+    }
+    let set = load(&router, "slow", &text);
+    let call = Arc::new(Call::default());
+    let started = Instant::now();
+    let deadline = Deadline::new(started, Duration::from_millis(300));
+    let decision = router.route(&set, call, deadline, monday_ten()).await;
+    assert_eq!(decision.reason, Reason::Deadline);
+    assert_eq!(decision.route, "receptie");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(600),
+        "{took:?}"
+    );
+    assert_eq!(
+        outcomes(&decision)[0],
+        "error",
+        "the first rule was stopped"
+    );
+    assert!(set.is_heavy(), "the rule set now goes straight to the pool");
+}
+
+#[tokio::test]
+async fn over_its_share_a_rule_set_answers_at_once() {
+    let limits = Limits {
+        max_operations: u64::MAX,
+        rule_time: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let router = router(
+        vec![],
+        limits,
+        PoolSettings {
+            threads: 2,
+            share: 1,
+        },
+    );
+    let set = load(
+        &router,
+        "slow",
+        "default: receptie\nrules:\n  - name: Loop\n    script: 'loop {}'\n",
+    );
+    let first = decide(&router, &set, "0152026057");
+    let second = async {
+        // Let the first call take the rule set's place in the pool.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let decision = decide(&router, &set, "0152026057").await;
+        (decision, started.elapsed())
+    };
+    let (first, (second, took)) = tokio::join!(first, second);
+    assert_eq!(first.reason, Reason::Deadline);
+    assert_eq!(second.reason, Reason::OverShare);
+    assert_eq!(second.route, "receptie");
+    assert!(
+        took < Duration::from_millis(100),
+        "answered at once: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_plugin_answers_the_default() {
+    let router = router(
+        vec![("crm", Arc::new(Panicking))],
+        Limits::default(),
+        PoolSettings::default(),
+    );
+    let set = load(
+        &router,
+        "main",
+        "default: receptie\nlookups: [crm]\nrules:\n  - name: Always\n    route: x\n",
+    );
+    let decision = decide(&router, &set, "0152026057").await;
+    assert_eq!(
+        (decision.route.as_str(), decision.reason),
+        ("receptie", Reason::Failed)
+    );
+}
