@@ -125,17 +125,17 @@ fn spawn_retention(storage: Storage, retention: Duration) {
 /// The router `check` and `test` use: rules and scripts, no plugins (tests give the facts).
 pub fn offline_router(config: &Config) -> Router {
     Router::with_pool(
-        Arc::new(ScriptEngine::new(&config.sandbox.limits())),
+        Arc::new(ScriptEngine::new(&config.sandbox.limits)),
         config.default_region.0.clone(),
         Lookups::default(),
-        config.sandbox.pool(),
+        config.sandbox.pool,
     )
 }
 
 /// The router for `config`: the sandboxed script engine, caller normalisation and plugins.
 /// `storage` is belroute's own database, for the `history` plugin.
 pub fn router(config: &Config, storage: &Storage) -> anyhow::Result<Router> {
-    let scripts = Arc::new(ScriptEngine::new(&config.sandbox.limits()));
+    let scripts = Arc::new(ScriptEngine::new(&config.sandbox.limits));
     let normaliser = config.default_region.0.clone();
     // The numbering-plan database loads on first use (~1 s in debug builds): not on a live call.
     normaliser.normalise("31152026057");
@@ -155,6 +155,6 @@ pub fn router(config: &Config, storage: &Storage) -> anyhow::Result<Router> {
         scripts,
         normaliser,
         lookups,
-        config.sandbox.pool(),
+        config.sandbox.pool,
     ))
 }

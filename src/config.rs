@@ -1,21 +1,33 @@
 //! `belroute.yaml`: the server's own settings (not the rules): hooks authentication,
-//! time zone, sandbox limits, plugins, admin. Secrets come from the environment as `${NAME}`.
+//! time zone, sandbox limits, storage, plugins, subscriptions, admin. Secrets come from the
+//! environment as `${NAME}`.
+//!
+//! Read like rule files: into the engine's positioned YAML tree, with the engine's settings
+//! toolkit, so every problem is reported at once as `file:line:col: message`, and every
+//! duration, size and count is checked against a documented range (docs/operators.md): no
+//! value `check` accepts can crash or overflow anything once belroute serves.
 
-use std::collections::BTreeMap;
+mod subscription;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use belroute_engine::Limits;
-use belroute_engine::settings::{Secret, duration};
+use belroute_engine::Normaliser;
+use belroute_engine::diagnostic::{Diagnostic, Diagnostics, Position};
+use belroute_engine::settings::SandboxSettings;
+use belroute_engine::settings::{self, Invalid, Range, Secret, Section, value};
+use belroute_engine::yaml::{self, Node};
 use belroute_engine::{DEFAULT_TIME_ZONE, parse_time_zone};
 use belroute_plugins::PluginInstance;
 use chrono_tz::Tz;
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+
+pub use subscription::{Channel, EventKind, Payload, Status, SubscriptionConfig};
 
 /// The whole configuration file. Every key is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct Config {
     /// Zone for `now()`, office hours and holidays, unless a rule set names its own.
     pub timezone: TimeZone,
@@ -23,84 +35,23 @@ pub struct Config {
     pub default_region: Region,
     pub hooks: Hooks,
     /// Bounds on what one rule may do.
-    pub sandbox: Sandbox,
+    pub sandbox: SandboxSettings,
     pub admin: Admin,
     pub storage: StorageSettings,
     /// Applications told where calls went (see docs/subscriptions.md).
-    pub subscriptions: BTreeMap<String, crate::subscriptions::SubscriptionConfig>,
-    /// Lookup plugin instances by name, as written (see docs/plugins.md).
-    plugins: BTreeMap<String, serde_yaml::Value>,
+    pub subscriptions: BTreeMap<String, SubscriptionConfig>,
     /// The plugin instances, validated.
-    #[serde(skip)]
     pub lookups: Vec<PluginInstance>,
     /// Notes for `belroute check` about settings it could not check.
-    #[serde(skip)]
     pub notes: Vec<String>,
-}
-
-/// `sandbox:` — bounds on what one rule may do, and the evaluation pool.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Sandbox {
-    pub max_operations: u64,
-    #[serde(deserialize_with = "duration")]
-    pub rule_time: Duration,
-    pub max_string_size: usize,
-    pub max_array_size: usize,
-    pub max_map_size: usize,
-    pub max_call_levels: usize,
-    pub max_expr_depth: usize,
-    /// Threads of the evaluation pool.
-    pub threads: usize,
-    /// Evaluations one rule set may have in the pool at once.
-    pub share: usize,
-}
-
-impl Default for Sandbox {
-    fn default() -> Self {
-        let limits = Limits::default();
-        let pool = belroute_engine::PoolSettings::default();
-        Sandbox {
-            max_operations: limits.max_operations,
-            rule_time: limits.rule_time,
-            max_string_size: limits.max_string_size,
-            max_array_size: limits.max_array_size,
-            max_map_size: limits.max_map_size,
-            max_call_levels: limits.max_call_levels,
-            max_expr_depth: limits.max_expr_depth,
-            threads: pool.threads,
-            share: pool.share,
-        }
-    }
-}
-
-impl Sandbox {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_operations: self.max_operations,
-            rule_time: self.rule_time,
-            max_string_size: self.max_string_size,
-            max_array_size: self.max_array_size,
-            max_map_size: self.max_map_size,
-            max_call_levels: self.max_call_levels,
-            max_expr_depth: self.max_expr_depth,
-        }
-    }
-
-    pub fn pool(&self) -> belroute_engine::PoolSettings {
-        belroute_engine::PoolSettings {
-            threads: self.threads,
-            share: self.share,
-        }
-    }
+    /// Every name under `plugins:`, including any `check` could not fully validate.
+    plugin_names: BTreeSet<String>,
 }
 
 /// `hooks:` — the Callvoip-facing endpoint.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug)]
 pub struct Hooks {
     /// Answer this long before the rule set's `timeout`, for the network back to Callvoip.
-    #[serde(deserialize_with = "duration")]
     pub margin: Duration,
     /// Largest request body accepted.
     pub max_body: ByteSize,
@@ -120,15 +71,51 @@ impl Default for Hooks {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+impl Hooks {
+    pub const KEYS: [&'static str; 4] = ["margin", "max_body", "auth", "rulesets"];
+    pub const MARGIN: Range<Duration> = Range::new(
+        Duration::ZERO,
+        belroute_engine::MIN_TIMEOUT.saturating_sub(Duration::from_millis(1)),
+    )
+    .because("below 1s, the shortest rule set timeout");
+    /// A Callvoip call is under 2 KiB; the limit is read before the body is.
+    pub const MAX_BODY: Range<u64> = Range::new(1 << 10, 4 << 20);
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        let default = Hooks::default();
+        let max_body = s.size("max_body", 64 * 1024, Self::MAX_BODY);
+        let mut rulesets = BTreeMap::new();
+        for (name, key, node) in s.entries("rulesets") {
+            if !belroute_engine::valid_name(name) {
+                s.error_at(
+                    key.position,
+                    format!("`hooks.rulesets.{name}`: no rule set can have this name; rule set names (file names) use letters, digits, `-` and `_`"),
+                );
+            }
+            let path = format!("hooks.rulesets.{name}");
+            let hooks = s.nested(node, &path, &["auth"], |r| RulesetHooks {
+                auth: r
+                    .contains("auth")
+                    .then(|| r.section("auth", &Auth::KEYS, Auth::read)),
+            });
+            rulesets.insert(name.to_string(), hooks);
+        }
+        Hooks {
+            margin: s.duration("margin", default.margin, Self::MARGIN),
+            max_body: ByteSize(usize::try_from(max_body).unwrap_or(default.max_body.0)),
+            auth: s.section("auth", &Auth::KEYS, Auth::read),
+            rulesets,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
 pub struct RulesetHooks {
     pub auth: Option<Auth>,
 }
 
 /// Who may call `/hooks/*`. Every check configured must pass.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Default, Clone)]
 pub struct Auth {
     /// A secret header, e.g. `identifier: …` as Koppeltaal does it.
     pub header: Option<NamedSecret>,
@@ -140,19 +127,67 @@ pub struct Auth {
     pub trusted_proxies: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+impl Auth {
+    pub const KEYS: [&'static str; 4] = ["header", "query", "allow_ips", "trusted_proxies"];
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        let named = |s: &mut Section<'_, '_, '_>, key: &str, example: &str| {
+            if !s.contains(key) {
+                return None;
+            }
+            s.section(key, &NamedSecret::KEYS, |n| {
+                let name = n.required("name", example, |v| {
+                    let name = value::text(v)?;
+                    if name.is_empty() {
+                        return Err(Invalid::new(v, "is empty"));
+                    }
+                    Ok(name.to_string())
+                });
+                let value = n.required("value", "\"${BELROUTE_HOOK_SECRET}\"", value::secret);
+                Some(NamedSecret {
+                    name: name?,
+                    value: value?,
+                })
+            })
+        };
+        let header = named(s, "header", "identifier");
+        let query = named(s, "query", "token");
+        Auth {
+            header,
+            query,
+            allow_ips: s.list("allow_ips", cidr).unwrap_or_default(),
+            trusted_proxies: s.list("trusted_proxies", cidr).unwrap_or_default(),
+        }
+    }
+}
+
+/// An address range (`185.103.76.0/22`), or one address (`203.0.113.7`, as `/32`).
+fn cidr(node: &Node) -> Result<IpNet, Invalid> {
+    let text = value::text(node)?.trim();
+    text.parse::<IpNet>()
+        .or_else(|e| text.parse::<std::net::IpAddr>().map(IpNet::from).map_err(|_| e))
+        .map_err(|e| {
+            Invalid::new(
+                node,
+                format!("is `{text}`, not an address range ({e}); write e.g. 185.103.76.0/22, 203.0.113.7 or 2001:db8::/32"),
+            )
+        })
+}
+
+#[derive(Debug, Clone)]
 pub struct NamedSecret {
     pub name: String,
     pub value: Secret,
 }
 
+impl NamedSecret {
+    pub const KEYS: [&'static str; 2] = ["name", "value"];
+}
+
 /// `storage:` — the call log.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug)]
 pub struct StorageSettings {
     /// Calls older than this are deleted (phone numbers are personal data).
-    #[serde(deserialize_with = "duration")]
     pub retention: Duration,
     /// Records that may wait for the database; more are dropped (and counted).
     pub queue: usize,
@@ -172,6 +207,24 @@ impl Default for StorageSettings {
 }
 
 impl StorageSettings {
+    pub const KEYS: [&'static str; 3] = ["retention", "queue", "batch"];
+    pub const RETENTION: Range<Duration> = Range::new(
+        Duration::from_secs(3_600),
+        Duration::from_secs(3_650 * 86_400),
+    );
+    /// Each waiting record holds its call data in memory.
+    pub const QUEUE: Range<usize> = Range::new(1, 1_000_000);
+    pub const BATCH: Range<usize> = Range::new(1, 10_000);
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        let default = StorageSettings::default();
+        StorageSettings {
+            retention: s.duration("retention", default.retention, Self::RETENTION),
+            queue: s.count("queue", default.queue, Self::QUEUE),
+            batch: s.count("batch", default.batch, Self::BATCH),
+        }
+    }
+
     pub fn writer(&self) -> crate::storage::WriterSettings {
         crate::storage::WriterSettings {
             queue: self.queue,
@@ -181,11 +234,20 @@ impl StorageSettings {
 }
 
 /// `admin:` — the admin API.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct Admin {
     /// Bearer token for `/api/v1/*`; without it the admin API is closed.
     pub token: Option<Secret>,
+}
+
+impl Admin {
+    pub const KEYS: [&'static str; 1] = ["token"];
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        Admin {
+            token: s.secret("token"),
+        }
+    }
 }
 
 /// A time zone by IANA name; Europe/Amsterdam unless set.
@@ -198,69 +260,15 @@ impl Default for TimeZone {
     }
 }
 
-impl<'de> Deserialize<'de> for TimeZone {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        parse_time_zone(&name)
-            .map(TimeZone)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// An ISO 3166 region code for national numbers; NL unless set.
 #[derive(Debug, Clone, Default)]
-pub struct Region(pub belroute_engine::Normaliser);
-
-impl<'de> Deserialize<'de> for Region {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let code = String::deserialize(d)?;
-        belroute_engine::Normaliser::new(&code)
-            .map(Region)
-            .map_err(serde::de::Error::custom)
-    }
-}
+pub struct Region(pub Normaliser);
 
 /// A size in bytes, written `65536`, `64KiB` or `1MiB`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub usize);
 
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = serde_yaml::Value::deserialize(d)?;
-        let text = match text {
-            serde_yaml::Value::Number(n) => n.to_string(),
-            serde_yaml::Value::String(s) => s,
-            _ => {
-                return Err(serde::de::Error::custom(
-                    "a size is written like 65536, 64KiB or 1MiB",
-                ));
-            }
-        };
-        parse_size(&text)
-            .map(ByteSize)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size; write e.g. 64KiB"))?;
-    let factor = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "KB" | "kB" | "K" | "k" => 1024,
-        "MiB" | "MB" | "M" => 1024 * 1024,
-        other => return Err(format!("unknown size unit `{other}`; use B, KiB or MiB")),
-    };
-    Ok(number * factor)
-}
-
-/// A configuration file that could not be used, with the place to fix.
+/// A configuration file that could not be used, with the places to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {error}")]
@@ -268,16 +276,38 @@ pub enum ConfigError {
         file: PathBuf,
         error: std::io::Error,
     },
-    #[error("{file}:{line}:{column}: {message}")]
-    Invalid {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    /// Every problem found, in file order.
+    #[error("{}", Lines(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// One `file:line:col: message` per line.
+struct Lines<'a>(&'a [Diagnostic]);
+
+impl fmt::Display for Lines<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Config {
+    pub const KEYS: [&'static str; 8] = [
+        "timezone",
+        "default_region",
+        "hooks",
+        "sandbox",
+        "admin",
+        "storage",
+        "subscriptions",
+        "plugins",
+    ];
+
     /// Reads and validates `belroute.yaml`.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|error| ConfigError::Unreadable {
@@ -287,89 +317,100 @@ impl Config {
         Config::parse(file, &text)
     }
 
+    /// Validates the text of `file`, reporting every problem at once.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |line, column, message| ConfigError::Invalid {
-            file: file.to_path_buf(),
-            line,
-            column,
-            message,
-        };
-        if text.trim().is_empty() {
-            return Ok(Config::default());
-        }
-        let mut config: Config = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let message = without_location(&e.to_string(), line, column);
-            // serde_yaml places errors in a value at its enclosing mapping; the path finds the value.
-            let path = message
-                .split_once(": ")
-                .map(|(path, _)| path)
-                .filter(|p| !p.contains(' '));
-            let precise = locate(text, path, &message);
-            let (line, column) = precise.unwrap_or((line, column));
-            invalid(line, column, message)
+        let root = yaml::parse(text).map_err(|e| {
+            ConfigError::Invalid(vec![Diagnostic::new(
+                file,
+                e.position,
+                format!("YAML syntax: {}", e.message),
+            )])
         })?;
-        config.validate().map_err(|(path, message)| {
-            let (line, column) = locate(text, Some(path), "").unwrap_or((1, 1));
-            invalid(line, column, message)
-        })?;
-        for (name, subscription) in &config.subscriptions {
-            subscription.validate(name).map_err(|message| {
-                let path = format!("subscriptions.{name}");
-                let (line, column) = locate(text, Some(&path), &message).unwrap_or((1, 1));
-                invalid(line, column, format!("subscription `{name}`: {message}"))
-            })?;
+        let mut diags = Diagnostics::new(file);
+        let mut config = Config::default();
+        {
+            let mut s = Section::read(&root, "", &Config::KEYS, &mut diags);
+            config.read(&mut s);
         }
-        for (name, value) in &config.plugins {
-            let missing_before = belroute_engine::settings::missing_so_far();
-            match belroute_plugins::parse_instance(name, value) {
-                Ok(instance) => config.lookups.push(instance),
-                Err(message) if belroute_engine::settings::missing_so_far() > missing_before => {
-                    config.notes.push(format!(
-                        "plugin `{name}` was not fully checked: it needs environment variables that are not set ({message})"
-                    ));
+        let mut problems = diags.into_vec();
+        let missing = settings::missing_env();
+        if !missing.is_empty() {
+            // `check` without production secrets: what fails only because a `${NAME}` was left
+            // as written is a note, the rest stays an error.
+            let unresolved = unresolved_values(&root, "", &missing);
+            problems.retain(|problem| {
+                let Some(value) = unresolved.iter().find(|v| v.covers(problem.position)) else {
+                    return true;
+                };
+                let note = format!(
+                    "`{}` was not fully checked: it needs environment variables that are not set ({})",
+                    value.path,
+                    value.names.join(", ")
+                );
+                if !config.notes.contains(&note) {
+                    config.notes.push(note);
                 }
-                Err(message) => {
-                    let path = format!("plugins.{name}");
-                    let (line, column) = locate(text, Some(&path), &message).unwrap_or((1, 1));
-                    return Err(invalid(line, column, format!("plugin `{name}`: {message}")));
-                }
-            }
+                false
+            });
         }
-        Ok(config)
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
-    fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.hooks.margin >= belroute_engine::MIN_TIMEOUT {
-            return Err((
-                "hooks.margin",
-                "`hooks.margin` must be below 1s, the shortest rule set timeout".into(),
-            ));
+    fn read(&mut self, s: &mut Section<'_, '_, '_>) {
+        if let Some(zone) = s.get("timezone", |node| {
+            parse_time_zone(value::text(node)?).map_err(|e| Invalid::new(node, format!(": {e}")))
+        }) {
+            self.timezone = TimeZone(zone);
         }
-        if self.hooks.max_body.0 < 1024 {
-            return Err((
-                "hooks.max_body",
-                "`hooks.max_body` must be at least 1KiB".into(),
-            ));
+        if let Some(region) = s.get("default_region", |node| {
+            Normaliser::new(value::text(node)?)
+                .map_err(|e| Invalid::new(node, format!(": {e}; write an ISO code such as NL")))
+        }) {
+            self.default_region = Region(region);
         }
-        Ok(())
+        self.hooks = s.section("hooks", &Hooks::KEYS, Hooks::read);
+        self.sandbox = s.section("sandbox", &SandboxSettings::KEYS, SandboxSettings::read);
+        self.admin = s.section("admin", &Admin::KEYS, Admin::read);
+        self.storage = s.section("storage", &StorageSettings::KEYS, StorageSettings::read);
+        for (name, _, node) in s.entries("subscriptions") {
+            let path = format!("subscriptions.{name}");
+            let keys = SubscriptionConfig::KEYS;
+            if let Some(subscription) = s.nested(node, &path, &keys, |sub| {
+                SubscriptionConfig::read(name, sub)
+            }) {
+                self.subscriptions.insert(name.to_string(), subscription);
+            }
+        }
+        for (name, key, node) in s.entries("plugins") {
+            self.plugin_names.insert(name.to_string());
+            let mut found = Diagnostics::new(Path::new(""));
+            if let Some(instance) = belroute_plugins::parse_instance(name, key, node, &mut found) {
+                self.lookups.push(instance);
+            }
+            for problem in found.into_vec() {
+                s.error_at(problem.position, problem.message);
+            }
+        }
     }
 
     /// Reads `belroute.yaml` for `check` and `test`, where production secrets may be missing:
     /// a missing `${NAME}` is a note, not an error.
     pub fn load_for_check(file: &Path) -> Result<Config, ConfigError> {
-        let (config, missing) =
-            belroute_engine::settings::tolerating_missing_env(|| Config::load(file));
+        let (config, missing) = settings::tolerating_missing_env(|| Config::load(file));
         let mut config = config?;
         if !missing.is_empty() {
+            let mut names = missing;
+            names.sort();
+            names.dedup();
             config.notes.insert(
                 0,
                 format!(
                     "environment variables not set (settings using them were not checked): {}",
-                    missing.join(", ")
+                    names.join(", ")
                 ),
             );
         }
@@ -377,8 +418,8 @@ impl Config {
     }
 
     /// Every plugin name configured, including any `check` could not fully validate.
-    pub fn lookup_names(&self) -> std::collections::BTreeSet<String> {
-        self.plugins.keys().cloned().collect()
+    pub fn lookup_names(&self) -> BTreeSet<String> {
+        self.plugin_names.clone()
     }
 
     /// The hooks authentication for one rule set.
@@ -391,98 +432,56 @@ impl Config {
     }
 }
 
-/// serde_yaml appends " at line L column C"; the position is printed in front instead.
-fn without_location(message: &str, line: usize, column: usize) -> String {
-    message.replacen(&format!(" at line {line} column {column}"), "", 1)
+/// A scalar that still reads `${NAME}` because the variable is not set.
+struct Unresolved {
+    path: String,
+    names: Vec<String>,
+    start: Position,
+    /// Columns the scalar spans on its first line (quotes included).
+    width: usize,
 }
 
-/// The line and column of the value at `path` (`hooks.auth.allow_ips[0]`), or better, of the
-/// text the message quotes (`${NAME}`, or the first `…` in backticks) within it.
-fn locate(text: &str, path: Option<&str>, message: &str) -> Option<(usize, usize)> {
-    let root = belroute_engine::yaml::parse(text).ok()?;
-    let scope = match path {
-        Some(path) => root.find(path)?,
-        None => &root,
-    };
-    let quoted = message
-        .split("(used as ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .or_else(|| message.split('`').nth(1));
-    let found = quoted
-        .and_then(|q| scope.find_text(q))
-        .or(path.map(|_| scope))?;
-    Some((found.position.line, found.position.column))
+impl Unresolved {
+    fn covers(&self, at: Position) -> bool {
+        at.line == self.start.line
+            && at.column >= self.start.column
+            && at.column <= self.start.column + self.width
+    }
+}
+
+fn unresolved_values(node: &Node, path: &str, missing: &[String]) -> Vec<Unresolved> {
+    let mut found = Vec::new();
+    if let Some(text) = node.as_str() {
+        let names: Vec<String> = missing
+            .iter()
+            .filter(|name| text.contains(&format!("${{{name}}}")))
+            .cloned()
+            .collect();
+        if !names.is_empty() {
+            found.push(Unresolved {
+                path: path.to_string(),
+                names,
+                start: node.position,
+                width: text.lines().next().unwrap_or("").chars().count() + 2,
+            });
+        }
+    } else if let Some(items) = node.as_seq() {
+        for (i, item) in items.iter().enumerate() {
+            found.extend(unresolved_values(item, &format!("{path}[{i}]"), missing));
+        }
+    } else if let Some(entries) = node.as_map() {
+        for (key, value) in entries {
+            let key = key.as_str().unwrap_or("?");
+            let path = if path.is_empty() {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            found.extend(unresolved_values(value, &path, missing));
+        }
+    }
+    found
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use belroute_engine::settings::expand_env;
-
-    fn parse(text: &str) -> Result<Config, String> {
-        Config::parse(Path::new("belroute.yaml"), text).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn env_expansion() {
-        let env = |name: &str| (name == "A").then(|| "x".to_string());
-        assert_eq!(expand_env("p${A}q${A}", env), Ok("pxqx".into()));
-        assert_eq!(expand_env("$5 ok", env), Ok("$5 ok".into()));
-        assert!(
-            expand_env("${B}", env)
-                .unwrap_err()
-                .contains("environment variable B is not set")
-        );
-        assert!(expand_env("${A", env).is_err());
-    }
-
-    #[test]
-    fn errors_have_file_line_column() {
-        let err = parse("hooks:\n  margn: 100ms\n").unwrap_err();
-        assert!(
-            err.starts_with("belroute.yaml:2:3: hooks: unknown field `margn`"),
-            "{err}"
-        );
-        let err = parse("hooks:\n  auth:\n    header: { name: identifier, value: \"${BELROUTE_TEST_UNSET_VAR}\" }\n").unwrap_err();
-        assert!(err.starts_with("belroute.yaml:3:40: hooks.auth.header: environment variable BELROUTE_TEST_UNSET_VAR is not set"), "{err}");
-        let err =
-            parse("hooks:\n  auth:\n    allow_ips:\n      - 10.0.0.0/8\n      - 10.0.0.0/33\n")
-                .unwrap_err();
-        assert!(
-            err.starts_with("belroute.yaml:5:9: hooks.auth.allow_ips[1]: "),
-            "{err}"
-        );
-        let err = parse("hooks:\n  margin: 2s\n").unwrap_err();
-        assert_eq!(
-            err,
-            "belroute.yaml:2:11: `hooks.margin` must be below 1s, the shortest rule set timeout"
-        );
-        let err = parse("timezone: Mars/Olympus\n").unwrap_err();
-        assert!(
-            err.starts_with("belroute.yaml:1:11: unknown time zone"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn defaults_and_sizes() {
-        let c = parse("").unwrap();
-        assert_eq!(c.hooks.margin, Duration::from_millis(250));
-        assert_eq!(c.hooks.max_body, ByteSize(65536));
-        assert_eq!(
-            parse("hooks: { max_body: 1MiB }").unwrap().hooks.max_body,
-            ByteSize(1 << 20)
-        );
-        assert_eq!(
-            parse("hooks: { max_body: 4096 }").unwrap().hooks.max_body,
-            ByteSize(4096)
-        );
-    }
-
-    #[test]
-    fn secrets_do_not_print() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "Secret(***)");
-    }
-}
+mod tests;

@@ -49,7 +49,7 @@ pub use plugin::{Facts, Lookup, LookupError, LookupRequest};
 pub use pool::{Pool, PoolError, PoolSettings, panic_message};
 pub use ruleset::{
     CALL_VARIABLES, DEFAULT_TIMEOUT, LoadContext, MAX_ROUTE_LEN, MAX_TIMEOUT, MIN_TIMEOUT, Rule,
-    RuleSet, check_route, content_version, parse_duration, valid_name,
+    RuleSet, check_route, content_version, valid_name,
 };
 pub use script::{FUNCTIONS, Limits, PRINT_LINES_PER_SECOND, PRINT_MAX_CHARS, ScriptEngine};
 pub use test_case::{TestCase, load_test_file, read_tests, test_file_for};

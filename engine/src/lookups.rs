@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::clock::micros;
 use crate::plugin::{Facts, Lookup, LookupError, LookupRequest};
-use crate::settings::duration;
 
 /// What happened to one lookup for one call.
 #[derive(Debug, Clone, Serialize)]
@@ -58,12 +57,10 @@ impl LookupResult {
 }
 
 /// Settings every plugin has, whatever its kind: `timeout`, `cache`, `breaker`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LookupSettings {
     /// Longest one plugin request may take, whatever the call's deadline. The call itself
     /// never waits past its own deadline; this bounds the request's life after that.
-    #[serde(deserialize_with = "duration")]
     pub timeout: Duration,
     pub cache: CacheSettings,
     pub breaker: BreakerSettings,
@@ -84,17 +81,13 @@ impl Default for LookupSettings {
 }
 
 /// `cache:` — off (ttl 0) unless configured.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheSettings {
     /// How long found facts are served from the cache.
-    #[serde(deserialize_with = "duration")]
     pub ttl: Duration,
     /// How long "not found" is remembered; the `ttl` when not set.
-    #[serde(deserialize_with = "crate::settings::optional_duration")]
     pub negative_ttl: Option<Duration>,
     /// After expiry, how long an old answer may still be used when the plugin fails.
-    #[serde(deserialize_with = "duration")]
     pub stale_if_error: Duration,
     /// Fraction of the ttl after which a cache hit also refreshes the entry in the background.
     pub refresh_ahead: f64,
@@ -130,12 +123,10 @@ impl CacheSettings {
 
 /// `breaker:` — after `failures` failures in a row the plugin is skipped for `cool_down`,
 /// then one call probes it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BreakerSettings {
     /// Consecutive failures (errors and timeouts) that open the breaker; 0 never opens it.
     pub failures: u32,
-    #[serde(deserialize_with = "duration")]
     pub cool_down: Duration,
 }
 

@@ -37,6 +37,10 @@ impl Default for PoolSettings {
     }
 }
 
+/// Stack of each pool thread: deep enough for the deepest recursion the sandbox allows
+/// (`sandbox.max_call_levels` up to 64, measured), which request threads are not.
+pub const POOL_STACK: usize = 16 << 20;
+
 /// Jobs waiting for a thread, at most, whatever the shares: beyond it calls answer at once.
 const MAX_QUEUED_PER_THREAD: usize = 64;
 
@@ -125,6 +129,7 @@ impl Pool {
             let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("belroute-rules-{n}"))
+                .stack_size(POOL_STACK)
                 .spawn(move || work(&shared));
             if let Err(e) = spawned {
                 tracing::error!("cannot start an evaluation thread: {e}");

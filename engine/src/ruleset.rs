@@ -145,15 +145,6 @@ pub fn check_route(route: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a duration written as `2s`, `1500ms` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text)
-        .map_err(|_| format!("`{text}` is not a duration; write e.g. 2s or 1500ms"))
-}
-
 impl RuleSet {
     /// When a call that arrived at `arrived` must be answered: `timeout − margin` later.
     pub fn deadline(&self, arrived: tokio::time::Instant, margin: Duration) -> Deadline {
@@ -275,7 +266,7 @@ fn read_timeout(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Duration {
     let parsed = node
         .as_str()
         .ok_or_else(|| "`timeout` must be a duration such as 2s".to_string())
-        .and_then(parse_duration);
+        .and_then(crate::settings::parse_duration);
     match parsed {
         Ok(t) if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&t) => t,
         Ok(t) => {

@@ -35,13 +35,11 @@ use crate::yaml::Node;
 /// Bounds on what one rule may do. A rule that crosses one fails (it does not match) and the
 /// next rule runs; the call still answers in time. Every limit is at least 1: none means
 /// "unlimited" (the configuration enforces the ranges, see docs/operators.md).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     /// Rhai operations per rule evaluation.
     pub max_operations: u64,
     /// Wall-clock time per rule evaluation, below the call's own deadline.
-    #[serde(deserialize_with = "crate::settings::duration")]
     pub rule_time: Duration,
     pub max_string_size: usize,
     pub max_array_size: usize,
@@ -216,9 +214,17 @@ pub enum Run {
     OverInline,
 }
 
+/// Function call levels a rule may use on the thread that took the call (a 2 MiB stack, with
+/// the server's own frames below it). A rule recursing deeper is run again in the evaluation
+/// pool, whose threads have [`POOL_STACK`](crate::pool::POOL_STACK) for the configured limit.
+pub const INLINE_CALL_LEVELS: usize = 8;
+
 /// The shared Rhai engine with belroute's functions and sandbox.
 pub struct ScriptEngine {
+    /// Runs rules in the evaluation pool, with the configured limits.
     engine: rhai::Engine,
+    /// Runs rules inline: the same, but recursion capped at [`INLINE_CALL_LEVELS`].
+    inline: rhai::Engine,
     rule_time: Duration,
     /// Every function name a rule can call, so a call to anything else is a load error.
     functions: std::collections::HashSet<String>,
@@ -240,60 +246,8 @@ pub const FUNCTIONS: [&str; 4] = ["now", "open_hours", "holiday", "is_holiday"];
 
 impl ScriptEngine {
     pub fn new(limits: &Limits) -> Self {
-        let mut engine = rhai::Engine::new_raw();
-        for package in [
-            ArithmeticPackage::new().as_shared_module(),
-            LogicPackage::new().as_shared_module(),
-            BasicMathPackage::new().as_shared_module(),
-            BasicStringPackage::new().as_shared_module(),
-            MoreStringPackage::new().as_shared_module(),
-            BasicArrayPackage::new().as_shared_module(),
-            BasicMapPackage::new().as_shared_module(),
-            BasicIteratorPackage::new().as_shared_module(),
-            BasicFnPackage::new().as_shared_module(),
-        ] {
-            engine.register_global_module(package);
-        }
-        // Zero means "unlimited" to Rhai; belroute never passes it on.
-        let at_least_one = |n: usize| n.max(1);
-        engine
-            .set_optimization_level(OptimizationLevel::Simple)
-            .set_strict_variables(true)
-            .set_max_operations(limits.max_operations.max(1))
-            .set_max_string_size(at_least_one(limits.max_string_size))
-            .set_max_array_size(at_least_one(limits.max_array_size))
-            .set_max_map_size(at_least_one(limits.max_map_size))
-            .set_max_call_levels(at_least_one(limits.max_call_levels))
-            .set_max_expr_depths(
-                at_least_one(limits.max_expr_depth),
-                at_least_one(limits.max_expr_depth / 2),
-            )
-            .set_max_variables(1_000)
-            .set_max_functions(100);
-        engine.disable_symbol("eval");
-        // `call` is a Rhai keyword (`call(fn_ptr)`), but `call` is what rules name the call's
-        // data. The keyword function still works as `f.call(…)` and as `call(f, …)`.
-        #[allow(deprecated)] // volatile, not deprecated
-        engine.on_parse_token(|token, _, _| match token {
-            Token::Reserved(word) if word.as_str() == "call" => Token::Identifier(word),
-            other => other,
-        });
-        engine.on_print(|text| rule_output("print", text));
-        engine.on_debug(|text, _source, _pos| rule_output("debug", text));
-        engine.on_progress(|operations| {
-            // Reading the clock on every operation would double Rhai's cost; every 64th is
-            // well under a millisecond apart.
-            if operations % 64 != 0 {
-                return None;
-            }
-            let stop = STOP.with(Cell::get)?;
-            let now = Instant::now();
-            if stop.inline_until.is_some_and(|until| now >= until) {
-                return Some(Dynamic::from(OVER_INLINE));
-            }
-            (now >= stop.at).then(|| Dynamic::from(TERMINATED))
-        });
-        register_time_functions(&mut engine);
+        let engine = build_engine(limits, limits.max_call_levels);
+        let inline = build_engine(limits, limits.max_call_levels.min(INLINE_CALL_LEVELS));
         let mut functions: std::collections::HashSet<String> = engine
             .collect_fn_metadata(None, |info| Some(info.metadata.name.to_string()), true)
             .into_iter()
@@ -301,6 +255,7 @@ impl ScriptEngine {
         functions.extend(KEYWORD_FUNCTIONS.iter().map(|f| f.to_string()));
         ScriptEngine {
             engine,
+            inline,
             rule_time: limits.rule_time,
             functions,
         }
@@ -349,16 +304,91 @@ impl ScriptEngine {
         let at = clock::saturating_add(Instant::now(), self.rule_time).min(deadline);
         STOP.with(|s| s.set(Some(Stop { at, inline_until })));
         let depth = scope.len();
-        let result = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(scope, &script.ast);
+        let engine = match inline_until {
+            Some(_) => &self.inline,
+            None => &self.engine,
+        };
+        let result = engine.eval_ast_with_scope::<Dynamic>(scope, &script.ast);
         scope.rewind(depth);
         STOP.with(|s| s.set(None));
         match result {
             Ok(value) => Run::Value(value),
             Err(e) if is_over_inline(&e) => Run::OverInline,
+            // Deeper recursion than the request thread's stack allows: the pool may go on.
+            Err(e)
+                if inline_until.is_some()
+                    && matches!(*e, EvalAltResult::ErrorStackOverflow(..))
+                    && self.inline_levels_below_configured() =>
+            {
+                Run::OverInline
+            }
             Err(e) => Run::Failed(script_error(script, &e)),
         }
+    }
+}
+
+/// A Rhai engine with the packages rules need, belroute's functions, and the sandbox.
+fn build_engine(limits: &Limits, call_levels: usize) -> rhai::Engine {
+    let mut engine = rhai::Engine::new_raw();
+    for package in [
+        ArithmeticPackage::new().as_shared_module(),
+        LogicPackage::new().as_shared_module(),
+        BasicMathPackage::new().as_shared_module(),
+        BasicStringPackage::new().as_shared_module(),
+        MoreStringPackage::new().as_shared_module(),
+        BasicArrayPackage::new().as_shared_module(),
+        BasicMapPackage::new().as_shared_module(),
+        BasicIteratorPackage::new().as_shared_module(),
+        BasicFnPackage::new().as_shared_module(),
+    ] {
+        engine.register_global_module(package);
+    }
+    // Zero means "unlimited" to Rhai; belroute never passes it on.
+    let at_least_one = |n: usize| n.max(1);
+    engine
+        .set_optimization_level(OptimizationLevel::Simple)
+        .set_strict_variables(true)
+        .set_max_operations(limits.max_operations.max(1))
+        .set_max_string_size(at_least_one(limits.max_string_size))
+        .set_max_array_size(at_least_one(limits.max_array_size))
+        .set_max_map_size(at_least_one(limits.max_map_size))
+        .set_max_call_levels(at_least_one(call_levels))
+        .set_max_expr_depths(
+            at_least_one(limits.max_expr_depth),
+            at_least_one(limits.max_expr_depth / 2),
+        )
+        .set_max_variables(1_000)
+        .set_max_functions(100);
+    engine.disable_symbol("eval");
+    // `call` is a Rhai keyword (`call(fn_ptr)`), but `call` is what rules name the call's
+    // data. The keyword function still works as `f.call(…)` and as `call(f, …)`.
+    #[allow(deprecated)] // volatile, not deprecated
+    engine.on_parse_token(|token, _, _| match token {
+        Token::Reserved(word) if word.as_str() == "call" => Token::Identifier(word),
+        other => other,
+    });
+    engine.on_print(|text| rule_output("print", text));
+    engine.on_debug(|text, _source, _pos| rule_output("debug", text));
+    engine.on_progress(|operations| {
+        // Reading the clock on every operation would double Rhai's cost; every 64th is
+        // well under a millisecond apart.
+        if operations % 64 != 0 {
+            return None;
+        }
+        let stop = STOP.with(Cell::get)?;
+        let now = Instant::now();
+        if stop.inline_until.is_some_and(|until| now >= until) {
+            return Some(Dynamic::from(OVER_INLINE));
+        }
+        (now >= stop.at).then(|| Dynamic::from(TERMINATED))
+    });
+    register_time_functions(&mut engine);
+    engine
+}
+
+impl ScriptEngine {
+    fn inline_levels_below_configured(&self) -> bool {
+        self.inline.max_call_levels() < self.engine.max_call_levels()
     }
 }
 

@@ -197,9 +197,11 @@ async fn the_deadline_stops_slow_rules_and_answers_the_default() {
     let decision = router.route(&set, call, deadline, monday_ten()).await;
     assert_eq!(decision.reason, Reason::Deadline);
     assert_eq!(decision.route, "receptie");
+    // Without the deadline the rules would loop for 5 × 10 s; a busy machine adds scheduling
+    // delay, not more rules.
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_millis(600),
+        took >= Duration::from_millis(300) && took < Duration::from_secs(1),
         "{took:?}"
     );
     assert_eq!(

@@ -9,10 +9,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use belroute_engine::settings::{EnvText, Secret};
+use belroute_engine::settings::{EnvText, Secret, Section, value};
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// RFC 3986 unreserved characters stay; `+` of an E.164 number becomes `%2B`.
@@ -23,8 +22,7 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Settings of an `example_crm` plugin, as written in belroute.yaml.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct ExampleCrmConfig {
     /// `https://crm.example.nl/api`, usually `${CRM_URL}`.
     pub base_url: EnvText,
@@ -33,14 +31,28 @@ pub struct ExampleCrmConfig {
 }
 
 impl ExampleCrmConfig {
+    /// Its own keys; `kind`, `timeout`, `cache` and `breaker` are the engine's.
+    pub const KEYS: [&'static str; 2] = ["base_url", "api_key"];
+
+    /// Reads the settings, reporting every problem at its key (and going on, so an operator
+    /// sees them all at once). `None` when a required setting is missing or refused.
+    pub fn read(s: &mut Section<'_, '_, '_>) -> Option<Self> {
+        let base_url = s.required("base_url", "\"${CRM_URL}\"", value::env_text);
+        let api_key = s.required("api_key", "\"${CRM_API_KEY}\"", value::secret);
+        if let Some(url) = &base_url
+            && let Err(e) = check_base_url(&url.0)
+        {
+            s.error("base_url", e);
+        }
+        Some(ExampleCrmConfig {
+            base_url: base_url?,
+            api_key: api_key?,
+        })
+    }
+
     /// Everything that can be checked at start-up, without the network.
     pub fn validate(&self) -> Result<(), String> {
-        let url = url::Url::parse(&self.base_url.0)
-            .map_err(|e| format!("`base_url` is not a URL: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("`base_url` must be http:// or https://".into());
-        }
-        Ok(())
+        check_base_url(&self.base_url.0).map_err(|e| format!("`base_url` {e}"))
     }
 
     /// One client per instance: its connections are reused from call to call.
@@ -59,6 +71,15 @@ impl ExampleCrmConfig {
             client,
         })
     }
+}
+
+/// What is wrong with the base URL, said after its name.
+fn check_base_url(base_url: &str) -> Result<(), String> {
+    let url = url::Url::parse(base_url).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be http:// or https://".into());
+    }
+    Ok(())
 }
 
 /// A built `example_crm` plugin.

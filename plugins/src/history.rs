@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use belroute_engine::settings::duration;
+use belroute_engine::settings::{Range, Section};
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// How many recent calls are read to find the last agent.
@@ -42,31 +41,30 @@ pub trait CallHistory: Send + Sync + 'static {
 }
 
 /// Settings of a `history` plugin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct HistoryConfig {
     /// How far back calls count (`calls_window`, `last_*`).
-    #[serde(default = "default_window", deserialize_with = "duration")]
     pub window: Duration,
     /// A route that starts with this names its agent: `agent_1003` → `1003`.
-    #[serde(default = "default_prefix")]
     pub agent_route_prefix: String,
 }
 
-fn default_window() -> Duration {
-    Duration::from_secs(30 * 24 * 3600)
-}
-
-fn default_prefix() -> String {
-    "agent_".into()
-}
-
 impl HistoryConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.window.is_zero() {
-            return Err("`window` must be longer than 0s (e.g. 30d)".into());
-        }
-        Ok(())
+    pub const KEYS: [&'static str; 2] = ["window", "agent_route_prefix"];
+    /// Up to ten years back: the call log's own `retention` limits it in practice.
+    pub const WINDOW: Range<Duration> = Range::new(
+        Duration::from_secs(3_600),
+        Duration::from_secs(3_650 * 86_400),
+    );
+
+    /// Reads `kind: history` settings, reporting each problem at its key.
+    pub fn read(s: &mut Section<'_, '_, '_>) -> Option<Self> {
+        Some(HistoryConfig {
+            window: s.duration("window", Duration::from_secs(30 * 24 * 3600), Self::WINDOW),
+            agent_route_prefix: s
+                .text("agent_route_prefix")
+                .unwrap_or_else(|| "agent_".into()),
+        })
     }
 
     pub fn build(

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use belroute_engine::settings::{EnvText, Secret, duration};
+use belroute_engine::settings::{EnvText, Invalid, Range, Secret, Section, value};
+use belroute_engine::yaml::Node;
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::params::{self, Template};
@@ -23,42 +23,27 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 const MAX_BODY: usize = 1024 * 1024;
 
 /// Settings of an `http` plugin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// `https://crm.example.nl/api/persons?phone={caller_e164}`; placeholders are
     /// percent-encoded.
     pub url: EnvText,
-    #[serde(default)]
     pub method: Method,
     /// Request headers; values may come from the environment (`Token ${CRM_TOKEN}`).
-    #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
     /// A JSON body for POST; placeholders in its strings are filled in (and JSON-escaped).
     pub json: Option<Value>,
     /// Fact name → JSON pointer into the answer (`/0/owner/extension`); a last segment
     /// `length` after an array gives its number of items. Without it, an object answer is the
     /// facts and an array answer becomes `{items, count}`.
-    #[serde(default)]
     pub facts: BTreeMap<String, String>,
     /// Status codes that mean "the CRM does not know this caller".
-    #[serde(default = "default_not_found")]
     pub not_found_status: Vec<u16>,
     /// Time to set up a connection (the plugin's `timeout` bounds the whole request).
-    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
     pub connect_timeout: Duration,
 }
 
-fn default_not_found() -> Vec<u16> {
-    vec![404]
-}
-
-fn default_connect_timeout() -> Duration {
-    Duration::from_millis(500)
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Method {
     #[default]
     Get,
@@ -66,20 +51,81 @@ pub enum Method {
 }
 
 impl HttpConfig {
+    pub const KEYS: [&'static str; 7] = [
+        "url",
+        "method",
+        "headers",
+        "json",
+        "facts",
+        "not_found_status",
+        "connect_timeout",
+    ];
+    pub const CONNECT_TIMEOUT: Range<Duration> =
+        Range::new(Duration::from_millis(1), Duration::from_secs(10));
+    pub const STATUS: Range<u16> = Range::new(100, 599);
+
+    /// Reads `kind: http` settings, reporting each problem at its key.
+    pub fn read(s: &mut Section<'_, '_, '_>) -> Option<Self> {
+        let url = s.required(
+            "url",
+            "\"https://crm.example.nl/api/persons?phone={caller_e164}\"",
+            value::env_text,
+        );
+        let method = s.choice(
+            "method",
+            Method::Get,
+            &[("GET", Method::Get), ("POST", Method::Post)],
+        );
+        let headers = s
+            .map("headers", |name, node| {
+                let secret = value::secret(node)?;
+                check_header(name, &secret).map_err(|e| Invalid::new(node, e))?;
+                Ok(secret)
+            })
+            .unwrap_or_default();
+        let json = s.node("json").map(Node::to_json);
+        if let Some(body) = &json {
+            if let Err(e) = check_json_template(body) {
+                s.error("json", format!(": {e}"));
+            }
+            if method == Method::Get {
+                s.error("json", "is a request body: set `method: POST`");
+            }
+        }
+        let facts = s
+            .map("facts", |_, node| {
+                let pointer = value::text(node)?;
+                check_pointer(pointer).map_err(|e| Invalid::new(node, e))?;
+                Ok(pointer.to_string())
+            })
+            .unwrap_or_default();
+        let not_found_status = s
+            .list("not_found_status", |n| value::count(n, Self::STATUS))
+            .unwrap_or_else(|| vec![404]);
+        let connect_timeout = s.duration(
+            "connect_timeout",
+            Duration::from_millis(500),
+            Self::CONNECT_TIMEOUT,
+        );
+        if let Some(url) = &url
+            && let Err(e) = check_url(&url.0, json.is_some())
+        {
+            s.error("url", e);
+        }
+        Some(HttpConfig {
+            url: url?,
+            method,
+            headers: headers.into_iter().collect(),
+            json,
+            facts: facts.into_iter().collect(),
+            not_found_status,
+            connect_timeout,
+        })
+    }
+
     /// Checks everything that can be checked without a network.
     pub fn validate(&self) -> Result<(), String> {
-        let template = Template::parse(&self.url.0)?;
-        let sample =
-            url::Url::parse(&template.sample()).map_err(|e| format!("`url` is not a URL: {e}"))?;
-        if !matches!(sample.scheme(), "http" | "https") {
-            return Err(format!(
-                "`url` must be http:// or https://, not {}://",
-                sample.scheme()
-            ));
-        }
-        if !template.has_params() && self.json.is_none() {
-            return Err("`url` uses no placeholder such as {caller_e164}, so every caller would get the same facts".into());
-        }
+        check_url(&self.url.0, self.json.is_some()).map_err(|e| format!("`url` {e}"))?;
         if self.json.is_some() && self.method == Method::Get {
             return Err("`json` is a request body: set `method: POST`".into());
         }
@@ -87,17 +133,10 @@ impl HttpConfig {
             check_json_template(body)?;
         }
         for (name, value) in &self.headers {
-            reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("`{name}` is not a header name"))?;
-            reqwest::header::HeaderValue::from_str(value.expose())
-                .map_err(|_| format!("header `{name}` has a value that cannot be sent"))?;
+            check_header(name, value).map_err(|e| format!("header `{name}` {e}"))?;
         }
         for (fact, pointer) in &self.facts {
-            if !(pointer.is_empty() || pointer.starts_with('/')) {
-                return Err(format!(
-                    "fact `{fact}`: `{pointer}` is not a JSON pointer; write e.g. /0/owner/extension or / for the whole answer"
-                ));
-            }
+            check_pointer(pointer).map_err(|e| format!("fact `{fact}` {e}"))?;
         }
         Ok(())
     }
@@ -129,6 +168,46 @@ impl HttpConfig {
             client,
         })
     }
+}
+
+/// What is wrong with a URL template, said after its name ("is not a URL: …").
+fn check_url(url: &str, has_json: bool) -> Result<(), String> {
+    let template = Template::parse(url).map_err(|e| format!(": {e}"))?;
+    let sample = url::Url::parse(&template.sample()).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(sample.scheme(), "http" | "https") {
+        return Err(format!(
+            "must be http:// or https://, not {}://",
+            sample.scheme()
+        ));
+    }
+    if !template.has_params() && !has_json {
+        return Err(
+            "uses no placeholder such as {caller_e164}, so every caller would get the same facts"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// What is wrong with a header, said after its name.
+pub(crate) fn check_header(name: &str, value: &Secret) -> Result<(), String> {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| "is not a header name; use letters, digits and -".to_string())?;
+    reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+        "has a value that cannot be sent in a header (a line break or control character?)"
+            .to_string()
+    })?;
+    Ok(())
+}
+
+/// What is wrong with a fact's JSON pointer, said after the fact's name.
+fn check_pointer(pointer: &str) -> Result<(), String> {
+    if !(pointer.is_empty() || pointer.starts_with('/')) {
+        return Err(format!(
+            "is `{pointer}`, not a JSON pointer; write e.g. /0/owner/extension or / for the whole answer"
+        ));
+    }
+    Ok(())
 }
 
 fn check_json_template(value: &Value) -> Result<(), String> {

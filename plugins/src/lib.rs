@@ -1,8 +1,9 @@
 //! belroute-plugins: the built-in lookup plugins.
 //!
-//! Each kind is a settings struct (validated at start-up) and a type implementing
+//! Each kind is a settings struct, read from belroute.yaml with the engine's settings toolkit
+//! ([`belroute_engine::settings::Section`]), and a type implementing
 //! [`belroute_engine::Lookup`]. [`PluginConfig`] is the closed list of kinds: adding a plugin
-//! is one struct, one `impl Lookup`, and one arm here (see docs/plugins.md).
+//! is one struct, one `impl Lookup`, and one arm in each match here (see docs/plugins.md).
 //!
 //! Plugins know nothing of Rhai or of HTTP serving.
 #![forbid(unsafe_code)]
@@ -13,14 +14,16 @@ pub mod http;
 pub mod params;
 pub mod sql;
 
+use std::path::Path;
 use std::sync::Arc;
 
+use belroute_engine::diagnostic::{Diagnostic, Diagnostics};
+use belroute_engine::settings::{Section, check_lookup_name, or_list, value};
+use belroute_engine::yaml::{self, Node};
 use belroute_engine::{Lookup, LookupSettings};
-use serde::Deserialize;
 
 /// The settings of one plugin instance, by `kind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum PluginConfig {
     Http(http::HttpConfig),
     Sql(sql::SqlConfig),
@@ -28,6 +31,9 @@ pub enum PluginConfig {
     /// The worked example of docs/plugins.md.
     ExampleCrm(example_crm::ExampleCrmConfig),
 }
+
+/// Every `kind:`, as written in belroute.yaml.
+pub const KINDS: [&str; 4] = ["http", "sql", "history", "example_crm"];
 
 /// What building a plugin may need from the server around it.
 #[derive(Clone, Default)]
@@ -48,13 +54,28 @@ impl std::fmt::Debug for BuildContext {
 }
 
 impl PluginConfig {
-    /// Checks the settings without touching the network.
-    pub fn validate(&self) -> Result<(), String> {
-        match self {
-            PluginConfig::Http(c) => c.validate(),
-            PluginConfig::Sql(c) => c.validate(),
-            PluginConfig::History(c) => c.validate(),
-            PluginConfig::ExampleCrm(c) => c.validate(),
+    /// The keys of a kind's own settings, or `None` for an unknown kind.
+    pub fn keys(kind: &str) -> Option<&'static [&'static str]> {
+        Some(match kind {
+            "http" => &http::HttpConfig::KEYS,
+            "sql" => &sql::SqlConfig::KEYS,
+            "history" => &history::HistoryConfig::KEYS,
+            "example_crm" => &example_crm::ExampleCrmConfig::KEYS,
+            _ => return None,
+        })
+    }
+
+    /// Reads the settings of `kind` from its section, reporting every problem there; `None`
+    /// when a required setting is missing or refused.
+    pub fn read(kind: &str, section: &mut Section<'_, '_, '_>) -> Option<Self> {
+        match kind {
+            "http" => http::HttpConfig::read(section).map(PluginConfig::Http),
+            "sql" => sql::SqlConfig::read(section).map(PluginConfig::Sql),
+            "history" => history::HistoryConfig::read(section).map(PluginConfig::History),
+            "example_crm" => {
+                example_crm::ExampleCrmConfig::read(section).map(PluginConfig::ExampleCrm)
+            }
+            _ => None,
         }
     }
 
@@ -86,63 +107,85 @@ pub struct PluginInstance {
     pub config: PluginConfig,
 }
 
-/// Keys every plugin has, handled by the engine rather than the plugin.
-const ENGINE_KEYS: [&str; 4] = ["timeout", "cache", "breaker", "ask_without_number"];
-
-/// Names rules cannot use for a lookup variable.
-const RESERVED: [&str; 8] = [
-    "call", "caller", "now", "true", "false", "let", "fn", "this",
-];
-
-/// Reads one `plugins:` entry. Errors say what to fix; the caller adds file and position.
-pub fn parse_instance(name: &str, value: &serde_yaml::Value) -> Result<PluginInstance, String> {
-    let valid_name = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !valid_name || RESERVED.contains(&name) {
-        return Err(format!(
-            "plugin name `{name}`: rules read it as a variable, so use lowercase letters, digits and _ (not call, caller or a Rhai keyword)"
-        ));
+/// Reads one `plugins:` entry: `name` (written at `key`) and its mapping `node`. Every problem
+/// is reported to `diags` with its position; `None` when there was any.
+pub fn parse_instance(
+    name: &str,
+    key: &Node,
+    node: &Node,
+    diags: &mut Diagnostics<'_>,
+) -> Option<PluginInstance> {
+    let path = format!("plugins.{name}");
+    let named = check_lookup_name(name);
+    if let Err(message) = &named {
+        diags.error(key.position, message.clone());
     }
-    let serde_yaml::Value::Mapping(map) = value else {
-        return Err("a plugin is a mapping with at least `kind:` (http, sql or history)".into());
-    };
-    let (mut engine, mut kind) = (serde_yaml::Mapping::new(), serde_yaml::Mapping::new());
-    for (key, value) in map {
-        let is_engine_key = key.as_str().is_some_and(|k| ENGINE_KEYS.contains(&k));
-        if is_engine_key {
-            &mut engine
-        } else {
-            &mut kind
-        }
-        .insert(key.clone(), value.clone());
-    }
-    if !kind.contains_key("kind") {
-        return Err("missing `kind`: http, sql or history".into());
-    }
-    let settings: LookupSettings =
-        serde_yaml::from_value(serde_yaml::Value::Mapping(engine)).map_err(|e| e.to_string())?;
-    let config: PluginConfig =
-        serde_yaml::from_value(serde_yaml::Value::Mapping(kind)).map_err(|e| e.to_string())?;
-    config.validate()?;
-    if !(0.0..=1.0).contains(&settings.cache.refresh_ahead) {
-        return Err(
-            "`cache.refresh_ahead` is a fraction of the ttl between 0 and 1 (1 turns it off)"
-                .into(),
+    let Some(map) = node.as_map() else {
+        diags.error(
+            node.position,
+            format!(
+                "`{path}` must be a mapping with at least `kind:` ({}), found {}",
+                or_list(&KINDS),
+                node.kind_name()
+            ),
         );
+        return None;
+    };
+    let Some(kind_node) = map
+        .iter()
+        .find(|(k, _)| k.as_str() == Some("kind"))
+        .map(|(_, v)| v)
+    else {
+        diags.error(
+            node.position,
+            format!("`{path}` needs `kind`: {}", or_list(&KINDS)),
+        );
+        return None;
+    };
+    let choices = KINDS.map(|k| (k, k));
+    let kind = match value::choice(kind_node, &choices) {
+        Ok(kind) => kind,
+        Err(invalid) => {
+            diags.error(
+                invalid.position,
+                invalid.for_setting(&format!("{path}.kind")),
+            );
+            return None;
+        }
+    };
+    let mut keys = vec!["kind"];
+    keys.extend(LookupSettings::KEYS);
+    keys.extend(PluginConfig::keys(kind).unwrap_or_default());
+    let mut section = Section::read(node, &path, &keys, diags);
+    let settings = LookupSettings::read(&mut section);
+    let config = PluginConfig::read(kind, &mut section);
+    match config {
+        Some(config) if section.is_ok() && named.is_ok() => Some(PluginInstance {
+            name: name.to_string(),
+            settings,
+            config,
+        }),
+        _ => None,
     }
-    if settings.timeout.is_zero() || settings.timeout > std::time::Duration::from_secs(10) {
-        return Err("`timeout` must be between 1ms and 10s".into());
+}
+
+/// Reads one plugin instance from YAML text (its settings mapping), for tests and tools; the
+/// problems are as belroute.yaml reports them, with positions in `text`.
+pub fn parse_instance_text(name: &str, text: &str) -> Result<PluginInstance, Vec<Diagnostic>> {
+    let file = Path::new("plugin.yaml");
+    let mut diags = Diagnostics::new(file);
+    let node = match yaml::parse(text) {
+        Ok(node) => node,
+        Err(e) => {
+            diags.error(e.position, format!("YAML syntax: {}", e.message));
+            return Err(diags.into_vec());
+        }
+    };
+    let key = yaml::parse(name).unwrap_or_else(|_| node.clone());
+    match parse_instance(name, &key, &node, &mut diags) {
+        Some(instance) if diags.is_empty() => Ok(instance),
+        _ => Err(diags.into_vec()),
     }
-    Ok(PluginInstance {
-        name: name.to_string(),
-        settings,
-        config,
-    })
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one sqlx uses too. Call it before

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use belroute_engine::settings::Secret;
+use belroute_engine::settings::{Range, Secret, Section, value};
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use futures_util::TryStreamExt;
-use serde::Deserialize;
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Column, Row, TypeInfo};
 
@@ -18,8 +17,7 @@ use crate::params::{self, Placeholders, SqlQuery};
 const MAX_ROWS: usize = 100;
 
 /// Settings of an `sql` plugin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct SqlConfig {
     /// `postgres://…`, `mysql://…` (MariaDB too) or `sqlite://…`; usually `${CRM_DB_URL}`.
     pub url: Secret,
@@ -27,23 +25,55 @@ pub struct SqlConfig {
     pub query: String,
     /// `row`: the first row's columns are the facts; no row is "not found".
     /// `rows`: facts are `{rows: [...], count: n}`; no rows is "not found".
-    #[serde(default)]
     pub result: ResultShape,
     /// Connections kept to the CRM database.
-    #[serde(default = "default_connections")]
     pub max_connections: u32,
 }
 
-fn default_connections() -> u32 {
-    4
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ResultShape {
     #[default]
     Row,
     Rows,
+}
+
+impl SqlConfig {
+    pub const KEYS: [&'static str; 4] = ["url", "query", "result", "max_connections"];
+    pub const MAX_CONNECTIONS: Range<u32> = Range::new(1, 100);
+
+    /// Reads `kind: sql` settings, reporting each problem at its key.
+    pub fn read(s: &mut Section<'_, '_, '_>) -> Option<Self> {
+        let url = s.required("url", "\"${CRM_DB_URL}\"", value::secret);
+        let query = s.required(
+            "query",
+            "SELECT … WHERE phone_normalized = :caller_e164",
+            |n| value::text(n).map(str::to_string),
+        );
+        let result = s.choice(
+            "result",
+            ResultShape::Row,
+            &[("row", ResultShape::Row), ("rows", ResultShape::Rows)],
+        );
+        let max_connections = s.count("max_connections", 4, Self::MAX_CONNECTIONS);
+        let driver = url.as_ref().and_then(|url| match Driver::of(url.expose()) {
+            Ok(driver) => Some(driver),
+            Err(e) => {
+                s.error("url", e);
+                None
+            }
+        });
+        if let (Some(driver), Some(query)) = (driver, &query)
+            && let Err(e) = SqlQuery::parse(query, driver.placeholders())
+        {
+            s.error("query", format!(": {e}"));
+        }
+        Some(SqlConfig {
+            url: url?,
+            query: query?,
+            result,
+            max_connections,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +94,7 @@ impl Driver {
             "postgres" | "postgresql" => Ok(Driver::Postgres),
             "mysql" | "mariadb" => Ok(Driver::MySql),
             "sqlite" => Ok(Driver::Sqlite),
-            _ => {
-                Err("`url` must start with postgres://, mysql:// (MariaDB too) or sqlite://".into())
-            }
+            _ => Err("must start with postgres://, mysql:// (MariaDB too) or sqlite://".into()),
         }
     }
 
@@ -79,18 +107,9 @@ impl Driver {
 }
 
 impl SqlConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        let driver = Driver::of(self.url.expose())?;
-        SqlQuery::parse(&self.query, driver.placeholders())?;
-        if self.max_connections == 0 {
-            return Err("`max_connections` must be at least 1".into());
-        }
-        Ok(())
-    }
-
     /// Creates the pool without connecting: belroute starts even while the CRM is down.
     pub fn build(&self, timeout: Duration) -> Result<SqlLookup, String> {
-        let driver = Driver::of(self.url.expose())?;
+        let driver = Driver::of(self.url.expose()).map_err(|e| format!("`url` {e}"))?;
         let query = SqlQuery::parse(&self.query, driver.placeholders())?;
         let url = self.url.expose();
         let bad_url = |e: sqlx::Error| format!("`url` is not usable: {}", redact(&e.to_string()));

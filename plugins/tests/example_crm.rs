@@ -16,7 +16,7 @@ use belroute_engine::{
     Call, Deadline, Lookup, LookupError, LookupRequest, LookupSettings, Lookups, Normaliser,
     Router, RuleSet, ScriptEngine,
 };
-use belroute_plugins::example_crm::ExampleCrmConfig;
+use belroute_plugins::{PluginConfig, parse_instance_text};
 use serde_json::json;
 
 /// The fake CRM: one customer, +31 15 202 6057, with two open invoices; `/broken` answers
@@ -74,8 +74,11 @@ async fn fake_crm() -> String {
 }
 
 fn plugin(base_url: &str, key: &str) -> Arc<dyn Lookup> {
-    let yaml = format!("base_url: \"{base_url}\"\napi_key: {key}\n");
-    let config: ExampleCrmConfig = serde_yaml::from_str(&yaml).unwrap();
+    let yaml = format!("kind: example_crm\nbase_url: \"{base_url}\"\napi_key: {key}\n");
+    let instance = parse_instance_text("crm", &yaml).unwrap();
+    let PluginConfig::ExampleCrm(config) = instance.config else {
+        panic!("not an example_crm: {:?}", instance.config);
+    };
     Arc::new(config.build(Duration::from_secs(1)).unwrap())
 }
 
@@ -140,12 +143,32 @@ async fn failures_have_the_kind_the_engine_acts_on() {
 
 #[test]
 fn settings_are_checked_at_start_up() {
-    let bad: ExampleCrmConfig = serde_yaml::from_str("base_url: ftp://crm\napi_key: k\n").unwrap();
-    assert!(bad.validate().unwrap_err().contains("http"));
-    let unknown =
-        serde_yaml::from_str::<ExampleCrmConfig>("base_url: http://crm\napi_key: k\ntoken: x\n")
-            .unwrap_err();
-    assert!(unknown.to_string().contains("unknown field `token`"));
+    let problems = |text: &str| -> Vec<String> {
+        parse_instance_text("crm", text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        problems("kind: example_crm\nbase_url: ftp://crm\napi_key: k\n"),
+        ["plugin.yaml:2:11: `plugins.crm.base_url` must be http:// or https://"]
+    );
+    assert_eq!(
+        problems("kind: example_crm\nbase_url: http://crm\napi_key: k\ntoken: x\n"),
+        [
+            "plugin.yaml:4:1: unknown key `token` in `plugins.crm`; known keys: kind, timeout, cache, breaker, base_url, api_key"
+        ]
+    );
+    // Everything at once, each at its place: a missing key, a bad engine setting, a bad URL.
+    assert_eq!(
+        problems("kind: example_crm\nbase_url: crm.example.nl\ntimeout: 1h\n"),
+        [
+            "plugin.yaml:1:1: `plugins.crm` needs `api_key`; add `api_key: \"${CRM_API_KEY}\"` to it",
+            "plugin.yaml:2:11: `plugins.crm.base_url` is not a URL: relative URL without a base",
+            "plugin.yaml:3:10: `plugins.crm.timeout` is 1h; it must be between 1ms and 10s",
+        ]
+    );
 }
 
 /// Through the engine: the plugin registered as a lookup, a rule reading its facts.

@@ -218,10 +218,10 @@ fn parse_since(text: &str) -> Result<i64, String> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(time.timestamp_millis());
     }
-    let back = belroute_engine::parse_duration(text)
+    let back = belroute_engine::settings::parse_duration(text)
         .map_err(|_| format!("`since` is an RFC 3339 time (2026-11-22T09:00:00Z) or a duration back from now (24h), not `{text}`"))?;
     let now = crate::storage::epoch_ms(std::time::SystemTime::now());
-    Ok(now - i64::try_from(back.as_millis()).unwrap_or(i64::MAX))
+    Ok(now.saturating_sub(i64::try_from(back.as_millis()).unwrap_or(i64::MAX)))
 }
 
 pub(super) fn text(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
