@@ -133,8 +133,11 @@ pub fn check_route(route: &str) -> Result<(), String> {
     if route.chars().count() > MAX_ROUTE_LEN {
         return Err(format!("route is longer than {MAX_ROUTE_LEN} characters"));
     }
-    if route.chars().any(char::is_control) {
-        return Err("route contains a line break or control character".into());
+    if route.chars().any(crate::text::is_unprintable) {
+        return Err(
+            "route contains a line break, control character or invisible character (such as U+2028 or a zero-width space)"
+                .into(),
+        );
     }
     if route.trim() != route {
         return Err(
