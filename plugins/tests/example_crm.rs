@@ -157,7 +157,7 @@ fn settings_are_checked_at_start_up() {
     assert_eq!(
         problems("kind: example_crm\nbase_url: http://crm\napi_key: k\ntoken: x\n"),
         [
-            "plugin.yaml:4:1: unknown key `token` in `plugins.crm`; known keys: kind, timeout, cache, breaker, base_url, api_key"
+            "plugin.yaml:4:1: unknown key `token` in `plugins.crm`; known keys: kind, timeout, cache, breaker, ask_without_number, base_url, api_key"
         ]
     );
     // Everything at once, each at its place: a missing key, a bad engine setting, a bad URL.
