@@ -56,7 +56,10 @@ mod tests {
     use super::routes;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/callvoip/");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/callvoip/"
+        );
         std::fs::read(format!("{dir}{name}")).unwrap()
     }
 
