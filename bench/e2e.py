@@ -570,8 +570,9 @@ def report(args, ceiling: ServerRun, belroute: ServerRun, info: dict[str, str]) 
         f"{f'both at nice {args.nice}' if args.niced else 'at normal priority'}.",
         f"- Load average before the run: {info['load_before']}; after: {info['load_after']}.",
         f"- belroute {info['commit']}, {info['profile']} build; ceiling: actix-web {info['actix']} (bench/ceiling), one worker each.",
-        f"- Calls: tests/fixtures/callvoip/post-example.json from {args.callers:,} callers (a random one per call"
-        f" with oha, in turn with wrk); {args.duration} s per measurement; {info['oha']}, {info['wrk']}.",
+        f"- Calls: the body of tests/fixtures/callvoip/post-example.json with `caller_number` and `uuid` set for"
+        f" {args.callers:,} Dutch callers (a random one per call with oha, in turn with wrk), each called once"
+        f" before measuring; {args.duration} s per measurement; {info['oha']}, {info['wrk']}.",
         f"- belroute: bench/rules/main.yaml with bench/belroute.yaml: 5 rules, a cached `sql` lookup (warm),"
         f" `history` on the call log, SQLite call log, logging `{info['log']}` to a file.",
         f"- Command: `{info['command']}`",
@@ -630,7 +631,13 @@ def report(args, ceiling: ServerRun, belroute: ServerRun, info: dict[str, str]) 
     lines.append("- " + "; ".join(
         f"{p.name} {p.decision_us:,.0f} µs" for p in belroute.phases if p.decision_us is not None
     ) + ".")
-    lines += ["", "How clean the measurement was (others on the server's CPU, hypervisor steal, the generator's CPU):", ""]
+    lines += [
+        "",
+        f"How clean each measurement was: the share of CPU {args.server_cpu} that other processes used (they fill"
+        " the server's idle time, and each time the server wakes it may wait for them), the share of both CPUs"
+        " the hypervisor took (steal), and how busy the generator kept its own CPU:",
+        "",
+    ]
     for run in (ceiling, belroute):
         lines.append(f"- {run.name}: " + "; ".join(
             f"{p.name}: others {p.others_on_server_cpu:.0%}, steal {p.steal:.0%}, generator {p.load_cpu_s / p.wall_s:.0%}"
