@@ -574,7 +574,7 @@ def report(args, ceiling: ServerRun, belroute: ServerRun, info: dict[str, str]) 
         f" {args.callers:,} Dutch callers (a random one per call with oha, in turn with wrk), each called once"
         f" before measuring; {args.duration} s per measurement; {info['oha']}, {info['wrk']}.",
         f"- belroute: bench/rules/main.yaml with bench/belroute.yaml: 5 rules, a cached `sql` lookup (warm),"
-        f" `history` on the call log, SQLite call log, logging `{info['log']}` to a file.",
+        f" `history` on the call log, SQLite call log, logging at {info['log']} (`BELROUTE_LOG`) to a file.",
         f"- Command: `{info['command']}`",
         "",
         "| server | load | answered/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | server CPU per call | peak RSS |",
@@ -668,7 +668,7 @@ def machine_info(args, target: Path) -> dict[str, str]:
         "oha": tool_version([args.oha, "--version"]),
         "wrk": tool_version([args.wrk, "-v"]).split(" [")[0],
         "profile": args.profile if args.profile != "dev" else "**dev (debug: not a measurement)**",
-        "log": os.environ.get("BELROUTE_LOG", "info (the default)"),
+        "log": os.environ.get("BELROUTE_LOG", "belroute's default"),
         "command": "bench/e2e.py" + "".join(f" {a}" for a in sys.argv[1:]),
         "load_before": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
@@ -747,7 +747,6 @@ def main() -> int:
         (raw_dir / "calls.lua").write_text(WRK_SCRIPT)
         create_crm(work / "crm.db", numbers)
         env = dict(os.environ, BELROUTE_BENCH_CRM_URL=f"sqlite://{work / 'crm.db'}?mode=ro")
-        env.setdefault("BELROUTE_LOG", "info")
         env.pop("BELROUTE_LOG_FORMAT", None)
 
         log("belroute test: the benchmark's rule set answers what the script expects")
