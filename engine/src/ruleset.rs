@@ -156,7 +156,7 @@ impl RuleSet {
         let root = match yaml::parse(text) {
             Ok(root) => root,
             Err(e) => {
-                diags.error(e.position, format!("YAML syntax: {}", e.message));
+                diags.error(e.position, e.message);
                 return Err(diags.into_vec());
             }
         };
