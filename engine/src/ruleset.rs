@@ -1,6 +1,6 @@
 //! Rule sets: what operators write in `rules/{name}.yaml`, validated and compiled.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -407,6 +407,8 @@ fn read_rules(
         return Vec::new();
     };
     let mut rules: Vec<Rule> = Vec::new();
+    // Rule name → line of the first rule of that name: a list scan here made loading quadratic.
+    let mut first_lines: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let Some(rule_fields) = Fields::read(item, &RULE_KEYS, "a rule", diags) else {
             continue;
@@ -424,10 +426,10 @@ fn read_rules(
                 format!("rule {}", index + 1)
             }
         };
-        if let Some(first) = rules.iter().find(|r| r.name == name) {
+        if let Some(first_line) = first_lines.get(&name) {
             diags.error(
                 rule_fields.key_position("name").unwrap_or(item.position),
-                format!("duplicate rule name `{name}` (first at line {}); names identify rules in logs and tests", first.position.line),
+                format!("duplicate rule name `{name}` (first at line {first_line}); names identify rules in logs and tests"),
             );
         }
         let mut compile = |kind: ScriptKind, node: &Node| -> Option<Script> {
@@ -494,6 +496,9 @@ fn read_rules(
             }
         };
         if let Some(action) = action {
+            first_lines
+                .entry(name.clone())
+                .or_insert(item.position.line);
             rules.push(Rule {
                 name,
                 position: item.position,

@@ -2,7 +2,7 @@
 //!
 //! Tests live in a rule file's `tests:` section or beside it in `{name}.test.yaml`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,6 +60,7 @@ pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
         return Vec::new();
     };
     let mut tests: Vec<TestCase> = Vec::new();
+    let mut names: HashSet<String> = HashSet::new();
     for (index, item) in items.iter().enumerate() {
         let Some(fields) = Fields::read(item, &TEST_KEYS, "a test", diags) else {
             continue;
@@ -68,7 +69,7 @@ pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
             .text("name", "test", diags)
             .map(str::to_string)
             .unwrap_or_else(|| format!("test {}", index + 1));
-        if tests.iter().any(|t| t.name == name) {
+        if !names.insert(name.clone()) {
             diags.error(item.position, format!("duplicate test name `{name}`"));
         }
         let at = fields.get("at").and_then(|node| {
