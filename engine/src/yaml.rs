@@ -642,8 +642,9 @@ mod tests {
             started.elapsed()
         );
         assert!(
-            err.message
-                .starts_with(&format!("YAML aliases expand to more than {MAX_NODES} nodes")),
+            err.message.starts_with(&format!(
+                "YAML aliases expand to more than {MAX_NODES} nodes"
+            )),
             "{err:?}"
         );
         // `f` holds 211,111 nodes: the ninth `*f` on line 7 is the first to cross the cap.
@@ -654,8 +655,9 @@ mod tests {
 
     #[test]
     fn a_depth_bomb_is_refused_fast_at_the_too_deep_node() {
-        let deep_message =
-            format!("YAML nested more than {MAX_DEPTH} levels deep; flatten the lists and mappings");
+        let deep_message = format!(
+            "YAML nested more than {MAX_DEPTH} levels deep; flatten the lists and mappings"
+        );
         // Block lists, two bytes a level: 200,000 levels in 400 kB.
         let text = format!("{}x\n", "- ".repeat(200_000));
         let started = std::time::Instant::now();
@@ -680,16 +682,25 @@ mod tests {
     #[test]
     fn aliases_cannot_nest_past_the_depth_limit() {
         let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
-        let text = format!("a: &deep {deep}\nb: [[[[[[[[[[[[[[[[[[[[[[[[[*deep]]]]]]]]]]]]]]]]]]]]]]]]]\n");
+        let text = format!(
+            "a: &deep {deep}\nb: [[[[[[[[[[[[[[[[[[[[[[[[[*deep]]]]]]]]]]]]]]]]]]]]]]]]]\n"
+        );
         let err = parse(&text).unwrap_err();
-        assert!(err.message.contains("this alias nests 40 levels deep"), "{err:?}");
+        assert!(
+            err.message.contains("this alias nests 40 levels deep"),
+            "{err:?}"
+        );
         assert_eq!(err.position.line, 2);
-        assert_eq!(&text.lines().nth(1).unwrap()[err.position.column - 1..][..5], "*deep");
+        assert_eq!(
+            &text.lines().nth(1).unwrap()[err.position.column - 1..][..5],
+            "*deep"
+        );
     }
 
     #[test]
     fn ordinary_aliases_still_read() {
-        let doc = parse("base: &b {route: x, when: 'true'}\nrules: [*b, *b]\nn: &n 3\nm: *n\n").unwrap();
+        let doc =
+            parse("base: &b {route: x, when: 'true'}\nrules: [*b, *b]\nn: &n 3\nm: *n\n").unwrap();
         let rules = doc.find("rules").unwrap().as_seq().unwrap();
         assert_eq!(rules.len(), 2);
         assert_eq!(rules[1].find("route").and_then(Node::as_str), Some("x"));
