@@ -181,18 +181,42 @@ fn plain_scalar_json(s: &str) -> serde_json::Value {
 }
 
 /// Why a YAML text was not read: a syntax error or a limit, with where it was found.
+///
+/// Show it with `to_string()`: "YAML syntax: …" for a syntax error, the limit and its fix
+/// otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     pub position: Position,
-    /// The whole message, ready to show: "YAML syntax: …" or the limit hit and the fix.
+    /// What the YAML reader said, or which limit was hit and the fix.
     pub message: String,
+    /// A limit (size, depth, nodes) was hit: the text may be valid YAML.
+    pub limit: bool,
 }
 
 impl SyntaxError {
-    fn new(position: Position, message: impl Into<String>) -> Self {
+    fn syntax(position: Position, message: impl Into<String>) -> Self {
         SyntaxError {
             position,
             message: message.into(),
+            limit: false,
+        }
+    }
+
+    fn limit(position: Position, message: String) -> Self {
+        SyntaxError {
+            position,
+            message,
+            limit: true,
+        }
+    }
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.limit {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "YAML syntax: {}", self.message)
         }
     }
 }
@@ -210,7 +234,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
 /// [`parse`] with another node limit, so tests need not write millions of nodes.
 fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
     if text.len() > MAX_INPUT_BYTES {
-        return Err(SyntaxError::new(
+        return Err(SyntaxError::limit(
             Position::START,
             format!(
                 "the file is larger than {} MiB, the most belroute reads as YAML; split it into several files",
@@ -225,18 +249,18 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
     let mut documents = 0;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
-            SyntaxError::new(
+            SyntaxError::syntax(
                 Position::new(e.marker().line(), e.marker().col() + 1),
-                format!("YAML syntax: {}", e.info()),
+                e.info(),
             )
         })?;
         match event {
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(SyntaxError::new(
+                    return Err(SyntaxError::syntax(
                         start(span),
-                        "YAML syntax: only one YAML document per file: remove the second `---`",
+                        "only one YAML document per file: remove the second `---`",
                     ));
                 }
             }
@@ -366,7 +390,7 @@ impl Builder {
             } else {
                 format!("the YAML has more than {max} nodes; split it into several files")
             };
-            return Err(SyntaxError::new(start(span), message));
+            return Err(SyntaxError::limit(start(span), message));
         }
         let depth = self.stack.len().saturating_add(height);
         if depth > MAX_DEPTH {
@@ -379,7 +403,7 @@ impl Builder {
                     "YAML nested more than {MAX_DEPTH} levels deep; flatten the lists and mappings"
                 )
             };
-            return Err(SyntaxError::new(start(span), message));
+            return Err(SyntaxError::limit(start(span), message));
         }
         Ok(())
     }
@@ -641,6 +665,8 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+        assert!(err.limit, "a limit, not a syntax error: {err:?}");
+        assert_eq!(err.to_string(), err.message);
         assert!(
             err.message.starts_with(&format!(
                 "YAML aliases expand to more than {MAX_NODES} nodes"
@@ -676,7 +702,8 @@ mod tests {
         let started = std::time::Instant::now();
         let err = parse(&text).unwrap_err();
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
-        assert_eq!(err.message, "YAML syntax: recursion limit exceeded");
+        assert_eq!(err.to_string(), "YAML syntax: recursion limit exceeded");
+        assert!(!err.limit);
     }
 
     #[test]
