@@ -26,7 +26,7 @@ pub mod yaml;
 
 pub use call::Call;
 pub use caller::{Caller, Normaliser};
-pub use catalog::{Catalog, Loader, RuleLoader, RuleStore, StoreContext};
+pub use catalog::{Catalog, RuleStore, StoreContext};
 pub use decide::{Decision, Reason, Router};
 pub use diagnostic::{Diagnostic, Position};
 pub use lookup::{Facts, Lookup, LookupError, LookupRequest};

@@ -407,7 +407,7 @@ fn read_rules(
         return Vec::new();
     };
     let mut rules: Vec<Rule> = Vec::new();
-    // Rule name → line of the first rule of that name: a list scan here made loading quadratic.
+    // First position of each rule name, for duplicates in one pass (files can be large).
     let mut first_lines: HashMap<String, usize> = HashMap::new();
     for (index, item) in items.iter().enumerate() {
         let Some(rule_fields) = Fields::read(item, &RULE_KEYS, "a rule", diags) else {
@@ -431,6 +431,8 @@ fn read_rules(
                 rule_fields.key_position("name").unwrap_or(item.position),
                 format!("duplicate rule name `{name}` (first at line {first_line}); names identify rules in logs and tests"),
             );
+        } else {
+            first_lines.insert(name.clone(), item.position.line);
         }
         let mut compile = |kind: ScriptKind, node: &Node| -> Option<Script> {
             if node.as_str().is_none() {
@@ -496,9 +498,6 @@ fn read_rules(
             }
         };
         if let Some(action) = action {
-            first_lines
-                .entry(name.clone())
-                .or_insert(item.position.line);
             rules.push(Rule {
                 name,
                 position: item.position,
