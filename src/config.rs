@@ -320,11 +320,7 @@ impl Config {
     /// Validates the text of `file`, reporting every problem at once.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
         let root = yaml::parse(text).map_err(|e| {
-            ConfigError::Invalid(vec![Diagnostic::new(
-                file,
-                e.position,
-                format!("YAML syntax: {}", e.message),
-            )])
+            ConfigError::Invalid(vec![Diagnostic::new(file, e.position, e.to_string())])
         })?;
         let mut diags = Diagnostics::new(file);
         let mut config = Config::default();

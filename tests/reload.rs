@@ -231,3 +231,41 @@ async fn reload_loop_under_concurrent_requests_fails_no_request() {
         "clients kept calling during reloads"
     );
 }
+
+/// A YAML alias bomb (~350 bytes expanding to 10⁹ nodes) saved into the live rules directory,
+/// over a served file and as a new one: both refused at once with the alias's position; every
+/// rule set keeps answering.
+#[tokio::test]
+async fn an_alias_bomb_in_the_live_directory_is_refused_and_calls_are_answered() {
+    let server = TestServer::start(&[
+        ("main.yaml", &answering("one")),
+        ("other.yaml", &answering("other")),
+    ])
+    .await;
+    let mut bomb = String::from("default: x\nrules: []\na: &a [lol]\n");
+    for pair in ('a'..='j').collect::<Vec<_>>().windows(2) {
+        let refs = vec![format!("*{}", pair[0]); 10].join(",");
+        bomb.push_str(&format!("{0}: &{0} [{refs}]\n", pair[1]));
+    }
+    std::fs::write(server.rules.join("main.yaml"), &bomb).unwrap();
+    std::fs::write(server.rules.join("bomb.yaml"), &bomb).unwrap();
+    server
+        .eventually(RELOAD_LIMIT, "both bombs refused", || async {
+            let ready: serde_json::Value = server.get("/readyz").await.json().await.unwrap();
+            ready["refused"].as_array().map(Vec::len) == Some(2)
+        })
+        .await;
+    let ready: serde_json::Value = server.get("/readyz").await.json().await.unwrap();
+    for refused in ready["refused"].as_array().unwrap() {
+        let error = refused["errors"][0].as_str().unwrap();
+        assert!(
+            error.contains(".yaml:9:") && error.contains("YAML aliases expand to more than"),
+            "{error}"
+        );
+    }
+    assert_eq!(server.route("main", "").await, "one", "last good version");
+    assert_eq!(server.route("other", "").await, "other");
+    assert_eq!(server.get("/healthz").await.status(), 200);
+    assert_eq!(server.post_json("/hooks/bomb", "{}").await.status(), 503);
+    server.stop().await;
+}

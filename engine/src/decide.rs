@@ -39,6 +39,10 @@ pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
 pub const HEAVY_FOR: Duration = Duration::from_secs(10);
 /// A job in the pool gives its thread back after the rule that crosses this slice.
 pub const POOL_SLICE: Duration = Duration::from_millis(10);
+/// How long past the deadline a call waits for its pool job to come back: a rule stops at the
+/// deadline itself (checked every few microseconds of work), so the job returns within this,
+/// with its trace, unless its thread was not even scheduled.
+pub const POOL_RETURN: Duration = Duration::from_millis(5);
 
 /// Why the answer is what it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -294,7 +298,8 @@ impl Router {
                     let step = eval.step(&scripts, Mode::Pool);
                     (eval, step)
                 });
-                match tokio::time::timeout_at(deadline.at, job).await {
+                let back_by = crate::clock::saturating_add(deadline.at, POOL_RETURN);
+                match tokio::time::timeout_at(back_by, job).await {
                     Ok(Ok((back, step))) => {
                         eval = back;
                         step

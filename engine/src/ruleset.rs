@@ -185,7 +185,7 @@ impl RuleSet {
         let root = match yaml::parse(text) {
             Ok(root) => root,
             Err(e) => {
-                diags.error(e.position, format!("YAML syntax: {}", e.message));
+                diags.error(e.position, e.to_string());
                 return Err(diags.into_vec());
             }
         };

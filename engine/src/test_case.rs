@@ -185,7 +185,7 @@ pub fn load_test_file(file: &Path, text: &str) -> Result<Vec<TestCase>, Vec<Diag
     let root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
-            diags.error(e.position, format!("YAML syntax: {}", e.message));
+            diags.error(e.position, e.to_string());
             return Err(diags.into_vec());
         }
     };

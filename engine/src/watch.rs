@@ -3,23 +3,30 @@
 //! The whole directory is watched, not single files, because editors save by writing in place,
 //! by writing a temporary file and renaming it, or (Kubernetes ConfigMaps) by swapping a
 //! symlinked directory; the parent is watched too, so replacing the directory itself is seen.
-//! Any event triggers a rescan of the directory, which only recompiles files whose content
-//! changed. A slow poll backs the watcher up on file systems that send no events (NFS, SMB).
+//! A burst of events becomes one scan of the directory, which compares each file's metadata
+//! with the version last read and loads only the files that changed ([`RuleStore::scan`]).
+//!
+//! Only events that can mean a change count: opening or reading a file (as belroute itself
+//! does when it loads one) is ignored, so loading never triggers another scan. A slow safety
+//! scan backs the watcher up on file systems that send no events (NFS, SMB); it too only
+//! looks at metadata, so an idle server reads no rule file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::catalog::RuleStore;
 
-/// How long the directory must be quiet before a rescan: editors write a file in several steps.
+/// How long the directory must be quiet before a scan: editors write a file in several steps.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);
-/// Rescan this often even without events.
+/// A directory that never goes quiet is still scanned this often.
+pub const MAX_DEBOUNCE: Duration = Duration::from_millis(500);
+/// Scan this often even without events (metadata only; files are read when it changed).
 pub const POLL: Duration = Duration::from_secs(5);
 
 /// Keeps the watch alive; dropping it stops watching.
@@ -48,6 +55,7 @@ pub fn watch(store: Arc<RuleStore>) -> notify::Result<RulesWatcher> {
     watch_with(store, DEBOUNCE, POLL)
 }
 
+/// As [`watch`], with another quiet time before a scan and another safety scan interval.
 pub fn watch_with(
     store: Arc<RuleStore>,
     debounce: Duration,
@@ -57,37 +65,42 @@ pub fn watch_with(
     let events = tx.clone();
     let dir = absolute(store.dir());
     let relevant_dir = dir.clone();
-    let mut debouncer = new_debouncer(debounce, move |result: DebounceEventResult| match result {
-        Ok(batch) => {
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
+        match result {
+            Ok(event) if !may_change(&event) => {}
             // The parent directory's other entries are not ours.
-            if batch.iter().any(|e| is_relevant(&e.path, &relevant_dir)) {
+            Ok(event)
+                if !event.need_rescan()
+                    && !event.paths.iter().any(|p| is_relevant(p, &relevant_dir)) => {}
+            Ok(_) => {
+                let _ = events.send(Signal::Changed);
+            }
+            Err(e) => {
+                tracing::warn!("watching the rules directory: {e}");
                 let _ = events.send(Signal::Changed);
             }
         }
-        Err(e) => tracing::warn!("watching the rules directory: {e}"),
     })?;
     let mut watched = Watched::default();
-    watched.update(&mut debouncer, &dir)?;
+    watched.update(&mut watcher, &dir)?;
 
     let thread = thread::Builder::new()
         .name("rules-watch".into())
         .spawn(move || {
             loop {
                 match rx.recv_timeout(poll) {
-                    Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
-                    Ok(Signal::Changed) | Err(RecvTimeoutError::Timeout) => {
-                        // Drain a burst of signals into one rescan.
-                        while let Ok(signal) = rx.try_recv() {
-                            if matches!(signal, Signal::Stop) {
-                                return;
-                            }
+                    Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    Ok(Signal::Changed) => {
+                        if !settle(&rx, debounce) {
+                            return;
                         }
-                        if let Err(e) = watched.update(&mut debouncer, &dir) {
-                            tracing::warn!("re-watching {}: {e}", dir.display());
-                        }
-                        store.rescan();
                     }
+                    Err(RecvTimeoutError::Timeout) => {}
                 }
+                if let Err(e) = watched.update(&mut watcher, &dir) {
+                    tracing::warn!("re-watching {}: {e}", dir.display());
+                }
+                store.scan();
             }
         });
     let thread = thread.map_err(|e| {
@@ -97,6 +110,29 @@ pub fn watch_with(
         stop: tx,
         thread: Some(thread),
     })
+}
+
+/// Waits until no event came for `debounce` (at most [`MAX_DEBOUNCE`]); false on stop.
+fn settle(rx: &mpsc::Receiver<Signal>, debounce: Duration) -> bool {
+    let give_up = Instant::now() + MAX_DEBOUNCE.max(debounce);
+    loop {
+        let wait = debounce.min(give_up.saturating_duration_since(Instant::now()));
+        match rx.recv_timeout(wait) {
+            Ok(Signal::Changed) if Instant::now() < give_up => {}
+            Ok(Signal::Changed) | Err(RecvTimeoutError::Timeout) => return true,
+            Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+        }
+    }
+}
+
+/// Can this event mean a rule file changed? Opening or reading one cannot; closing a file
+/// that was open for writing can (the write is complete).
+fn may_change(event: &Event) -> bool {
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 fn absolute(dir: &Path) -> PathBuf {
@@ -115,12 +151,7 @@ struct Watched {
 }
 
 impl Watched {
-    fn update(
-        &mut self,
-        debouncer: &mut Debouncer<RecommendedWatcher>,
-        dir: &Path,
-    ) -> notify::Result<()> {
-        let watcher = debouncer.watcher();
+    fn update(&mut self, watcher: &mut RecommendedWatcher, dir: &Path) -> notify::Result<()> {
         if self.parent.is_none()
             && let Some(parent) = dir.parent().filter(|p| p.is_dir())
         {
@@ -139,5 +170,28 @@ impl Watched {
             self.target = target;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, ModifyKind};
+
+    #[test]
+    fn opening_and_reading_are_not_changes() {
+        let event = |kind| Event::new(kind);
+        assert!(!may_change(&event(EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        )))));
+        assert!(!may_change(&event(EventKind::Access(AccessKind::Read))));
+        assert!(!may_change(&event(EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        )))));
+        assert!(may_change(&event(EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        )))));
+        assert!(may_change(&event(EventKind::Create(CreateKind::File))));
+        assert!(may_change(&event(EventKind::Modify(ModifyKind::Any))));
     }
 }

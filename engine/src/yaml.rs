@@ -4,8 +4,15 @@
 //! all problems at once, and a Rhai syntax error inside a YAML string must point into the YAML
 //! file. serde-based YAML readers stop at the first error and forget positions, so rule files
 //! are read into this small marked tree and walked by hand.
+//!
+//! Reading is bounded: input size, nesting depth and the number of nodes the tree holds once
+//! every alias is expanded are capped ([`MAX_INPUT_BYTES`], [`MAX_DEPTH`], [`MAX_NODES`]), so a
+//! few hundred bytes of nested aliases (a "billion laughs") are refused at once instead of
+//! growing the process until it dies. An alias shares its anchor's children, so memory follows
+//! the text read, not the expanded tree.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -24,13 +31,22 @@ pub struct Node {
     plain: bool,
 }
 
+/// A node's value. Children are shared, so an alias costs one pointer, not a copy.
 #[derive(Debug, Clone)]
 pub enum Value {
     Null,
     Scalar(String),
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
+    Seq(Arc<[Node]>),
+    Map(Arc<[(Node, Node)]>),
 }
+
+/// Largest YAML text read (16 MiB): about 140,000 rules, far beyond any real rule set.
+pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
+/// Deepest nesting of lists and mappings, aliases expanded; a rule file needs about 6.
+pub const MAX_DEPTH: usize = 64;
+/// Most nodes (scalars, lists, mappings) a document may hold with its aliases expanded.
+/// An 80,000-rule file has about 650,000; a "billion laughs" has 10⁹.
+pub const MAX_NODES: usize = 2_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
@@ -50,14 +66,14 @@ impl Node {
 
     pub fn as_seq(&self) -> Option<&[Node]> {
         match &self.value {
-            Value::Seq(items) => Some(items),
+            Value::Seq(items) => Some(&items[..]),
             _ => None,
         }
     }
 
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
         match &self.value {
-            Value::Map(entries) => Some(entries),
+            Value::Map(entries) => Some(&entries[..]),
             _ => None,
         }
     }
@@ -164,61 +180,124 @@ fn plain_scalar_json(s: &str) -> serde_json::Value {
     }
 }
 
-/// A YAML syntax error.
+/// Why a YAML text was not read: a syntax error or a limit, with where it was found.
+///
+/// Show it with `to_string()`: "YAML syntax: …" for a syntax error, the limit and its fix
+/// otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     pub position: Position,
+    /// What the YAML reader said, or which limit was hit and the fix.
     pub message: String,
+    /// A limit (size, depth, nodes) was hit: the text may be valid YAML.
+    pub limit: bool,
+}
+
+impl SyntaxError {
+    fn syntax(position: Position, message: impl Into<String>) -> Self {
+        SyntaxError {
+            position,
+            message: message.into(),
+            limit: false,
+        }
+    }
+
+    fn limit(position: Position, message: String) -> Self {
+        SyntaxError {
+            position,
+            message,
+            limit: true,
+        }
+    }
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.limit {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "YAML syntax: {}", self.message)
+        }
+    }
 }
 
 /// Parses the first YAML document of `text`. An empty file is `Value::Null`.
+///
+/// Refuses texts over [`MAX_INPUT_BYTES`], nesting deeper than [`MAX_DEPTH`] and documents
+/// whose aliases expand to more than [`MAX_NODES`] nodes, pointing at the node that crossed
+/// the line. The check is made before an alias is added, so a bomb stops at its first
+/// oversized alias.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
-    let mut builder = Builder::default();
+    parse_within(text, MAX_NODES)
+}
+
+/// [`parse`] with another node limit, so tests need not write millions of nodes.
+fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
+    if text.len() > MAX_INPUT_BYTES {
+        return Err(SyntaxError::limit(
+            Position::START,
+            format!(
+                "the file is larger than {} MiB, the most belroute reads as YAML; split it into several files",
+                MAX_INPUT_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    let mut builder = Builder {
+        max_nodes,
+        ..Builder::default()
+    };
     let mut documents = 0;
     for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| SyntaxError {
-            position: Position::new(e.marker().line(), e.marker().col() + 1),
-            message: e.info().to_string(),
+        let (event, span) = event.map_err(|e| {
+            SyntaxError::syntax(
+                Position::new(e.marker().line(), e.marker().col() + 1),
+                e.info(),
+            )
         })?;
         match event {
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(SyntaxError {
-                        position: start(span),
-                        message: "only one YAML document per file: remove the second `---`".into(),
-                    });
+                    return Err(SyntaxError::syntax(
+                        start(span),
+                        "only one YAML document per file: remove the second `---`",
+                    ));
                 }
             }
             Event::Scalar(value, style, anchor, _tag) => {
+                builder.grow(Size::ONE, false, span)?;
                 let node = scalar(value.into_owned(), style, span);
-                builder.add(node, anchor);
+                builder.add(node, Size::ONE, anchor);
             }
-            Event::SequenceStart(anchor, _) => builder.open(Frame::Seq(Vec::new()), anchor, span),
+            Event::SequenceStart(anchor, _) => {
+                builder.open(Frame::Seq(Vec::new()), anchor, span)?
+            }
             Event::MappingStart(anchor, _) => {
-                builder.open(Frame::Map(Vec::new(), None), anchor, span)
+                builder.open(Frame::Map(Vec::new(), None), anchor, span)?
             }
             Event::SequenceEnd | Event::MappingEnd => builder.close(),
             Event::Alias(id) => {
-                let node = builder.anchors.get(&id).cloned().unwrap_or(Node {
-                    value: Value::Null,
-                    position: start(span),
-                    content: start(span),
-                    style: Style::Inline,
-                    plain: true,
-                });
-                builder.add(node, 0);
+                let (node, size) = match builder.anchors.get(&id) {
+                    Some((node, size)) => (node.clone(), *size),
+                    None => (null(start(span)), Size::ONE),
+                };
+                builder.grow(size, true, span)?;
+                builder.add(node, size, 0);
             }
             _ => {}
         }
     }
-    Ok(builder.root.unwrap_or(Node {
+    Ok(builder.root.unwrap_or_else(|| null(Position::START)))
+}
+
+fn null(position: Position) -> Node {
+    Node {
         value: Value::Null,
-        position: Position::START,
-        content: Position::START,
+        position,
+        content: position,
         style: Style::Inline,
         plain: true,
-    }))
+    }
 }
 
 fn start(span: Span) -> Position {
@@ -258,44 +337,115 @@ fn scalar(text: String, style: ScalarStyle, span: Span) -> Node {
     }
 }
 
+/// How big a node is once its aliases are expanded: what an alias to it adds.
+#[derive(Debug, Clone, Copy)]
+struct Size {
+    nodes: usize,
+    /// Levels of nesting inside the node: 0 for a scalar, 1 for `[a]`.
+    height: usize,
+}
+
+impl Size {
+    const ONE: Size = Size {
+        nodes: 1,
+        height: 0,
+    };
+}
+
 enum Frame {
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>, Option<Node>),
 }
 
+/// A list or mapping being read, with the size of what it holds so far.
+struct Open {
+    frame: Frame,
+    anchor: usize,
+    position: Position,
+    size: Size,
+}
+
 #[derive(Default)]
 struct Builder {
-    stack: Vec<(Frame, usize, Position)>,
-    anchors: HashMap<usize, Node>,
+    stack: Vec<Open>,
+    anchors: HashMap<usize, (Node, Size)>,
     root: Option<Node>,
+    /// Nodes in the document so far, aliases expanded.
+    nodes: usize,
+    max_nodes: usize,
 }
 
 impl Builder {
-    fn open(&mut self, frame: Frame, anchor: usize, span: Span) {
-        self.stack.push((frame, anchor, start(span)));
+    /// Accounts for a node of `size` about to be added at the current depth (an alias's, or
+    /// one just read); refuses it when a limit would be crossed.
+    fn grow(&mut self, size: Size, alias: bool, span: Span) -> Result<(), SyntaxError> {
+        let Size { nodes, height } = size;
+        self.nodes = self.nodes.saturating_add(nodes);
+        if self.nodes > self.max_nodes {
+            let max = self.max_nodes;
+            let message = if alias {
+                format!(
+                    "YAML aliases expand to more than {max} nodes; this alias alone adds {nodes}: write the values out or use fewer aliases"
+                )
+            } else {
+                format!("the YAML has more than {max} nodes; split it into several files")
+            };
+            return Err(SyntaxError::limit(start(span), message));
+        }
+        let depth = self.stack.len().saturating_add(height);
+        if depth > MAX_DEPTH {
+            let message = if alias {
+                format!(
+                    "this alias nests {height} levels deep here, more than the {MAX_DEPTH} levels belroute reads; flatten the anchored value"
+                )
+            } else {
+                format!(
+                    "YAML nested more than {MAX_DEPTH} levels deep; flatten the lists and mappings"
+                )
+            };
+            return Err(SyntaxError::limit(start(span), message));
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, frame: Frame, anchor: usize, span: Span) -> Result<(), SyntaxError> {
+        // The list or mapping is one node one level down.
+        let size = Size {
+            nodes: 1,
+            height: 1,
+        };
+        self.grow(size, false, span)?;
+        self.stack.push(Open {
+            frame,
+            anchor,
+            position: start(span),
+            size,
+        });
+        Ok(())
     }
 
     fn close(&mut self) {
-        let Some((frame, anchor, position)) = self.stack.pop() else {
+        let Some(open) = self.stack.pop() else {
             return;
         };
-        let value = match frame {
-            Frame::Seq(items) => Value::Seq(items),
-            Frame::Map(entries, _) => Value::Map(entries),
+        let value = match open.frame {
+            Frame::Seq(items) => Value::Seq(items.into()),
+            Frame::Map(entries, _) => Value::Map(entries.into()),
         };
         let node = Node {
             value,
-            position,
-            content: position,
+            position: open.position,
+            content: open.position,
             style: Style::Collection,
             plain: false,
         };
-        self.add(node, anchor);
+        self.add(node, open.size, open.anchor);
     }
 
-    fn add(&mut self, node: Node, anchor: usize) {
+    fn add(&mut self, node: Node, size: Size, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            // Cheap: children are shared, not copied.
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => {
@@ -303,11 +453,17 @@ impl Builder {
                     self.root = Some(node);
                 }
             }
-            Some((Frame::Seq(items), ..)) => items.push(node),
-            Some((Frame::Map(entries, pending), ..)) => match pending.take() {
-                None => *pending = Some(node),
-                Some(key) => entries.push((key, node)),
-            },
+            Some(parent) => {
+                parent.size.nodes = parent.size.nodes.saturating_add(size.nodes);
+                parent.size.height = parent.size.height.max(size.height + 1);
+                match &mut parent.frame {
+                    Frame::Seq(items) => items.push(node),
+                    Frame::Map(entries, pending) => match pending.take() {
+                        None => *pending = Some(node),
+                        Some(key) => entries.push((key, node)),
+                    },
+                }
+            }
         }
     }
 }
@@ -485,5 +641,116 @@ mod tests {
             doc.to_json(),
             serde_json::json!({"a": 12, "b": "12", "c": true, "d": "x"})
         );
+    }
+
+    /// The classic "billion laughs": nine levels of ten aliases each, 10⁹ nodes in ~350 bytes.
+    fn billion_laughs() -> String {
+        let names: Vec<char> = ('a'..='j').collect();
+        let mut text = String::from("a: &a [lol]\n");
+        for pair in names.windows(2) {
+            let refs = vec![format!("*{}", pair[0]); 10].join(",");
+            text.push_str(&format!("{0}: &{0} [{refs}]\n", pair[1]));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_fast_at_the_alias() {
+        let text = billion_laughs();
+        assert!(text.len() < 400, "{} bytes", text.len());
+        let started = std::time::Instant::now();
+        let err = parse(&text).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.limit, "a limit, not a syntax error: {err:?}");
+        assert_eq!(err.to_string(), err.message);
+        assert!(
+            err.message.starts_with(&format!(
+                "YAML aliases expand to more than {MAX_NODES} nodes"
+            )),
+            "{err:?}"
+        );
+        // `f` holds 211,111 nodes: the ninth `*f` on line 7 is the first to cross the cap.
+        let line = text.lines().nth(err.position.line - 1).unwrap();
+        assert!(line.starts_with("g:"), "{err:?} at {line}");
+        assert_eq!(&line[err.position.column - 1..][..2], "*f");
+    }
+
+    #[test]
+    fn a_depth_bomb_is_refused_fast_at_the_too_deep_node() {
+        let deep_message = format!(
+            "YAML nested more than {MAX_DEPTH} levels deep; flatten the lists and mappings"
+        );
+        // Block lists, two bytes a level: 200,000 levels in 400 kB.
+        let text = format!("{}x\n", "- ".repeat(200_000));
+        let started = std::time::Instant::now();
+        let err = parse(&text).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(err.message, deep_message);
+        assert_eq!(err.position, Position::new(1, 2 * MAX_DEPTH + 1));
+
+        // Flow lists: the root mapping is level 1, so the 64th `[` is level 65.
+        let text = format!("x: {}{}\n", "[".repeat(100), "]".repeat(100));
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.message, deep_message);
+        assert_eq!(err.position, Position::new(1, 4 + MAX_DEPTH - 1));
+        // Deeper flow nesting than the YAML reader's own limit (255) stops in the reader.
+        let text = format!("x: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let started = std::time::Instant::now();
+        let err = parse(&text).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(err.to_string(), "YAML syntax: recursion limit exceeded");
+        assert!(!err.limit);
+    }
+
+    #[test]
+    fn aliases_cannot_nest_past_the_depth_limit() {
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let text = format!(
+            "a: &deep {deep}\nb: [[[[[[[[[[[[[[[[[[[[[[[[[*deep]]]]]]]]]]]]]]]]]]]]]]]]]\n"
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.message.contains("this alias nests 40 levels deep"),
+            "{err:?}"
+        );
+        assert_eq!(err.position.line, 2);
+        assert_eq!(
+            &text.lines().nth(1).unwrap()[err.position.column - 1..][..5],
+            "*deep"
+        );
+    }
+
+    #[test]
+    fn ordinary_aliases_still_read() {
+        let doc =
+            parse("base: &b {route: x, when: 'true'}\nrules: [*b, *b]\nn: &n 3\nm: *n\n").unwrap();
+        let rules = doc.find("rules").unwrap().as_seq().unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1].find("route").and_then(Node::as_str), Some("x"));
+        assert_eq!(doc.find("m").and_then(Node::as_str), Some("3"));
+        // Nesting right up to the limit is fine.
+        let max = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&max).is_ok());
+    }
+
+    #[test]
+    fn too_many_plain_nodes_and_too_large_texts_are_refused() {
+        // The list and 999 items are 1,000 nodes; the 1,000th item is one too many.
+        let many = "- 1\n".repeat(1_000);
+        assert!(parse_within(&many[..many.len() - 4], 1_000).is_ok());
+        let err = parse_within(&many, 1_000).unwrap_err();
+        assert_eq!(
+            err.message,
+            "the YAML has more than 1000 nodes; split it into several files"
+        );
+        assert_eq!(err.position, Position::new(1_000, 3));
+        let big = " ".repeat(MAX_INPUT_BYTES + 1);
+        let err = parse(&big).unwrap_err();
+        assert_eq!(err.position, Position::START);
+        assert!(err.message.contains("larger than 16 MiB"), "{err:?}");
     }
 }

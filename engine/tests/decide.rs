@@ -244,8 +244,9 @@ async fn over_its_share_a_rule_set_answers_at_once() {
     assert_eq!(first.reason, Reason::Deadline);
     assert_eq!(second.reason, Reason::OverShare);
     assert_eq!(second.route, "receptie");
+    // "At once" against the 1.75 s it would otherwise wait; a busy machine adds scheduling.
     assert!(
-        took < Duration::from_millis(100),
+        took < Duration::from_millis(500),
         "answered at once: {took:?}"
     );
 }

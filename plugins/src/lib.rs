@@ -177,7 +177,7 @@ pub fn parse_instance_text(name: &str, text: &str) -> Result<PluginInstance, Vec
     let node = match yaml::parse(text) {
         Ok(node) => node,
         Err(e) => {
-            diags.error(e.position, format!("YAML syntax: {}", e.message));
+            diags.error(e.position, e.to_string());
             return Err(diags.into_vec());
         }
     };
