@@ -5,19 +5,28 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use belroute_engine::{Lookups, Router, RuleStore, ScriptEngine, StoreContext};
+use belroute_engine::text::escape;
+use belroute_engine::{
+    Call, Caller, Deadline, Decision, Lookups, Reason, Router, RuleSet, RuleStore, ScriptEngine,
+    StoreContext,
+};
 use belroute_plugins::BuildContext;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::storage::{CallLog, Storage, epoch_ms};
+use crate::storage::{CallLog, CallRecord, Storage, epoch_ms};
 use crate::subscriptions::Subscriptions;
 
 /// How long a clean shutdown waits for the database to take the queued call records.
 pub const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 
-/// Everything a running belroute shares between requests.
-#[derive(Debug)]
+/// How long past the deadline [`Belroute::decide`] waits for the engine before answering the
+/// default itself; the engine returns by the deadline, this only guards against a bug.
+const ENGINE_GRACE: Duration = Duration::from_millis(20);
+
+/// Everything a running belroute shares between requests: the HTTP layer serves this value
+/// (cloning it clones handles, not state).
+#[derive(Debug, Clone)]
 pub struct Belroute {
     pub config: Arc<Config>,
     pub store: Arc<RuleStore>,
@@ -41,7 +50,13 @@ impl Belroute {
             configured_lookups: router.lookups().names(),
             time_zone: config.timezone.0,
         };
-        let store = RuleStore::open(rules_dir, context).context("cannot serve rules")?;
+        let store = if config.reload.run_tests {
+            let loader = belroute_engine::TestedLoader::new(context, router.clone());
+            RuleStore::with_loader(rules_dir, Arc::new(loader))
+        } else {
+            RuleStore::open(rules_dir, context)
+        }
+        .context("cannot serve rules")?;
         let subscriptions = Arc::new(Subscriptions::new(&config.subscriptions));
         subscriptions.start_notifiers(&storage)?;
         let call_log = Arc::new(CallLog::start(
@@ -60,6 +75,53 @@ impl Belroute {
             call_log,
             subscriptions,
         })
+    }
+
+    /// Routes one call of `set`; answers by `deadline` whatever the engine does.
+    pub async fn decide(
+        &self,
+        set: &Arc<RuleSet>,
+        call: Arc<Call>,
+        deadline: Deadline,
+    ) -> Decision {
+        let routing = self
+            .router
+            .route(set, call.clone(), deadline, chrono::Utc::now());
+        let guard = Deadline::new(deadline.at, ENGINE_GRACE).at;
+        match tokio::time::timeout_at(guard, routing).await {
+            Ok(decision) => decision,
+            Err(_) => {
+                let caller: Arc<Caller> = self.router.normaliser().normalise(call.caller_number());
+                Decision::fallback(set, caller, Reason::Deadline, &deadline)
+            }
+        }
+    }
+
+    /// An answered call: counted, logged, and its record queued (the answer never waits for
+    /// the database). Every answer of the webhook, default or not, comes through here.
+    pub fn answered(&self, decision: Decision, call: Arc<Call>, received_at: SystemTime) {
+        self.metrics.observe(&decision);
+        if decision.reason == Reason::Failed {
+            self.metrics.panicked(&format!(
+                "deciding a call of rule set `{}` failed",
+                decision.ruleset
+            ));
+        }
+        tracing::info!(
+            target: "belroute::call",
+            ruleset = %decision.ruleset,
+            uuid = %escape(call.uuid()),
+            route = %decision.route,
+            rule = %escape(decision.rule.as_deref().unwrap_or("(default)")),
+            reason = decision.reason.as_str(),
+            micros = decision.micros,
+            "call routed"
+        );
+        self.call_log.record(CallRecord {
+            received_at,
+            call,
+            decision,
+        });
     }
 
     /// Writes every queued call record; call after the server stopped taking requests.

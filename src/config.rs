@@ -36,6 +36,8 @@ pub struct Config {
     pub hooks: Hooks,
     /// Bounds on what one rule may do.
     pub sandbox: SandboxSettings,
+    /// What a new rule file version must pass to go live.
+    pub reload: Reload,
     pub admin: Admin,
     pub storage: StorageSettings,
     /// Applications told where calls went (see docs/subscriptions.md).
@@ -250,6 +252,34 @@ impl Admin {
     }
 }
 
+/// `reload:` — what a new version of a rule file must pass before it goes live.
+#[derive(Debug)]
+pub struct Reload {
+    /// Run the rule set's own tests (`tests:` and `{name}.test.yaml`) on every load, at
+    /// start-up too; a version whose tests fail is refused and the last good one serves.
+    pub run_tests: bool,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Reload { run_tests: true }
+    }
+}
+
+impl Reload {
+    pub const KEYS: [&'static str; 1] = ["run_tests"];
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        Reload {
+            run_tests: s.choice(
+                "run_tests",
+                Reload::default().run_tests,
+                &[("true", true), ("false", false)],
+            ),
+        }
+    }
+}
+
 /// A time zone by IANA name; Europe/Amsterdam unless set.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeZone(pub Tz);
@@ -297,11 +327,12 @@ impl fmt::Display for Lines<'_> {
 }
 
 impl Config {
-    pub const KEYS: [&'static str; 8] = [
+    pub const KEYS: [&'static str; 9] = [
         "timezone",
         "default_region",
         "hooks",
         "sandbox",
+        "reload",
         "admin",
         "storage",
         "subscriptions",
@@ -370,6 +401,7 @@ impl Config {
         }
         self.hooks = s.section("hooks", &Hooks::KEYS, Hooks::read);
         self.sandbox = s.section("sandbox", &SandboxSettings::KEYS, SandboxSettings::read);
+        self.reload = s.section("reload", &Reload::KEYS, Reload::read);
         self.admin = s.section("admin", &Admin::KEYS, Admin::read);
         self.storage = s.section("storage", &StorageSettings::KEYS, StorageSettings::read);
         for (name, _, node) in s.entries("subscriptions") {

@@ -181,7 +181,7 @@ async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
     let mut backoff = subscription.config.retry_initial;
     loop {
         let mut request = client
-            .post(&endpoint.0)
+            .post(endpoint.expose())
             .header("x-belroute-subscription", &subscription.name)
             .header("content-length", "0");
         for (name, value) in &subscription.config.headers {
@@ -190,7 +190,7 @@ async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
         let failure = match request.send().await {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("HTTP {}", response.status())),
-            Err(e) => Some(format!("{e}")),
+            Err(e) => Some(e.without_url().to_string()),
         };
         // The guard must not live across the sleep below.
         {

@@ -17,6 +17,14 @@ fn client() -> reqwest::Client {
 
 /// The real binary, logging text to stderr as operators run it.
 fn served(rules: &[(&str, &str)], config: &str) -> (tempfile::TempDir, Served) {
+    served_with_env(rules, config, &[])
+}
+
+fn served_with_env(
+    rules: &[(&str, &str)],
+    config: &str,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, Served) {
     let dir = tempfile::tempdir().unwrap();
     let rules_dir = dir.path().join("rules");
     std::fs::create_dir(&rules_dir).unwrap();
@@ -35,7 +43,7 @@ fn served(rules: &[(&str, &str)], config: &str) -> (tempfile::TempDir, Served) {
             "--database",
             &database,
         ],
-        &[],
+        env,
     );
     (dir, served)
 }
@@ -180,5 +188,107 @@ async fn unreadable_forwarded_for_entries_fail_closed() {
     }
     // Ports and brackets on a real client address are read correctly.
     assert_eq!(send("185.103.76.10:5060").await.unwrap().status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_secret_in_a_subscription_endpoint_is_never_shown() {
+    let secret = "s3cr3t-in-the-url";
+    let (_dir, served) = served_with_env(
+        &[("main.yaml", &answering("x"))],
+        "admin:\n  token: t0ken\n\
+         subscriptions:\n  crm:\n    endpoint: \"http://127.0.0.1:9/notify?key=${BELROUTE_TEST_NOTIFY_KEY}\"\n\
+         \x20   api_key: k3y\n    retry_initial: 10ms\n    retry_max: 20ms\n",
+        &[("BELROUTE_TEST_NOTIFY_KEY", secret)],
+    );
+    let base = format!("http://{}", served.addr);
+    let client = client();
+    let answer = client
+        .post(format!("{base}/hooks/main"))
+        .json(&serde_json::json!({"uuid": "u-1", "caller": "0612345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    // The notifier fails against a closed port and says so: in the log and in `last_error`.
+    let mut listing = String::new();
+    for _ in 0..100 {
+        listing = client
+            .get(format!("{base}/api/v1/subscriptions"))
+            .bearer_auth("t0ken")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if listing.contains("\"last_error\":\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listing.contains("\"last_error\":\""), "{listing}");
+    assert!(
+        listing.contains("key=${BELROUTE_TEST_NOTIFY_KEY}"),
+        "the endpoint is shown as written: {listing}"
+    );
+    assert!(!listing.contains(secret), "{listing}");
+    let log = served.stop();
+    assert!(log.contains("notification"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+}
+
+#[tokio::test]
+async fn agent_names_with_invisible_characters_are_refused() {
+    let server = TestServer::with_config(
+        &[("main.yaml", &answering("x"))],
+        "admin:\n  token: t0ken\n",
+    )
+    .await;
+    for agent in ["10\u{200b}03", "10\u{2028}03", "\u{202e}3001", "10\n03"] {
+        let response = server
+            .client
+            .post(server.url("/api/v1/calls/u-1/agent"))
+            .bearer_auth("t0ken")
+            .json(&serde_json::json!({ "agent": agent }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{agent:?}");
+    }
+    server.stop().await;
+}
+
+/// The admin token is checked before the body is read: a client without it cannot make the
+/// server wait for (or buffer) a body.
+#[tokio::test]
+async fn the_api_refuses_before_reading_a_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::with_config(
+        &[("main.yaml", &answering("x"))],
+        "admin:\n  token: t0ken\nsubscriptions:\n  crm:\n    api_key: k3y\n",
+    )
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    for (path, token) in [
+        ("/api/v1/plugins/x/invalidate", "wrong"),
+        ("/api/v1/calls/u-1/agent", ""),
+        ("/api/v1/subscriptions/crm/events/1", "t0ken"), // the admin token is not the API key
+        ("/api/v1/subscriptions/nobody/events/1", "k3y"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: 1000000\r\n\r\n{{\"agent\":"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 512];
+        let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no answer without the body"))
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]).to_string();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+    }
     server.stop().await;
 }

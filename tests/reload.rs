@@ -269,3 +269,72 @@ async fn an_alias_bomb_in_the_live_directory_is_refused_and_calls_are_answered()
     assert_eq!(server.post_json("/hooks/bomb", "{}").await.status(), 503);
     server.stop().await;
 }
+
+/// A rule set with its own test; `route` is what it answers, `expected` what its test expects.
+fn tested(route: &str, expected: &str) -> String {
+    format!(
+        "default: fallback\nrules:\n  - name: Always\n    route: {route}\ntests:\n  - name: Answers {expected}\n    expect: {expected}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_version_whose_own_tests_fail_is_refused_and_the_last_good_one_serves() {
+    let server = TestServer::start(&[("main.yaml", &tested("one", "one"))]).await;
+    assert_eq!(server.route("main", "").await, "one");
+
+    // Saved with a test that fails: refused like a syntax error, "one" keeps answering.
+    std::fs::write(server.rules.join("main.yaml"), tested("two", "one")).unwrap();
+    server
+        .eventually(RELOAD_LIMIT * 2, "the failing test on /readyz", || async {
+            server.get("/readyz").await.status() == 503
+        })
+        .await;
+    let ready = server.get("/readyz").await.text().await.unwrap();
+    assert!(
+        ready.contains("main.yaml:6:5: test `Answers one` fails: expected route `one`, got `two`"),
+        "{ready}"
+    );
+    assert_eq!(server.route("main", "").await, "one");
+
+    // Fixed: the new version goes live and the refusal clears.
+    std::fs::write(server.rules.join("main.yaml"), tested("two", "two")).unwrap();
+    wait_for_route(&server, "main", "two").await;
+    assert_eq!(server.get("/readyz").await.status(), 200);
+
+    // The test file beside it counts too, and saving it alone runs the tests again.
+    std::fs::write(
+        server.rules.join("main.test.yaml"),
+        "- name: From the test file\n  expect: three\n",
+    )
+    .unwrap();
+    server
+        .eventually(RELOAD_LIMIT * 2, "the test file's failure", || async {
+            server.get("/readyz").await.text().await.unwrap().contains(
+                "main.test.yaml:1:3: test `From the test file` fails: expected route `three`",
+            )
+        })
+        .await;
+    assert_eq!(server.route("main", "").await, "two");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_rule_set_failing_its_tests_at_start_up_is_not_served() {
+    let server = TestServer::start(&[
+        ("bad.yaml", &tested("two", "one")),
+        ("good.yaml", &tested("ok", "ok")),
+    ])
+    .await;
+    assert_eq!(server.post_json("/hooks/bad", "{}").await.status(), 503);
+    assert_eq!(server.route("good", "").await, "ok");
+    server.stop().await;
+
+    // The gate can be turned off.
+    let server = TestServer::with_config(
+        &[("bad.yaml", &tested("two", "one"))],
+        "reload:\n  run_tests: false\n",
+    )
+    .await;
+    assert_eq!(server.route("bad", "").await, "two");
+    server.stop().await;
+}

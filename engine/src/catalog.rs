@@ -102,7 +102,7 @@ pub trait Loader: Send + Sync + std::fmt::Debug {
     }
 
     /// Validates and compiles `text`, the content of `file`, as rule set `name`.
-    fn load(&self, name: &str, file: &Path, text: &str) -> Result<RuleSet, Vec<Diagnostic>>;
+    fn load(&self, name: &str, file: &Path, text: &str) -> Result<Arc<RuleSet>, Vec<Diagnostic>>;
 }
 
 /// Reads at most [`MAX_INPUT_BYTES`] + 1 bytes of a text file.
@@ -127,13 +127,13 @@ impl RuleLoader {
 }
 
 impl Loader for RuleLoader {
-    fn load(&self, name: &str, file: &Path, text: &str) -> Result<RuleSet, Vec<Diagnostic>> {
+    fn load(&self, name: &str, file: &Path, text: &str) -> Result<Arc<RuleSet>, Vec<Diagnostic>> {
         let ctx = LoadContext {
             scripts: &self.context.scripts,
             configured_lookups: &self.context.configured_lookups,
             time_zone: self.context.time_zone,
         };
-        RuleSet::load(name, file, text, &ctx)
+        RuleSet::load(name, file, text, &ctx).map(Arc::new)
     }
 }
 
@@ -212,6 +212,9 @@ impl Tracked {
 struct Stamp {
     len: u64,
     modified: Option<SystemTime>,
+    /// The rule set's test file (`main.test.yaml`) beside it: a loader that runs the tests
+    /// reads it too, so a change to it is a change to the rule set.
+    tests: Option<(u64, Option<SystemTime>, u64)>,
     /// Inode change time: catches a `chmod` that makes an unreadable file readable.
     changed: (i64, i64),
     device: u64,
@@ -247,9 +250,27 @@ impl Stamp {
         };
         #[cfg(not(unix))]
         let (changed, device, inode) = ((0, 0), 0, 0);
+        let test_meta = std::fs::metadata(crate::test_case::test_file_for(file)).ok();
+        let racy = racy
+            || test_meta
+                .as_ref()
+                .and_then(|t| t.modified().ok())
+                .is_some_and(|m| {
+                    SystemTime::now()
+                        .duration_since(m)
+                        .map_or(true, |age| age < RACY)
+                });
+        let tests = test_meta.map(|t| {
+            #[cfg(unix)]
+            let inode = std::os::unix::fs::MetadataExt::ino(&t);
+            #[cfg(not(unix))]
+            let inode = 0;
+            (t.len(), t.modified().ok(), inode)
+        });
         Ok(Stamp {
             len: meta.len(),
             modified,
+            tests,
             changed,
             device,
             inode,
@@ -262,6 +283,7 @@ impl Stamp {
     fn change(&self, now: &Stamp) -> Change {
         let same = self.len == now.len
             && self.modified == now.modified
+            && self.tests == now.tests
             && self.changed == now.changed
             && self.device == now.device
             && self.inode == now.inode
@@ -650,7 +672,6 @@ impl Shared {
         });
         match loaded {
             Ok(set) => {
-                let set = Arc::new(set);
                 let committed = self.commit(name, generation, |t| {
                     match &t.serving {
                         Some(prev) => tracing::info!(

@@ -32,7 +32,7 @@ pub mod yaml;
 
 pub use call::{CALLVOIP_FIELDS, Call, CallDataError, MAX_FIELDS, MAX_NAME_LEN, MAX_VALUE_LEN};
 pub use caller::{Caller, Normaliser, UnknownRegion};
-pub use catalog::{Catalog, Refusal, RuleStore, StoreContext, rule_files};
+pub use catalog::{Catalog, Loader, Refusal, RuleLoader, RuleStore, StoreContext, rule_files};
 pub use clock::{
     DEFAULT_TIME_ZONE, Deadline, Holidays, LocalTime, OfficeHours, local_to_utc, micros,
     parse_local_time, parse_time_zone,
@@ -53,4 +53,4 @@ pub use ruleset::{
 };
 pub use script::{FUNCTIONS, Limits, PRINT_LINES_PER_SECOND, PRINT_MAX_CHARS, ScriptEngine};
 pub use test_case::{TestCase, load_test_file, read_tests, test_file_for};
-pub use test_run::{TestReport, run_test};
+pub use test_run::{TestReport, TestedLoader, run_test};

@@ -48,9 +48,46 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Text in which `${NAME}` was replaced by environment variable `NAME`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvText(pub String);
+/// Text in which `${NAME}` was replaced by environment variable `NAME`. Shown (in logs, the
+/// admin API, `Debug`) as written, so a secret in a URL's query string never leaves the process.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnvText {
+    value: String,
+    written: String,
+}
+
+impl EnvText {
+    /// Text without references, such as a default.
+    pub fn plain(text: impl Into<String>) -> Self {
+        let text = text.into();
+        EnvText {
+            value: text.clone(),
+            written: text,
+        }
+    }
+
+    /// The text with the variables' values: for use, never for display.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// The text as written in the file, `${NAME}` and all: safe to show.
+    pub fn written(&self) -> &str {
+        &self.written
+    }
+}
+
+impl fmt::Display for EnvText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
+    }
+}
+
+impl fmt::Debug for EnvText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EnvText({:?})", self.written)
+    }
+}
 
 thread_local! {
     static MISSING: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
@@ -189,7 +226,10 @@ pub mod value {
     pub fn env_text(node: &Node) -> Result<EnvText, Invalid> {
         let written = text(node)?;
         expand(written, from_environment)
-            .map(EnvText)
+            .map(|value| EnvText {
+                value,
+                written: written.to_string(),
+            })
             .map_err(|(offset, message)| {
                 let before = &written[..offset];
                 let line = before.matches('\n').count() + 1;
@@ -201,13 +241,13 @@ pub mod value {
     /// A secret: text from the environment, not empty.
     pub fn secret(node: &Node) -> Result<Secret, Invalid> {
         let expanded = env_text(node)?;
-        if expanded.0.is_empty() {
+        if expanded.value.is_empty() {
             return Err(Invalid::new(
                 node,
                 "is empty; a secret must not be empty (is its environment variable empty?)",
             ));
         }
-        Ok(Secret(expanded.0))
+        Ok(Secret(expanded.value))
     }
 
     /// A duration within `range`.
@@ -763,7 +803,7 @@ mod tests {
         });
         assert_eq!(
             text,
-            Some(EnvText("x${BELROUTE_SETTINGS_TEST_UNSET}".into()))
+            Some(EnvText::plain("x${BELROUTE_SETTINGS_TEST_UNSET}"))
         );
         assert_eq!(missing, ["BELROUTE_SETTINGS_TEST_UNSET"]);
         assert!(found.is_empty(), "{found:?}");

@@ -71,3 +71,92 @@ pub async fn run_test(router: &Router, set: &Arc<RuleSet>, case: &TestCase) -> T
         failure: (!problems.is_empty()).then(|| problems.join("; ")),
     }
 }
+
+/// Loads a rule set and runs its own tests (`tests:` and `{name}.test.yaml`) before it may go
+/// live: a version whose tests fail is refused like one with a syntax error, each failing test
+/// a problem at its `file:line:col`, and the last good version keeps serving.
+#[derive(Debug)]
+pub struct TestedLoader {
+    inner: crate::catalog::RuleLoader,
+    router: Arc<Router>,
+}
+
+/// Between a rule file's text and its test file's, in what [`TestedLoader::read`] returns:
+/// neither YAML file can contain it.
+const TEST_FILE_FOLLOWS: &str = "\u{0}belroute: the test file follows\u{0}";
+
+impl TestedLoader {
+    pub fn new(context: crate::catalog::StoreContext, router: Arc<Router>) -> Self {
+        TestedLoader {
+            inner: crate::catalog::RuleLoader::new(context),
+            router,
+        }
+    }
+}
+
+impl crate::catalog::Loader for TestedLoader {
+    /// The rule file, then its test file if there is one: the version covers both, so saving
+    /// the tests alone runs them again.
+    fn read(&self, file: &std::path::Path) -> std::io::Result<String> {
+        let mut text = crate::catalog::read_capped(file)?;
+        match crate::catalog::read_capped(&crate::test_case::test_file_for(file)) {
+            Ok(tests) => {
+                text.push_str(TEST_FILE_FOLLOWS);
+                text.push_str(&tests);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(text)
+    }
+
+    fn load(
+        &self,
+        name: &str,
+        file: &std::path::Path,
+        text: &str,
+    ) -> Result<Arc<RuleSet>, Vec<crate::Diagnostic>> {
+        let (rules, tests) = match text.split_once(TEST_FILE_FOLLOWS) {
+            Some((rules, tests)) => (rules, Some(tests)),
+            None => (text, None),
+        };
+        let set = crate::catalog::Loader::load(&self.inner, name, file, rules)?;
+        let test_file = crate::test_case::test_file_for(file);
+        let from_file = match tests {
+            Some(tests) => crate::test_case::load_test_file(&test_file, tests)?,
+            None => Vec::new(),
+        };
+        let cases: Vec<TestCase> = set.tests.iter().cloned().chain(from_file).collect();
+        if cases.is_empty() {
+            return Ok(set);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                vec![crate::Diagnostic::new(
+                    file,
+                    crate::Position::START,
+                    format!("cannot run the rule set's tests: {e}"),
+                )]
+            })?;
+        let failures: Vec<crate::Diagnostic> = runtime.block_on(async {
+            let mut failures = Vec::new();
+            for case in &cases {
+                let report = run_test(&self.router, &set, case).await;
+                if let Some(why) = report.failure {
+                    failures.push(crate::Diagnostic::new(
+                        &case.file,
+                        case.position,
+                        format!("test `{}` fails: {why}", case.name),
+                    ));
+                }
+            }
+            failures
+        });
+        if !failures.is_empty() {
+            return Err(failures);
+        }
+        Ok(set)
+    }
+}

@@ -84,7 +84,7 @@ impl Loader for Gated {
         self.inner.read(file)
     }
 
-    fn load(&self, name: &str, file: &Path, text: &str) -> Result<RuleSet, Vec<Diagnostic>> {
+    fn load(&self, name: &str, file: &Path, text: &str) -> Result<Arc<RuleSet>, Vec<Diagnostic>> {
         if text.contains("HOLD") {
             let mut released = self.released.lock().unwrap();
             while !*released {
@@ -331,7 +331,12 @@ fn a_panicking_load_refuses_its_file_and_reloading_goes_on() {
     #[derive(Debug)]
     struct Panicky(RuleLoader);
     impl Loader for Panicky {
-        fn load(&self, name: &str, file: &Path, text: &str) -> Result<RuleSet, Vec<Diagnostic>> {
+        fn load(
+            &self,
+            name: &str,
+            file: &Path,
+            text: &str,
+        ) -> Result<Arc<RuleSet>, Vec<Diagnostic>> {
             assert!(!text.contains("PANIC"), "the loader broke");
             self.0.load(name, file, text)
         }

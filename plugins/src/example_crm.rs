@@ -40,7 +40,7 @@ impl ExampleCrmConfig {
         let base_url = s.required("base_url", "\"${CRM_URL}\"", value::env_text);
         let api_key = s.required("api_key", "\"${CRM_API_KEY}\"", value::secret);
         if let Some(url) = &base_url
-            && let Err(e) = check_base_url(&url.0)
+            && let Err(e) = check_base_url(url.expose())
         {
             s.error("base_url", e);
         }
@@ -52,7 +52,7 @@ impl ExampleCrmConfig {
 
     /// Everything that can be checked at start-up, without the network.
     pub fn validate(&self) -> Result<(), String> {
-        check_base_url(&self.base_url.0).map_err(|e| format!("`base_url` {e}"))
+        check_base_url(self.base_url.expose()).map_err(|e| format!("`base_url` {e}"))
     }
 
     /// One client per instance: its connections are reused from call to call.
@@ -64,7 +64,7 @@ impl ExampleCrmConfig {
             .timeout(timeout)
             .build()
             .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
-        let base_url = self.base_url.0.trim_end_matches('/').to_string();
+        let base_url = self.base_url.expose().trim_end_matches('/').to_string();
         Ok(ExampleCrm {
             base_url,
             api_key: self.api_key.clone(),

@@ -108,7 +108,7 @@ impl HttpConfig {
             Self::CONNECT_TIMEOUT,
         );
         if let Some(url) = &url
-            && let Err(e) = check_url(&url.0, json.is_some())
+            && let Err(e) = check_url(url.expose(), json.is_some())
         {
             s.error("url", e);
         }
@@ -125,7 +125,7 @@ impl HttpConfig {
 
     /// Checks everything that can be checked without a network.
     pub fn validate(&self) -> Result<(), String> {
-        check_url(&self.url.0, self.json.is_some()).map_err(|e| format!("`url` {e}"))?;
+        check_url(self.url.expose(), self.json.is_some()).map_err(|e| format!("`url` {e}"))?;
         if self.json.is_some() && self.method == Method::Get {
             return Err("`json` is a request body: set `method: POST`".into());
         }
@@ -163,7 +163,7 @@ impl HttpConfig {
             .build()
             .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
         Ok(HttpLookup {
-            url: Template::parse(&self.url.0)?,
+            url: Template::parse(self.url.expose())?,
             config: self.clone(),
             client,
         })

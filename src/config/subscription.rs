@@ -118,7 +118,7 @@ impl SubscriptionConfig {
         );
         let endpoint = s.get("endpoint", |node| {
             let endpoint = value::env_text(node)?;
-            let url = url::Url::parse(&endpoint.0)
+            let url = url::Url::parse(endpoint.expose())
                 .map_err(|e| Invalid::new(node, format!("is not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(Invalid::new(node, "must be http:// or https://"));

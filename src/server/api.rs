@@ -1,38 +1,14 @@
-//! `/api/v1/*`: the admin API, behind `admin.token` (`Authorization: Bearer …`).
+//! `/api/v1/*`: the admin API, behind `admin.token` (`Authorization: Bearer …`, checked by
+//! [`super::auth::api_guard`] before a handler runs).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::State;
-
-/// Checks the admin bearer token: the response to send when the request may not proceed.
-pub fn denied(req: &HttpRequest, state: &State) -> Option<HttpResponse> {
-    let Some(token) = &state.config.admin.token else {
-        return Some(
-            HttpResponse::Forbidden()
-                .content_type("text/plain; charset=utf-8")
-                .body("the admin API is off: set admin.token in belroute.yaml\n"),
-        );
-    };
-    let given = super::auth::bearer(req);
-    if super::auth::same_secret(given.as_bytes(), token.expose()) {
-        None
-    } else {
-        tracing::warn!(path = %req.path(), "admin API: missing or wrong bearer token");
-        Some(
-            HttpResponse::Unauthorized()
-                .insert_header(("www-authenticate", "Bearer"))
-                .finish(),
-        )
-    }
-}
+use crate::app::Belroute;
 
 /// `GET /api/v1/rulesets`: what is served, and what was refused and why.
-pub async fn rulesets(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
+pub async fn rulesets(state: web::Data<Belroute>) -> HttpResponse {
     let catalog = state.store.catalog();
     let served: Vec<_> = catalog
         .rulesets
@@ -56,10 +32,7 @@ pub async fn rulesets(req: HttpRequest, state: web::Data<State>) -> HttpResponse
 }
 
 /// `GET /api/v1/plugins`: each plugin's breaker, counters and cache size.
-pub async fn plugins(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
+pub async fn plugins(state: web::Data<Belroute>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "plugins": state.router.lookups().status() }))
 }
 
@@ -73,12 +46,9 @@ pub struct Invalidate {
 /// for this caller, so a CRM can say "this customer just paid". `{name}` may be `*`.
 pub async fn invalidate(
     req: HttpRequest,
-    state: web::Data<State>,
+    state: web::Data<Belroute>,
     body: web::Json<Invalidate>,
 ) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
     let name = req.match_info().get("name").unwrap_or_default();
     let caller = state.router.normaliser().normalise(&body.caller);
     let plugin = (name != "*").then_some(name);
@@ -101,18 +71,18 @@ pub struct AgentReportBody {
 /// from the same number can go to the same colleague.
 pub async fn report_agent(
     req: HttpRequest,
-    state: web::Data<State>,
+    state: web::Data<Belroute>,
     body: web::Json<AgentReportBody>,
 ) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
     let uuid = req.match_info().get("uuid").unwrap_or_default();
     let agent = body.agent.trim();
-    if agent.is_empty() || agent.chars().count() > 64 || agent.chars().any(char::is_control) {
+    if agent.is_empty()
+        || agent.chars().count() > 64
+        || agent.chars().any(belroute_engine::text::is_unprintable)
+    {
         return text(
             actix_web::http::StatusCode::BAD_REQUEST,
-            "`agent` must be 1 to 64 printable characters",
+            "`agent` must be 1 to 64 printable characters (no line breaks, zero-width or direction marks)",
         );
     }
     // The report may come moments after the call: write what is queued first.
@@ -162,14 +132,7 @@ pub struct CallsQuery {
 }
 
 /// `GET /api/v1/calls?caller=…&since=…&limit=…`: calls, newest first.
-pub async fn calls(
-    req: HttpRequest,
-    state: web::Data<State>,
-    query: web::Query<CallsQuery>,
-) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
+pub async fn calls(state: web::Data<Belroute>, query: web::Query<CallsQuery>) -> HttpResponse {
     let since_ms = match query.since.as_deref().map(parse_since) {
         None => 0,
         Some(Ok(ms)) => ms,
@@ -191,10 +154,7 @@ pub async fn calls(
 }
 
 /// `GET /api/v1/calls/{uuid}`: the full decision record of the latest call with this uuid.
-pub async fn call(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
+pub async fn call(req: HttpRequest, state: web::Data<Belroute>) -> HttpResponse {
     let uuid = req.match_info().get("uuid").unwrap_or_default();
     state
         .call_log

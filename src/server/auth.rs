@@ -1,13 +1,110 @@
-//! Who may call `/hooks/*`: a secret header, a secret query parameter, an IP allowlist.
+//! Who may call what: `/hooks/*` by a secret header, a secret query parameter or an IP
+//! allowlist; `/api/v1/*` by the admin token, except the two subscriber endpoints, which take
+//! the subscription's API key. The API guard runs before routing and before any body is read,
+//! and anything it does not know is admin-only: a new endpoint cannot be forgotten open.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use actix_web::HttpRequest;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use belroute_engine::text::escape;
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::app::Belroute;
 use crate::config::Auth;
+use crate::subscriptions::Subscription;
+
+/// Who may call an `/api/v1` endpoint.
+#[derive(Debug, PartialEq, Eq)]
+enum Access<'p> {
+    Admin,
+    /// The subscription named in the path, with its API key.
+    Subscriber(&'p str),
+}
+
+/// The subscriber endpoints, GetNextNewAndClaim and closing a claim; everything else is admin.
+fn access<'p>(method: &Method, path: &'p str) -> Access<'p> {
+    let Some(tail) = path.strip_prefix("/api/v1/subscriptions/") else {
+        return Access::Admin;
+    };
+    let parts: Vec<&str> = tail.split('/').collect();
+    match (method, parts.as_slice()) {
+        (&Method::POST, [name, "next"] | [name, "events", _]) => Access::Subscriber(name),
+        _ => Access::Admin,
+    }
+}
+
+/// The `/api/v1` guard (`middleware::from_fn`): checks the credential the endpoint needs and,
+/// for a subscriber, hands the handler its [`Subscription`] in the request's extensions.
+pub async fn api_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(app) = req.app_data::<web::Data<Belroute>>().cloned() else {
+        let response = HttpResponse::InternalServerError().finish();
+        return Ok(req.into_response(response).map_into_right_body());
+    };
+    let refusal = match access(req.method(), req.path()) {
+        Access::Admin => admin_denied(req.request(), &app),
+        Access::Subscriber(name) => match subscriber(req.request(), &app, name) {
+            Some(subscription) => {
+                req.extensions_mut().insert(subscription);
+                None
+            }
+            None => Some(unauthorized()),
+        },
+    };
+    match refusal {
+        Some(response) => Ok(req.into_response(response).map_into_right_body()),
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
+}
+
+/// The response to send when the admin token is missing or wrong (or the admin API is off).
+fn admin_denied(req: &HttpRequest, app: &Belroute) -> Option<HttpResponse> {
+    let Some(token) = &app.config.admin.token else {
+        return Some(
+            HttpResponse::Forbidden()
+                .content_type("text/plain; charset=utf-8")
+                .body("the admin API is off: set admin.token in belroute.yaml\n"),
+        );
+    };
+    if same_secret(bearer(req).as_bytes(), token.expose()) {
+        None
+    } else {
+        tracing::warn!(path = %escape(req.path()), "admin API: missing or wrong bearer token");
+        Some(unauthorized())
+    }
+}
+
+/// The subscription named `name`, if the request carries its API key.
+fn subscriber(req: &HttpRequest, app: &Belroute, name: &str) -> Option<Arc<Subscription>> {
+    // Unknown subscription and wrong key answer alike: nothing to learn by guessing names.
+    match app.subscriptions.get(name) {
+        Some(s) if same_secret(bearer(req).as_bytes(), s.config.api_key.expose()) => {
+            Some(s.clone())
+        }
+        _ => {
+            tracing::warn!(subscription = %escape(name), "subscription API: unknown subscription or wrong API key");
+            None
+        }
+    }
+}
+
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header(("www-authenticate", "Bearer"))
+        .finish()
+}
 
 /// Why a request was turned away. Logged, never sent: the response body says nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +253,42 @@ pub fn url_pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_the_two_subscriber_endpoints_take_an_api_key() {
+        use super::{Access, access};
+        use actix_web::http::Method;
+        let cases = [
+            (
+                Method::POST,
+                "/api/v1/subscriptions/crm/next",
+                Access::Subscriber("crm"),
+            ),
+            (
+                Method::POST,
+                "/api/v1/subscriptions/crm/events/7",
+                Access::Subscriber("crm"),
+            ),
+            (
+                Method::GET,
+                "/api/v1/subscriptions/crm/events",
+                Access::Admin,
+            ),
+            (Method::GET, "/api/v1/subscriptions/crm/next", Access::Admin),
+            (
+                Method::POST,
+                "/api/v1/subscriptions/crm/events/7/x",
+                Access::Admin,
+            ),
+            (Method::POST, "/api/v1/subscriptions//next/x", Access::Admin),
+            (Method::GET, "/api/v1/subscriptions", Access::Admin),
+            (Method::POST, "/api/v1/calls/u/agent", Access::Admin),
+            (Method::GET, "/api/v1/anything-new", Access::Admin),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(access(&method, path), expected, "{method} {path}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::State;
+use crate::app::Belroute;
 
 /// Alive: the process answers.
 pub async fn healthz() -> HttpResponse {
@@ -13,7 +13,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Ready when every rule file is valid; 503 listing each refused file and its problems.
-pub async fn readyz(state: web::Data<State>) -> HttpResponse {
+pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
     let catalog = state.store.catalog();
     let rulesets: serde_json::Map<String, serde_json::Value> = catalog
         .rulesets
@@ -60,7 +60,7 @@ pub async fn readyz(state: web::Data<State>) -> HttpResponse {
         .json(body)
 }
 
-pub async fn metrics(state: web::Data<State>) -> HttpResponse {
+pub async fn metrics(state: web::Data<Belroute>) -> HttpResponse {
     let catalog = state.store.catalog();
     state
         .metrics

@@ -7,24 +7,19 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use belroute_engine::text::escape;
-use belroute_engine::{Call, CallDataError, Caller, Deadline, Decision, Reason, RuleSet};
+use belroute_engine::{Call, CallDataError, Deadline, Decision, Reason, RuleSet};
 use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
-use super::State;
 use super::auth::{self, Denied};
-use crate::storage::CallRecord;
-
-/// How long past the deadline the handler waits for the engine before answering the default
-/// itself; the engine returns by the deadline, this only guards against a bug.
-const ENGINE_GRACE: Duration = Duration::from_millis(20);
+use crate::app::Belroute;
 
 /// A request no rule set can answer: its status, the one-line reason, its metric label.
 #[derive(Debug)]
@@ -76,7 +71,7 @@ impl Unreadable {
 pub async fn hook(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<State>,
+    state: web::Data<Belroute>,
 ) -> HttpResponse {
     let arrived = Instant::now();
     let received_at = SystemTime::now();
@@ -98,7 +93,7 @@ pub async fn hook(
                     let decision =
                         Decision::fallback(set, Arc::default(), Reason::Failed, &deadline);
                     let response = route_response(&decision);
-                    record(&state, decision, Arc::default(), received_at);
+                    state.answered(decision, Arc::default(), received_at);
                     response
                 }
                 None => HttpResponse::InternalServerError().finish(),
@@ -107,7 +102,7 @@ pub async fn hook(
     }
 }
 
-fn refuse(req: &HttpRequest, state: &State, name: &str, rejection: Rejection) -> HttpResponse {
+fn refuse(req: &HttpRequest, state: &Belroute, name: &str, rejection: Rejection) -> HttpResponse {
     state.metrics.reject(rejection.label);
     let peer = req
         .peer_addr()
@@ -130,7 +125,7 @@ fn refuse(req: &HttpRequest, state: &State, name: &str, rejection: Rejection) ->
 async fn answer(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &State,
+    state: &Belroute,
     name: &str,
     arrived: Instant,
     received_at: SystemTime,
@@ -151,29 +146,19 @@ async fn answer(
             tracing::warn!(ruleset = %set.name, "answering the default: {}", escape(&unreadable.describe()));
             let decision = Decision::fallback(&set, Arc::default(), Reason::Unreadable, &deadline);
             let response = route_response(&decision);
-            record(state, decision, Arc::default(), received_at);
+            state.answered(decision, Arc::default(), received_at);
             return Ok(response);
         }
     };
 
-    let routing = state
-        .router
-        .route(&set, call.clone(), deadline, chrono::Utc::now());
-    let guard = belroute_engine::Deadline::new(deadline.at, ENGINE_GRACE).at;
-    let decision = match tokio::time::timeout_at(guard, routing).await {
-        Ok(decision) => decision,
-        Err(_) => {
-            let caller: Arc<Caller> = state.router.normaliser().normalise(call.caller_number());
-            Decision::fallback(&set, caller, Reason::Deadline, &deadline)
-        }
-    };
+    let decision = state.decide(&set, call.clone(), deadline).await;
     let response = route_response(&decision);
-    record(state, decision, call, received_at);
+    state.answered(decision, call, received_at);
     Ok(response)
 }
 
 /// The rule set named in the path, as served now.
-fn ruleset(state: &State, name: &str) -> Result<Arc<RuleSet>, Rejection> {
+fn ruleset(state: &Belroute, name: &str) -> Result<Arc<RuleSet>, Rejection> {
     let catalog = state.store.catalog();
     if let Some(set) = catalog.get(name) {
         return Ok(set.clone());
@@ -205,7 +190,7 @@ fn ruleset(state: &State, name: &str) -> Result<Arc<RuleSet>, Rejection> {
 async fn read_call(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &State,
+    state: &Belroute,
     deadline: &Deadline,
     hidden: Option<&str>,
 ) -> Result<Call, Unreadable> {
@@ -247,32 +232,6 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
-}
-
-/// Counts, logs and queues the call record (the answer never waits for the database).
-fn record(state: &State, decision: Decision, call: Arc<Call>, received_at: SystemTime) {
-    state.metrics.observe(&decision);
-    if decision.reason == Reason::Failed {
-        state.metrics.panicked(&format!(
-            "deciding a call of rule set `{}` failed",
-            decision.ruleset
-        ));
-    }
-    tracing::info!(
-        target: "belroute::call",
-        ruleset = %decision.ruleset,
-        uuid = %escape(call.uuid()),
-        route = %decision.route,
-        rule = %escape(decision.rule.as_deref().unwrap_or("(default)")),
-        reason = decision.reason.as_str(),
-        micros = decision.micros,
-        "call routed"
-    );
-    state.call_log.record(CallRecord {
-        received_at,
-        call,
-        decision,
-    });
 }
 
 fn route_response(decision: &Decision) -> HttpResponse {

@@ -1,4 +1,5 @@
-//! The HTTP server: thin handlers that parse, authenticate, ask the engine and answer.
+//! The HTTP server: thin handlers that parse, call one method of [`Belroute`] and answer;
+//! authentication sits in front of them ([`auth`]).
 
 mod api;
 mod auth;
@@ -7,31 +8,14 @@ mod hooks;
 mod subscriptions;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use belroute_engine::{Router, RuleStore};
 
 use crate::app::Belroute;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::storage::{CallLog, Storage};
-use crate::subscriptions::Subscriptions;
-
-/// What every handler can reach.
-#[derive(Debug)]
-pub struct State {
-    pub config: Arc<Config>,
-    pub store: Arc<RuleStore>,
-    pub router: Arc<Router>,
-    pub metrics: Arc<Metrics>,
-    pub storage: Storage,
-    pub call_log: Arc<CallLog>,
-    pub subscriptions: Arc<Subscriptions>,
-}
 
 /// How to listen.
 #[derive(Debug, Clone)]
@@ -119,44 +103,38 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
-    .route("/api/v1/rulesets", web::get().to(api::rulesets))
-    .route("/api/v1/plugins", web::get().to(api::plugins))
-    .route(
-        "/api/v1/plugins/{name}/invalidate",
-        web::post().to(api::invalidate),
-    )
-    .route("/api/v1/calls", web::get().to(api::calls))
-    .route("/api/v1/calls/{uuid}", web::get().to(api::call))
-    .route(
-        "/api/v1/calls/{uuid}/agent",
-        web::post().to(api::report_agent),
-    )
-    .route("/api/v1/subscriptions", web::get().to(subscriptions::list))
-    .route(
-        "/api/v1/subscriptions/{name}/events",
-        web::get().to(subscriptions::events),
-    )
-    .route(
-        "/api/v1/subscriptions/{name}/next",
-        web::post().to(subscriptions::next),
-    )
-    .route(
-        "/api/v1/subscriptions/{name}/events/{id}",
-        web::post().to(subscriptions::close),
+    .service(
+        // Every endpoint in here is behind the guard: admin-only unless it says otherwise.
+        web::scope("/api/v1")
+            .wrap(from_fn(auth::api_guard))
+            .route("/rulesets", web::get().to(api::rulesets))
+            .route("/plugins", web::get().to(api::plugins))
+            .route(
+                "/plugins/{name}/invalidate",
+                web::post().to(api::invalidate),
+            )
+            .route("/calls", web::get().to(api::calls))
+            .route("/calls/{uuid}", web::get().to(api::call))
+            .route("/calls/{uuid}/agent", web::post().to(api::report_agent))
+            .route("/subscriptions", web::get().to(subscriptions::list))
+            .route(
+                "/subscriptions/{name}/events",
+                web::get().to(subscriptions::events),
+            )
+            .route(
+                "/subscriptions/{name}/next",
+                web::post().to(subscriptions::next),
+            )
+            .route(
+                "/subscriptions/{name}/events/{id}",
+                web::post().to(subscriptions::close),
+            ),
     );
 }
 
 /// Binds and starts serving `app`.
 pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Running> {
-    let state = web::Data::new(State {
-        config: app.config.clone(),
-        store: app.store.clone(),
-        router: app.router.clone(),
-        metrics: app.metrics.clone(),
-        storage: app.storage.clone(),
-        call_log: app.call_log.clone(),
-        subscriptions: app.subscriptions.clone(),
-    });
+    let state = web::Data::new(app.clone());
     let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
         .disable_signals()
         .shutdown_timeout(options.shutdown_timeout.as_secs().max(1));

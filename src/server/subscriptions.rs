@@ -1,6 +1,7 @@
 //! `/api/v1/subscriptions/*`: GetNextNewAndClaim and closing claims (the subscriber's API key),
 //! and the subscriptions' state (the admin token).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
@@ -8,37 +9,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::State;
-use super::api::{denied, text, unavailable};
+use super::api::{text, unavailable};
+use crate::app::Belroute;
 use crate::storage::{Closed, epoch_ms};
 use crate::subscriptions::Subscription;
 
-/// The subscription named in the path, if the request carries its API key.
-fn subscriber<'s>(req: &HttpRequest, state: &'s State) -> Option<&'s Subscription> {
-    let name = req.match_info().get("name").unwrap_or_default();
-    let given = super::auth::bearer(req);
-    // Unknown subscription and wrong key answer alike: nothing to learn by guessing names.
-    match state.subscriptions.get(name) {
-        Some(s) if super::auth::same_secret(given.as_bytes(), s.config.api_key.expose()) => Some(s),
-        _ => {
-            tracing::warn!(subscription = %name, "subscription API: unknown subscription or wrong API key");
-            None
-        }
-    }
-}
-
-fn unauthorized() -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header(("www-authenticate", "Bearer"))
-        .finish()
-}
+/// The subscription whose API key the request carries (checked by [`super::auth::api_guard`]).
+type Subscriber = web::ReqData<Arc<Subscription>>;
 
 /// `POST /api/v1/subscriptions/{name}/next`: GetNextNewAndClaim. The oldest new event, now
 /// claimed (200), or 204 when there is none.
-pub async fn next(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    let Some(subscription) = subscriber(&req, &state) else {
-        return unauthorized();
-    };
+pub async fn next(subscription: Subscriber, state: web::Data<Belroute>) -> HttpResponse {
     let now = epoch_ms(SystemTime::now());
     let until = now
         + i64::try_from(subscription.config.visibility_timeout.as_millis()).unwrap_or(i64::MAX / 2);
@@ -69,12 +50,10 @@ pub struct CloseBody {
 /// `POST /api/v1/subscriptions/{name}/events/{id}` `{"status": "success"|"failed", "claim": "…"}`.
 pub async fn close(
     req: HttpRequest,
-    state: web::Data<State>,
+    subscription: Subscriber,
+    state: web::Data<Belroute>,
     body: web::Json<CloseBody>,
 ) -> HttpResponse {
-    let Some(subscription) = subscriber(&req, &state) else {
-        return unauthorized();
-    };
     let Some(id) = req
         .match_info()
         .get("id")
@@ -113,10 +92,7 @@ pub async fn close(
 }
 
 /// `GET /api/v1/subscriptions` (admin): each subscription's notifier state and deliveries.
-pub async fn list(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
+pub async fn list(state: web::Data<Belroute>) -> HttpResponse {
     let mut out = Vec::new();
     for subscription in state.subscriptions.all() {
         let deliveries = match state.storage.delivery_counts(&subscription.name).await {
@@ -128,7 +104,7 @@ pub async fn list(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
         };
         out.push(json!({
             "name": subscription.name,
-            "endpoint": subscription.config.endpoint.as_ref().map(|e| e.0.clone()),
+            "endpoint": subscription.config.endpoint.as_ref().map(|e| e.written()),
             "events": subscription.config.events,
             "notifier": subscription.notifier_state(),
             "deliveries": deliveries,
@@ -147,12 +123,9 @@ pub struct EventsQuery {
 /// one delivery state, such as the parked ones.
 pub async fn events(
     req: HttpRequest,
-    state: web::Data<State>,
+    state: web::Data<Belroute>,
     query: web::Query<EventsQuery>,
 ) -> HttpResponse {
-    if let Some(denied) = denied(&req, &state) {
-        return denied;
-    }
     let name = req.match_info().get("name").unwrap_or_default();
     if state.subscriptions.get(name).is_none() {
         return text(
