@@ -1,5 +1,6 @@
 //! Real databases for tests: a fresh MariaDB database or PostgreSQL schema per test, from the
-//! URLs `.ci/run` sets; a test without its URL says it is skipped.
+//! URLs `.ci/run` sets; a test without its URL says it is skipped — except under CI (`CI` set),
+//! where a skipped database test would pass without testing anything, so it fails instead.
 
 use sqlx::{Connection, Executor};
 
@@ -7,6 +8,19 @@ use sqlx::{Connection, Executor};
 pub struct TestDb {
     pub url: String,
     cleanup: Option<(String, String)>,
+}
+
+/// The server URL in `variable`; `None` (and a note) when unset outside CI.
+fn server_url(variable: &str, example: &str, test: &str) -> Option<String> {
+    if let Ok(url) = std::env::var(variable) {
+        return Some(url);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs a database under CI: set {variable} (e.g. {example})"
+    );
+    eprintln!("skipped {test}: set {variable} (e.g. {example}) to run it");
+    None
 }
 
 fn unique(prefix: &str) -> String {
@@ -19,12 +33,11 @@ fn unique(prefix: &str) -> String {
 
 /// A new MariaDB/MySQL database, or `None` (and a note) when BELROUTE_TEST_MYSQL_URL is unset.
 pub async fn mysql(test: &str) -> Option<TestDb> {
-    let Ok(server) = std::env::var("BELROUTE_TEST_MYSQL_URL") else {
-        eprintln!(
-            "skipped {test}: set BELROUTE_TEST_MYSQL_URL (e.g. mysql://root@127.0.0.1:3306/test) to run it"
-        );
-        return None;
-    };
+    let server = server_url(
+        "BELROUTE_TEST_MYSQL_URL",
+        "mysql://root@127.0.0.1:3306/test",
+        test,
+    )?;
     let name = unique("belroute_t");
     let mut conn = sqlx::MySqlConnection::connect(&server)
         .await
@@ -41,12 +54,11 @@ pub async fn mysql(test: &str) -> Option<TestDb> {
 
 /// A new PostgreSQL schema, or `None` (and a note) when BELROUTE_TEST_POSTGRES_URL is unset.
 pub async fn postgres(test: &str) -> Option<TestDb> {
-    let Ok(server) = std::env::var("BELROUTE_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "skipped {test}: set BELROUTE_TEST_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
-        );
-        return None;
-    };
+    let server = server_url(
+        "BELROUTE_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+        test,
+    )?;
     let name = unique("t");
     let mut conn = sqlx::PgConnection::connect(&server)
         .await
