@@ -79,13 +79,13 @@ pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result
     Ok(checked)
 }
 
-/// `belroute check`: prints every problem as `file:line:col: message`; false when any.
-pub fn check(
+/// Checks `dir` and writes the configuration's notes and every problem to `out`.
+fn checked_and_said(
     dir: &Path,
     router: &Router,
     config: &Config,
     out: &mut String,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Checked> {
     let checked = check_dir(dir, router, config)?;
     for note in &config.notes {
         let _ = writeln!(out, "note: {note}");
@@ -93,6 +93,17 @@ pub fn check(
     for problem in &checked.problems {
         let _ = writeln!(out, "{problem}");
     }
+    Ok(checked)
+}
+
+/// `belroute check`: prints every problem as `file:line:col: message`; false when any.
+pub fn check(
+    dir: &Path,
+    router: &Router,
+    config: &Config,
+    out: &mut String,
+) -> anyhow::Result<bool> {
+    let checked = checked_and_said(dir, router, config, out)?;
     let rules: usize = checked.rulesets.iter().map(|s| s.rules.len()).sum();
     let tests: usize = checked
         .rulesets
@@ -133,13 +144,7 @@ pub async fn test(
     only: &[String],
     out: &mut String,
 ) -> anyhow::Result<bool> {
-    let checked = check_dir(dir, router, config)?;
-    for note in &config.notes {
-        let _ = writeln!(out, "note: {note}");
-    }
-    for problem in &checked.problems {
-        let _ = writeln!(out, "{problem}");
-    }
+    let checked = checked_and_said(dir, router, config, out)?;
     let (mut passed, mut failed) = (0, 0);
     for set in &checked.rulesets {
         if !only.is_empty() && !only.iter().any(|n| **n == *set.name) {

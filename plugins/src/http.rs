@@ -76,13 +76,7 @@ impl HttpConfig {
             Method::Get,
             &[("GET", Method::Get), ("POST", Method::Post)],
         );
-        let headers = s
-            .map("headers", |name, node| {
-                let secret = value::secret(node)?;
-                check_header(name, &secret).map_err(|e| Invalid::new(node, e))?;
-                Ok(secret)
-            })
-            .unwrap_or_default();
+        let headers = read_headers(s, "headers");
         let json = s.node("json").map(Node::to_json);
         if let Some(body) = &json {
             if let Err(e) = check_json_template(body) {
@@ -115,7 +109,7 @@ impl HttpConfig {
         Some(HttpConfig {
             url: url?,
             method,
-            headers: headers.into_iter().collect(),
+            headers,
             json,
             facts: facts.into_iter().collect(),
             not_found_status,
@@ -189,8 +183,21 @@ fn check_url(url: &str, has_json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// A map of header name → value (a secret, `${NAME}` from the environment), each checked to be
+/// sendable; for plugins and for subscriptions' notifications alike.
+pub fn read_headers(s: &mut Section<'_, '_, '_>, key: &str) -> BTreeMap<String, Secret> {
+    s.map(key, |name, node| {
+        let secret = value::secret(node)?;
+        check_header(name, &secret).map_err(|e| Invalid::new(node, e))?;
+        Ok(secret)
+    })
+    .unwrap_or_default()
+    .into_iter()
+    .collect()
+}
+
 /// What is wrong with a header, said after its name.
-pub(crate) fn check_header(name: &str, value: &Secret) -> Result<(), String> {
+fn check_header(name: &str, value: &Secret) -> Result<(), String> {
     reqwest::header::HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| "is not a header name; use letters, digits and -".to_string())?;
     reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {

@@ -125,13 +125,7 @@ impl SubscriptionConfig {
             }
             Ok(endpoint)
         });
-        let headers = s
-            .map("headers", |header, node| {
-                let secret = value::secret(node)?;
-                check_header(header, &secret).map_err(|e| Invalid::new(node, e))?;
-                Ok(secret)
-            })
-            .unwrap_or_default();
+        let headers = belroute_plugins::http::read_headers(s, "headers");
         let api_key = s.required("api_key", "\"${CRM_API_KEY}\"", value::secret);
         let events = s
             .list("events", |node| {
@@ -170,7 +164,7 @@ impl SubscriptionConfig {
             channel,
             endpoint,
             payload,
-            headers: headers.into_iter().collect(),
+            headers,
             api_key: api_key?,
             events,
             visibility_timeout,
@@ -181,15 +175,4 @@ impl SubscriptionConfig {
         };
         s.is_ok().then_some(config)
     }
-}
-
-/// What is wrong with a header, said after its name.
-fn check_header(name: &str, value: &Secret) -> Result<(), String> {
-    reqwest::header::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| "is not a header name; use letters, digits and -".to_string())?;
-    reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
-        "has a value that cannot be sent in a header (a line break or control character?)"
-            .to_string()
-    })?;
-    Ok(())
 }
