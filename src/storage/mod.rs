@@ -7,6 +7,7 @@ mod writer;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use belroute_plugins::history::PastCall;
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
@@ -88,15 +89,6 @@ pub struct StoredCall {
 pub struct AgentReport {
     pub agent: String,
     pub reported_at: String,
-}
-
-/// One of the caller's earlier calls, for the history plugin.
-#[derive(Debug, Clone)]
-pub struct RecentCall {
-    pub received_at: i64,
-    pub route: String,
-    pub rule: Option<String>,
-    pub agent: Option<String>,
 }
 
 /// Filters of `GET /api/v1/calls`.
@@ -343,7 +335,7 @@ impl Storage {
         caller_e164: &str,
         since_ms: i64,
         limit: i64,
-    ) -> Result<Vec<RecentCall>, sqlx::Error> {
+    ) -> Result<Vec<PastCall>, sqlx::Error> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
                 "SELECT received_at, route, rule, agent FROM calls WHERE caller_e164 = $1 AND received_at >= $2 ORDER BY received_at DESC, id DESC LIMIT $3",
@@ -355,8 +347,8 @@ impl Storage {
             .await?;
             rows.iter()
                 .map(|r| {
-                    Ok(RecentCall {
-                        received_at: r.try_get("received_at")?,
+                    Ok(PastCall {
+                        received_at_ms: r.try_get("received_at")?,
                         route: r.try_get("route")?,
                         rule: r.try_get("rule")?,
                         agent: r.try_get("agent")?,
@@ -409,20 +401,10 @@ impl belroute_plugins::history::CallHistory for Storage {
         caller_e164: &str,
         since_ms: i64,
         limit: i64,
-    ) -> Result<Vec<belroute_plugins::history::PastCall>, String> {
-        let calls = self
-            .recent_calls(caller_e164, since_ms, limit)
+    ) -> Result<Vec<PastCall>, String> {
+        self.recent_calls(caller_e164, since_ms, limit)
             .await
-            .map_err(|e| format!("call log database: {e}"))?;
-        Ok(calls
-            .into_iter()
-            .map(|c| belroute_plugins::history::PastCall {
-                received_at_ms: c.received_at,
-                route: c.route,
-                rule: c.rule,
-                agent: c.agent,
-            })
-            .collect())
+            .map_err(|e| format!("call log database: {e}"))
     }
 
     async fn count(&self, caller_e164: &str, since_ms: i64) -> Result<i64, String> {
