@@ -12,9 +12,17 @@ use belroute::server::{self, ServerOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+/// The version with the git revision it was built from (`unknown` outside a git checkout).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BELROUTE_REVISION"),
+    ")"
+);
+
 /// Call-routing rules engine for Callvoip's Webhook-app.
 #[derive(Debug, Parser)]
-#[command(name = "belroute", version, about)]
+#[command(name = "belroute", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -41,6 +49,11 @@ enum Command {
     Migrate(DatabaseArgs),
     /// Decide one call without Callvoip and show why: every rule and every lookup.
     Simulate(SimulateArgs),
+    /// Print a shell completion script: `belroute completions bash > /etc/bash_completion.d/belroute`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +140,16 @@ struct TestArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "belroute",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -148,8 +171,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGHUP (systemd's `ExecReload`) rescans the rules directory at once, as the watcher would:
+/// for file systems that do not report changes, and for operators used to `reload`.
+fn rescan_on_hangup(store: std::sync::Arc<belroute_engine::RuleStore>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; rule files are still reloaded when saved");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.rescan()).await {
+                Ok(summary) => tracing::info!(
+                    loaded = ?summary.loaded,
+                    refused = ?summary.refused,
+                    removed = ?summary.removed,
+                    "SIGHUP: rules directory rescanned"
+                ),
+                Err(e) => tracing::error!("SIGHUP: rescanning the rules directory failed: {e}"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = store;
+}
+
 async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
+        Command::Completions { .. } => Ok(true),
         Command::Serve(args) => {
             let (config, config_file) = cli::load_config(args.rules.config.as_deref())?;
             if let Some(file) = &config_file {
@@ -158,6 +209,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             let belroute = Belroute::open(config, &args.rules.rules, &args.database.url()).await?;
             let _watcher = belroute_engine::watch::watch(belroute.store.clone())
                 .context("cannot watch the rules directory")?;
+            rescan_on_hangup(belroute.store.clone());
             let options = ServerOptions {
                 listen: args.listen,
                 workers: args.workers,

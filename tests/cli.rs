@@ -408,3 +408,56 @@ fn simulate_explains_a_decision() {
     assert_eq!(decision["caller"]["kind"], "mobile");
     assert_eq!(decision["rules"][0]["outcome"], "matched");
 }
+
+#[test]
+fn version_names_the_revision_and_completions_are_printed() {
+    let out = belroute().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        version.starts_with(&format!("belroute {} (", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    for (shell, marker) in [
+        ("bash", "_belroute()"),
+        ("zsh", "#compdef belroute"),
+        ("fish", "complete -c belroute"),
+    ] {
+        let out = belroute().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("simulate"), "{shell} completes subcommands");
+    }
+}
+
+/// systemd's `ExecReload=kill -HUP $MAINPID`: a rescan, not the end of the process.
+#[test]
+fn sighup_rescans_the_rules_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("main.yaml"), common_rules()).unwrap();
+    let database = format!("sqlite://{}", dir.path().join("b.db").display());
+    let served = Served::start(
+        &["--rules", rules.to_str().unwrap(), "--database", &database],
+        &[],
+    );
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let mut log = String::new();
+    for _ in 0..100 {
+        log.push_str(&served.log().join("\n"));
+        if log.contains("SIGHUP: rules directory rescanned") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(log.contains("SIGHUP: rules directory rescanned"), "{log}");
+    let (status, body) = post(&served.addr, "/hooks/main", &[]);
+    assert_eq!((status, body.as_str()), (200, "receptie"));
+    served.stop();
+}

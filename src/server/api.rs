@@ -7,6 +7,13 @@ use serde_json::json;
 
 use crate::app::Belroute;
 
+/// `GET /api/v1/openapi.json`: the OpenAPI description (docs/openapi.json, built in).
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(include_str!("../../docs/openapi.json"))
+}
+
 /// `GET /api/v1/rulesets`: what is served, and what was refused and why.
 pub async fn rulesets(state: web::Data<Belroute>) -> HttpResponse {
     let catalog = state.store.catalog();

@@ -23,6 +23,8 @@ use crate::subscriptions::Subscription;
 /// Who may call an `/api/v1` endpoint.
 #[derive(Debug, PartialEq, Eq)]
 enum Access<'p> {
+    /// The OpenAPI description: no secrets in it.
+    Public,
     Admin,
     /// The subscription named in the path, with its API key.
     Subscriber(&'p str),
@@ -30,6 +32,9 @@ enum Access<'p> {
 
 /// The subscriber endpoints, GetNextNewAndClaim and closing a claim; everything else is admin.
 fn access<'p>(method: &Method, path: &'p str) -> Access<'p> {
+    if path == "/api/v1/openapi.json" {
+        return Access::Public;
+    }
     let Some(tail) = path.strip_prefix("/api/v1/subscriptions/") else {
         return Access::Admin;
     };
@@ -51,6 +56,7 @@ pub async fn api_guard(
         return Ok(req.into_response(response).map_into_right_body());
     };
     let refusal = match access(req.method(), req.path()) {
+        Access::Public => None,
         Access::Admin => admin_denied(req.request(), &app),
         Access::Subscriber(name) => match subscriber(req.request(), &app, name) {
             Some(subscription) => {
@@ -283,6 +289,8 @@ mod tests {
             (Method::GET, "/api/v1/subscriptions", Access::Admin),
             (Method::POST, "/api/v1/calls/u/agent", Access::Admin),
             (Method::GET, "/api/v1/anything-new", Access::Admin),
+            (Method::GET, "/api/v1/openapi.json", Access::Public),
+            (Method::GET, "/api/v1/openapi.json/x", Access::Admin),
         ];
         for (method, path, expected) in cases {
             assert_eq!(access(&method, path), expected, "{method} {path}");

@@ -88,47 +88,70 @@ async fn shutdown_signal() {
     }
 }
 
-/// The routes, for the server and for tests that build an app in-process.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Declares a group of endpoints once: the resources actix serves (each answering `405` with an
+/// `Allow` header to other methods) and the `(method, path)` list the OpenAPI description is
+/// tested against, so the two cannot drift apart.
+macro_rules! endpoints {
+    ($list:ident, $register:ident, $prefix:literal {
+        $($path:literal => { $($method:ident => $handler:path),+ $(,)? }),* $(,)?
+    }) => {
+        /// Every endpoint of this group as (lower-case method, full path).
+        pub const $list: &[(&str, &str)] = &[$($((stringify!($method), concat!($prefix, $path))),+),*];
+
+        fn $register(cfg: &mut web::ServiceConfig) {
+            $(
+                cfg.service(
+                    web::resource($path)
+                        $(.route(web::$method().to($handler)))+
+                        .default_service(web::to(|| async {
+                            method_not_allowed(&[$(stringify!($method)),+])
+                        })),
+                );
+            )*
+        }
+    };
+}
+
+endpoints!(ENDPOINTS, root, "" {
+    "/hooks/{ruleset}" => { get => hooks::hook, post => hooks::hook },
+    "/healthz" => { get => health::healthz },
+    "/readyz" => { get => health::readyz },
+    "/metrics" => { get => health::metrics },
+});
+
+endpoints!(API_ENDPOINTS, api, "/api/v1" {
+    "/openapi.json" => { get => api::openapi },
+    "/rulesets" => { get => api::rulesets },
+    "/plugins" => { get => api::plugins },
+    "/plugins/{name}/invalidate" => { post => api::invalidate },
+    "/calls" => { get => api::calls },
+    "/calls/{uuid}" => { get => api::call },
+    "/calls/{uuid}/agent" => { post => api::report_agent },
+    "/subscriptions" => { get => subscriptions::list },
+    "/subscriptions/{name}/events" => { get => subscriptions::events },
+    "/subscriptions/{name}/next" => { post => subscriptions::next },
+    "/subscriptions/{name}/events/{id}" => { post => subscriptions::close },
+});
+
+fn method_not_allowed(methods: &[&str]) -> HttpResponse {
+    let allow = methods
+        .iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    HttpResponse::MethodNotAllowed()
+        .insert_header(("allow", allow.clone()))
+        .content_type("text/plain; charset=utf-8")
+        .body(format!("this endpoint takes {allow}\n"))
+}
+
+/// Every route belroute serves. Everything under `/api/v1` is behind [`auth::api_guard`].
+fn routes(cfg: &mut web::ServiceConfig) {
+    root(cfg);
     cfg.service(
-        web::resource("/hooks/{ruleset}")
-            .route(web::post().to(hooks::hook))
-            .route(web::get().to(hooks::hook))
-            .default_service(web::to(|| async {
-                HttpResponse::MethodNotAllowed()
-                    .insert_header(("allow", "GET, POST"))
-                    .body("use POST (JSON call data) or GET (query parameters)\n")
-            })),
-    )
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics))
-    .service(
-        // Every endpoint in here is behind the guard: admin-only unless it says otherwise.
         web::scope("/api/v1")
             .wrap(from_fn(auth::api_guard))
-            .route("/rulesets", web::get().to(api::rulesets))
-            .route("/plugins", web::get().to(api::plugins))
-            .route(
-                "/plugins/{name}/invalidate",
-                web::post().to(api::invalidate),
-            )
-            .route("/calls", web::get().to(api::calls))
-            .route("/calls/{uuid}", web::get().to(api::call))
-            .route("/calls/{uuid}/agent", web::post().to(api::report_agent))
-            .route("/subscriptions", web::get().to(subscriptions::list))
-            .route(
-                "/subscriptions/{name}/events",
-                web::get().to(subscriptions::events),
-            )
-            .route(
-                "/subscriptions/{name}/next",
-                web::post().to(subscriptions::next),
-            )
-            .route(
-                "/subscriptions/{name}/events/{id}",
-                web::post().to(subscriptions::close),
-            ),
+            .configure(api),
     );
 }
 
