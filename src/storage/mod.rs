@@ -2,8 +2,10 @@
 //! by several instances): the call log and agent reports. One code path for both; the SQL is
 //! written so both engines take it as is.
 
+mod spill;
 mod writer;
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,7 +14,8 @@ use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use writer::{CallLog, CallLogStats, CallRecord, WriterSettings};
+pub use spill::{SPILL_FILE, default_spill_path};
+pub use writer::{CallLog, CallLogStats, CallRecord, CallRow, WriterSettings};
 
 /// A connection pool to belroute's database.
 #[derive(Debug, Clone)]
@@ -199,7 +202,6 @@ impl Storage {
         }
     }
 
-    /// Writes call records in one transaction.
     /// Writes call records in one transaction, each with its `call.routed` event for
     /// `subscribers` (the active subscriptions that want it).
     pub async fn insert_calls(
@@ -207,25 +209,56 @@ impl Storage {
         records: &[CallRecord],
         subscribers: &[String],
     ) -> Result<(), sqlx::Error> {
-        let rows: Vec<_> = records.iter().map(CallRecord::row).collect();
+        let rows: Vec<CallRow> = records.iter().map(CallRow::from).collect();
+        self.insert_rows(&rows, subscribers, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes rows in one transaction, each with its `call.routed` event for `subscribers`;
+    /// returns how many were inserted. With `skip_existing` (replaying the spill file, which
+    /// a crash may have left half replayed) rows whose call (uuid and time) is in the
+    /// database already are skipped.
+    pub async fn insert_rows(
+        &self,
+        rows: &[CallRow],
+        subscribers: &[String],
+        skip_existing: bool,
+    ) -> Result<u64, sqlx::Error> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            let mut fresh: Vec<&CallRow> = rows.iter().collect();
+            if skip_existing && !rows.is_empty() {
+                let mut existing: HashSet<(String, i64)> = HashSet::new();
+                for chunk in rows.chunks(INSERT_ROWS) {
+                    let mut select = sqlx::QueryBuilder::new("SELECT uuid, received_at FROM calls WHERE uuid IN (");
+                    let mut uuids = select.separated(", ");
+                    for row in chunk {
+                        uuids.push_bind(row.uuid.as_str());
+                    }
+                    select.push(")");
+                    for found in select.build().fetch_all(&mut *tx).await? {
+                        existing.insert((found.try_get("uuid")?, found.try_get("received_at")?));
+                    }
+                }
+                fresh.retain(|row| !existing.contains(&(row.uuid.clone(), row.received_at)));
+            }
             // One multi-row INSERT per batch: several times the rows per second of one each.
-            for chunk in rows.chunks(INSERT_ROWS) {
+            for chunk in fresh.chunks(INSERT_ROWS) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO calls (uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, call_data, trace) ",
                 );
                 insert.push_values(chunk, |mut values, row| {
                     values
-                        .push_bind(row.uuid)
+                        .push_bind(row.uuid.as_str())
                         .push_bind(row.received_at)
-                        .push_bind(row.ruleset)
-                        .push_bind(row.version)
-                        .push_bind(row.caller_raw)
-                        .push_bind(row.caller_e164)
-                        .push_bind(row.route)
-                        .push_bind(row.rule)
-                        .push_bind(row.reason)
+                        .push_bind(row.ruleset.as_str())
+                        .push_bind(row.version.as_str())
+                        .push_bind(row.caller_raw.as_str())
+                        .push_bind(row.caller_e164.as_str())
+                        .push_bind(row.route.as_str())
+                        .push_bind(row.rule.as_deref())
+                        .push_bind(row.reason.as_str())
                         .push_bind(row.micros)
                         .push_bind(row.call_data.as_str())
                         .push_bind(row.trace.as_str());
@@ -233,12 +266,13 @@ impl Storage {
                 insert.build().execute(&mut *tx).await?;
             }
             if !subscribers.is_empty() {
-                for record in records {
-                    let (uuid, created_at, data) = record.event();
-                    insert_event!(tx, "call.routed", uuid, created_at, data, subscribers);
+                for row in &fresh {
+                    let data = row.event();
+                    insert_event!(tx, "call.routed", row.uuid.as_str(), row.received_at, data, subscribers);
                 }
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(fresh.len() as u64)
         })
     }
 
