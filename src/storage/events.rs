@@ -47,6 +47,17 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET status = 'claimed', claim = $4
          ORDER BY event_id LIMIT 1) \
      RETURNING event_id, attempts";
 
+/// An event's `data` as the subscriber sees it: as stored, with the call's fields joined in as
+/// `call` when the event names its call row (`call.routed` since the event_call migration).
+fn event_data(data: &str, call_data: Option<String>) -> serde_json::Value {
+    let mut data: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+    if let (Some(call), Some(object)) = (call_data, data.as_object_mut()) {
+        let call = serde_json::from_str(&call).unwrap_or(serde_json::Value::Null);
+        object.insert("call".into(), call);
+    }
+    data
+}
+
 impl Storage {
     /// GetNextNewAndClaim: the oldest new event of `subscription`, now claimed until
     /// `claimed_until_ms`; `None` when there is none.
@@ -88,7 +99,7 @@ impl Storage {
             };
             let id: i64 = claimed.try_get("event_id")?;
             let attempt: i64 = claimed.try_get("attempts")?;
-            let event = sqlx::query("SELECT kind, created_at, data FROM events WHERE id = $1")
+            let event = sqlx::query("SELECT e.kind, e.created_at, e.data, c.call_data FROM events e LEFT JOIN calls c ON c.id = e.call_id WHERE e.id = $1")
                 .bind(id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -100,7 +111,7 @@ impl Storage {
                 claim: token.to_string(),
                 claim_expires_at: rfc3339(claimed_until_ms),
                 attempt,
-                data: serde_json::from_str(&event.try_get::<String, _>("data")?).unwrap_or_default(),
+                data: event_data(&event.try_get::<String, _>("data")?, event.try_get("call_data")?),
             }))
         })
     }
@@ -183,8 +194,8 @@ impl Storage {
     ) -> Result<Vec<serde_json::Value>, sqlx::Error> {
         on_pool!(self, pool => {
             let rows = sqlx::query(
-                "SELECT e.id, e.kind, e.created_at, e.data, d.attempts, d.updated_at FROM deliveries d JOIN events e ON e.id = d.event_id \
-                 WHERE d.subscription = $1 AND d.status = $2 ORDER BY e.id LIMIT $3",
+                "SELECT e.id, e.kind, e.created_at, e.data, c.call_data, d.attempts, d.updated_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+                 LEFT JOIN calls c ON c.id = e.call_id WHERE d.subscription = $1 AND d.status = $2 ORDER BY e.id LIMIT $3",
             )
             .bind(subscription)
             .bind(status)
@@ -199,7 +210,7 @@ impl Storage {
                         "created_at": rfc3339(r.try_get("created_at")?),
                         "attempts": r.try_get::<i64, _>("attempts")?,
                         "updated_at": rfc3339(r.try_get("updated_at")?),
-                        "data": serde_json::from_str::<serde_json::Value>(&r.try_get::<String, _>("data")?).unwrap_or_default(),
+                        "data": event_data(&r.try_get::<String, _>("data")?, r.try_get("call_data")?),
                     }))
                 })
                 .collect()

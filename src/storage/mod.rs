@@ -34,14 +34,16 @@ macro_rules! on_pool {
     };
 }
 
-/// Inserts one event and a `new` delivery per subscriber, inside transaction `$tx`.
+/// Inserts one event (`$call_id`: the call row whose `call_data` is joined in as `data.call`
+/// when it is claimed) and a `new` delivery per subscriber, inside transaction `$tx`.
 macro_rules! insert_event {
-    ($tx:expr, $kind:expr, $uuid:expr, $created_at:expr, $data:expr, $subscribers:expr) => {{
-        let id: i64 = sqlx::query_scalar("INSERT INTO events (kind, call_uuid, created_at, data) VALUES ($1, $2, $3, $4) RETURNING id")
+    ($tx:expr, $kind:expr, $uuid:expr, $created_at:expr, $data:expr, $call_id:expr, $subscribers:expr) => {{
+        let id: i64 = sqlx::query_scalar("INSERT INTO events (kind, call_uuid, created_at, data, call_id) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind($kind)
             .bind($uuid)
             .bind($created_at)
             .bind($data)
+            .bind($call_id)
             .fetch_one(&mut *$tx)
             .await?;
         for subscription in $subscribers {
@@ -263,12 +265,19 @@ impl Storage {
                         .push_bind(row.call_data.as_str())
                         .push_bind(row.trace.as_str());
                 });
-                insert.build().execute(&mut *tx).await?;
-            }
-            if !subscribers.is_empty() {
-                for row in &fresh {
+                if subscribers.is_empty() {
+                    insert.build().execute(&mut *tx).await?;
+                    continue;
+                }
+                // The ids of one multi-row INSERT ascend in the order of its VALUES (SQLite
+                // appends; PostgreSQL draws the sequence row by row), whatever order RETURNING
+                // gives them in: sorted, they pair with the rows.
+                insert.push(" RETURNING id");
+                let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+                ids.sort_unstable();
+                for (row, call_id) in chunk.iter().zip(ids) {
                     let data = row.event();
-                    insert_event!(tx, "call.routed", row.uuid.as_str(), row.received_at, data, subscribers);
+                    insert_event!(tx, "call.routed", row.uuid.as_str(), row.received_at, data, Some(call_id), subscribers);
                 }
             }
             tx.commit().await?;
@@ -308,7 +317,7 @@ impl Storage {
                 .await?;
             if !subscribers.is_empty() {
                 let data = serde_json::json!({ "uuid": uuid, "agent": agent, "reported_at": rfc3339(at_ms) }).to_string();
-                insert_event!(tx, "call.agent", uuid, at_ms, data, subscribers);
+                insert_event!(tx, "call.agent", uuid, at_ms, data, None::<i64>, subscribers);
             }
             tx.commit().await?;
             Ok(true)

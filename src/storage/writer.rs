@@ -74,10 +74,9 @@ impl From<&CallRecord> for CallRow {
 }
 
 impl CallRow {
-    /// The `call.routed` event: what a subscriber learns when it claims it.
+    /// The `call.routed` event as stored: what a subscriber learns when it claims it, without
+    /// the call's fields (`data.call`), which are joined in from the call's row at claim time.
     pub(super) fn event(&self) -> String {
-        let call: serde_json::Value =
-            serde_json::from_str(&self.call_data).unwrap_or(serde_json::Value::Null);
         serde_json::json!({
             "uuid": self.uuid,
             "received_at": super::rfc3339(self.received_at),
@@ -86,7 +85,6 @@ impl CallRow {
             "rule": self.rule,
             "reason": self.reason,
             "caller": { "raw": self.caller_raw, "e164": self.caller_e164, "anonymous": self.caller_anonymous },
-            "call": call,
         })
         .to_string()
     }
