@@ -48,7 +48,7 @@ impl Belroute {
             CallLog::start(
                 storage.clone(),
                 config.storage.writer(database),
-                subscriptions.clone(),
+                subscriptions.clone() as Arc<dyn crate::storage::EventSink>,
             )
             .context("cannot start the call log's spill thread")?,
         );

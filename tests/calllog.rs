@@ -542,7 +542,11 @@ async fn a_spill_file_left_at_start_is_replayed() {
         storage.migrate().await.unwrap();
         let done = belroute::storage::CallRow::from(&record("left-replayed"));
         storage
-            .insert_rows(std::slice::from_ref(&done), &[], false)
+            .insert_rows(
+                std::slice::from_ref(&done),
+                &belroute::storage::NoSubscribers,
+                false,
+            )
             .await
             .unwrap();
         storage.close().await;

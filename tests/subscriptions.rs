@@ -497,6 +497,19 @@ async fn call_data_is_stored_once_and_joined_in_when_claimed() {
             old["data"],
             json!({ "uuid": "old-1", "call": { "uuid": "old-1", "dp_id": "old" } })
         );
+        // The admin API shows claimed events the same way; a status that does not exist is a 400.
+        let claimed = admin(&server, "/api/v1/subscriptions/crm/events?status=claimed").await;
+        assert_eq!(claimed["events"][0]["data"], event["data"], "{url}");
+        assert_eq!(claimed["events"][1]["data"], old["data"], "{url}");
+        let wrong = server
+            .client
+            .get(server.url("/api/v1/subscriptions/crm/events?status=parked"))
+            .bearer_auth("admintoken")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 400);
+        assert!(wrong.text().await.unwrap().contains("max-retries-exceeded"));
         server.stop().await;
         if let Some(pg) = pg {
             pg.drop().await;

@@ -1,6 +1,9 @@
 //! belroute's own state in SQLite (the default, a file created on start) or PostgreSQL (shared
-//! by several instances): the call log and agent reports. One code path for both; the SQL is
-//! written so both engines take it as is.
+//! by several instances): the call log, agent reports and routing events. One code path for
+//! both; the SQL is written so both engines take it as is.
+//!
+//! Storage does not know subscriptions: events are written for, and announced to, an
+//! [`EventSink`] (see [`events`]).
 
 mod spill;
 mod writer;
@@ -15,7 +18,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use spill::{SPILL_FILE, default_spill_path};
-pub use writer::{CallLog, CallLogStats, CallRecord, CallRow, WriterSettings};
+pub use writer::{AgentReported, CallLog, CallLogStats, CallRecord, CallRow, WriterSettings};
 
 /// A connection pool to belroute's database.
 #[derive(Debug, Clone)]
@@ -35,7 +38,7 @@ macro_rules! on_pool {
 }
 
 /// Inserts one event (`$call_id`: the call row whose `call_data` is joined in as `data.call`
-/// when it is claimed) and a `new` delivery per subscriber, inside transaction `$tx`.
+/// when it is claimed) and a new delivery per subscriber, inside transaction `$tx`.
 macro_rules! insert_event {
     ($tx:expr, $kind:expr, $uuid:expr, $created_at:expr, $data:expr, $call_id:expr, $subscribers:expr) => {{
         let id: i64 = sqlx::query_scalar("INSERT INTO events (kind, call_uuid, created_at, data, call_id) VALUES ($1, $2, $3, $4, $5) RETURNING id")
@@ -47,9 +50,10 @@ macro_rules! insert_event {
             .fetch_one(&mut *$tx)
             .await?;
         for subscription in $subscribers {
-            sqlx::query("INSERT INTO deliveries (subscription, event_id, status, attempts, updated_at) VALUES ($1, $2, 'new', 0, $3)")
+            sqlx::query("INSERT INTO deliveries (subscription, event_id, status, attempts, updated_at) VALUES ($1, $2, $3, 0, $4)")
                 .bind(subscription)
                 .bind(id)
+                .bind(events::DeliveryStatus::New.as_str())
                 .bind($created_at)
                 .execute(&mut *$tx)
                 .await?;
@@ -57,8 +61,8 @@ macro_rules! insert_event {
     }};
 }
 
-mod events;
-pub use events::{ClaimedEvent, Closed};
+pub mod events;
+pub use events::{ClaimedEvent, Closed, DeliveryStatus, EventKind, EventSink, NoSubscribers};
 
 /// Rows per INSERT statement: 12 parameters each stays under every engine's limit.
 const INSERT_ROWS: usize = 500;
@@ -205,23 +209,39 @@ impl Storage {
     }
 
     /// Writes call records in one transaction, each with its `call.routed` event for
-    /// `subscribers` (the active subscriptions that want it).
+    /// `subscribers` (named here; nobody is woken: for tools and tests).
     pub async fn insert_calls(
         &self,
         records: &[CallRecord],
         subscribers: &[String],
     ) -> Result<(), sqlx::Error> {
         let rows: Vec<CallRow> = records.iter().map(CallRow::from).collect();
-        self.insert_rows(&rows, subscribers, false)
+        self.insert_rows_for(&rows, subscribers, false)
             .await
             .map(|_| ())
     }
 
-    /// Writes rows in one transaction, each with its `call.routed` event for `subscribers`;
-    /// returns how many were inserted. With `skip_existing` (replaying the spill file, which
-    /// a crash may have left half replayed) rows whose call (uuid and time) is in the
-    /// database already are skipped.
+    /// Writes rows in one transaction, each with its `call.routed` event for the sink's
+    /// subscribers, woken once it is committed; returns how many were inserted. With
+    /// `skip_existing` (replaying the spill file, which a crash may have left half replayed)
+    /// rows whose call (uuid and time) is in the database already are skipped.
     pub async fn insert_rows(
+        &self,
+        rows: &[CallRow],
+        events: &dyn EventSink,
+        skip_existing: bool,
+    ) -> Result<u64, sqlx::Error> {
+        let subscribers = events.subscribers(EventKind::CallRouted);
+        let inserted = self
+            .insert_rows_for(rows, &subscribers, skip_existing)
+            .await?;
+        if inserted > 0 && !subscribers.is_empty() {
+            events.wake(&subscribers);
+        }
+        Ok(inserted)
+    }
+
+    async fn insert_rows_for(
         &self,
         rows: &[CallRow],
         subscribers: &[String],
@@ -276,8 +296,8 @@ impl Storage {
                 let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
                 ids.sort_unstable();
                 for (row, call_id) in chunk.iter().zip(ids) {
-                    let data = row.event();
-                    insert_event!(tx, "call.routed", row.uuid.as_str(), row.received_at, data, Some(call_id), subscribers);
+                    let data = events::routed_payload(row);
+                    insert_event!(tx, EventKind::CallRouted.as_str(), row.uuid.as_str(), row.received_at, data, Some(call_id), subscribers);
                 }
             }
             tx.commit().await?;
@@ -286,8 +306,26 @@ impl Storage {
     }
 
     /// Records that `agent` handled the latest call with `uuid`; `false` when there is none.
-    /// Also writes a `call.agent` event for `subscribers`, in the same transaction.
+    /// Also writes a `call.agent` event for the sink's subscribers, in the same transaction,
+    /// and wakes them once it is committed.
     pub async fn report_agent(
+        &self,
+        uuid: &str,
+        agent: &str,
+        at_ms: i64,
+        events: &dyn EventSink,
+    ) -> Result<bool, sqlx::Error> {
+        let subscribers = events.subscribers(EventKind::CallAgent);
+        let found = self
+            .report_agent_for(uuid, agent, at_ms, &subscribers)
+            .await?;
+        if found && !subscribers.is_empty() {
+            events.wake(&subscribers);
+        }
+        Ok(found)
+    }
+
+    async fn report_agent_for(
         &self,
         uuid: &str,
         agent: &str,
@@ -316,8 +354,8 @@ impl Storage {
                 .execute(&mut *tx)
                 .await?;
             if !subscribers.is_empty() {
-                let data = serde_json::json!({ "uuid": uuid, "agent": agent, "reported_at": rfc3339(at_ms) }).to_string();
-                insert_event!(tx, "call.agent", uuid, at_ms, data, None::<i64>, subscribers);
+                let data = events::agent_payload(uuid, agent, at_ms);
+                insert_event!(tx, EventKind::CallAgent.as_str(), uuid, at_ms, data, None::<i64>, subscribers);
             }
             tx.commit().await?;
             Ok(true)

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
 
+use super::events::EventSink;
 use super::spill::{self, Replay, SpillMessage, SpillShared};
 use super::{Storage, epoch_ms};
-use crate::subscriptions::{EventKind, Subscriptions};
 
 /// One answered call, as it will be stored.
 #[derive(Debug, Clone)]
@@ -70,23 +70,6 @@ impl From<&CallRecord> for CallRow {
                 .unwrap_or_else(|_| "{}".into()),
             trace: trace.to_string(),
         }
-    }
-}
-
-impl CallRow {
-    /// The `call.routed` event as stored: what a subscriber learns when it claims it, without
-    /// the call's fields (`data.call`), which are joined in from the call's row at claim time.
-    pub(super) fn event(&self) -> String {
-        serde_json::json!({
-            "uuid": self.uuid,
-            "received_at": super::rfc3339(self.received_at),
-            "ruleset": self.ruleset,
-            "route": self.route,
-            "rule": self.rule,
-            "reason": self.reason,
-            "caller": { "raw": self.caller_raw, "e164": self.caller_e164, "anonymous": self.caller_anonymous },
-        })
-        .to_string()
     }
 }
 
@@ -172,9 +155,20 @@ pub struct CallLogStats {
     pub database_up: bool,
 }
 
-/// The handle the webhook uses to log calls.
+/// How an agent report went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentReported {
+    /// Stored (and its `call.agent` event written).
+    Recorded,
+    /// No call with this uuid in the call log, also after a short grace.
+    NoSuchCall,
+}
+
+/// The handle the webhook and the admin API use to log calls and agent reports.
 #[derive(Debug)]
 pub struct CallLog {
+    storage: Storage,
+    events: Arc<dyn EventSink>,
     sender: mpsc::Sender<Message>,
     spill: mpsc::Sender<SpillMessage>,
     spill_shared: Arc<SpillShared>,
@@ -182,12 +176,12 @@ pub struct CallLog {
 }
 
 impl CallLog {
-    /// Starts the writer task and the spill thread; `subscriptions` get an event per call, in
-    /// the same transaction. A spill file left from before is replayed first.
+    /// Starts the writer task and the spill thread; the sink's subscribers get an event per
+    /// call, in the same transaction. A spill file left from before is replayed first.
     pub fn start(
         storage: Storage,
         settings: WriterSettings,
-        subscriptions: Arc<Subscriptions>,
+        events: Arc<dyn EventSink>,
     ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(settings.queue.max(1));
         let stats = Arc::new(Stats {
@@ -204,8 +198,8 @@ impl CallLog {
             );
         }
         let writer = Writer {
-            storage,
-            subscriptions,
+            storage: storage.clone(),
+            events: events.clone(),
             stats: stats.clone(),
             want_replay: spill_shared.has_records(),
             shared: spill_shared.clone(),
@@ -216,6 +210,8 @@ impl CallLog {
         };
         tokio::spawn(writer.run(receiver));
         Ok(CallLog {
+            storage,
+            events,
             sender,
             spill,
             spill_shared,
@@ -254,6 +250,33 @@ impl CallLog {
         matches!(tokio::time::timeout(timeout, flushed).await, Ok(true))
     }
 
+    /// Records that `agent` handled the latest call with `uuid` (and writes its `call.agent`
+    /// event). The report may come moments after the call: what is queued is written first,
+    /// and a call not found is looked for again for a second (another instance on the same
+    /// database may have answered it and not written it yet).
+    pub async fn report_agent(
+        &self,
+        uuid: &str,
+        agent: &str,
+    ) -> Result<AgentReported, sqlx::Error> {
+        self.flush(Duration::from_secs(2)).await;
+        let now = epoch_ms(SystemTime::now());
+        for attempt in 0..=REPORT_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(REPORT_RETRY_AFTER).await;
+            }
+            if self
+                .storage
+                .report_agent(uuid, agent, now, self.events.as_ref())
+                .await?
+            {
+                tracing::info!(uuid, agent, "agent reported");
+                return Ok(AgentReported::Recorded);
+            }
+        }
+        Ok(AgentReported::NoSuchCall)
+    }
+
     /// Writes everything queued and stops the writer; gives up after `timeout` (the database
     /// is down), saying how many records are lost.
     pub async fn close(&self, timeout: Duration) {
@@ -289,10 +312,15 @@ impl CallLog {
     }
 }
 
+/// An agent report for a call not (yet) in the call log is tried again this often…
+const REPORT_RETRIES: u32 = 5;
+/// …this long apart.
+const REPORT_RETRY_AFTER: Duration = Duration::from_millis(200);
+
 /// The writer task's state.
 struct Writer {
     storage: Storage,
-    subscriptions: Arc<Subscriptions>,
+    events: Arc<dyn EventSink>,
     stats: Arc<Stats>,
     shared: Arc<SpillShared>,
     spill: mpsc::Sender<SpillMessage>,
@@ -372,19 +400,17 @@ impl Writer {
         }
     }
 
-    /// Writes rows (retrying until the database takes them) and wakes their subscribers.
+    /// Writes rows with their events (retrying until the database takes them).
     async fn write(&mut self, rows: &[CallRow], replayed: bool) {
-        let subscribers = self.subscriptions.subscribers(EventKind::CallRouted);
         let inserted = write_with_retry(
             &self.storage,
             rows,
-            &subscribers,
+            self.events.as_ref(),
             replayed,
             &self.stats,
             &mut self.migrated,
         )
         .await;
-        self.subscriptions.wake(&subscribers);
         self.stats.written.fetch_add(inserted, Ordering::Relaxed);
         if replayed {
             self.stats
@@ -501,7 +527,7 @@ fn take(
 async fn write_with_retry(
     storage: &Storage,
     rows: &[CallRow],
-    subscribers: &[String],
+    events: &dyn EventSink,
     replayed: bool,
     stats: &Stats,
     migrated: &mut bool,
@@ -515,7 +541,7 @@ async fn write_with_retry(
                 *migrated = true;
             }
             storage
-                .insert_rows(rows, subscribers, replayed)
+                .insert_rows(rows, events, replayed)
                 .await
                 .map_err(|e| e.to_string())
         }
