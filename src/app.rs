@@ -59,11 +59,14 @@ impl Belroute {
         .context("cannot serve rules")?;
         let subscriptions = Arc::new(Subscriptions::new(&config.subscriptions));
         subscriptions.start_notifiers(&storage)?;
-        let call_log = Arc::new(CallLog::start(
-            storage.clone(),
-            config.storage.writer(),
-            subscriptions.clone(),
-        ));
+        let call_log = Arc::new(
+            CallLog::start(
+                storage.clone(),
+                config.storage.writer(database),
+                subscriptions.clone() as Arc<dyn crate::storage::EventSink>,
+            )
+            .context("cannot start the call log's spill thread")?,
+        );
         spawn_retention(storage.clone(), config.storage.retention);
         let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));
         Ok(Belroute {

@@ -191,10 +191,14 @@ impl NamedSecret {
 pub struct StorageSettings {
     /// Calls older than this are deleted (phone numbers are personal data).
     pub retention: Duration,
-    /// Records that may wait for the database; more are dropped (and counted).
+    /// Records that may wait for the database in memory; more go to the spill file.
     pub queue: usize,
     /// Records written per transaction at most.
     pub batch: usize,
+    /// The spill file; beside a SQLite database file, else in the working directory.
+    pub spill: Option<PathBuf>,
+    /// Bytes the spill files may hold; past it records are dropped (and counted).
+    pub spill_limit: u64,
 }
 
 impl Default for StorageSettings {
@@ -204,12 +208,14 @@ impl Default for StorageSettings {
             retention: Duration::from_secs(90 * 24 * 3600),
             queue: writer.queue,
             batch: writer.batch,
+            spill: None,
+            spill_limit: writer.spill_limit,
         }
     }
 }
 
 impl StorageSettings {
-    pub const KEYS: [&'static str; 3] = ["retention", "queue", "batch"];
+    pub const KEYS: [&'static str; 5] = ["retention", "queue", "batch", "spill", "spill_limit"];
     pub const RETENTION: Range<Duration> = Range::new(
         Duration::from_secs(3_600),
         Duration::from_secs(3_650 * 86_400),
@@ -217,6 +223,8 @@ impl StorageSettings {
     /// Each waiting record holds its call data in memory.
     pub const QUEUE: Range<usize> = Range::new(1, 1_000_000);
     pub const BATCH: Range<usize> = Range::new(1, 10_000);
+    /// A record takes 1–5 KiB on disk.
+    pub const SPILL_LIMIT: Range<u64> = Range::new(1 << 20, 1 << 40);
 
     fn read(s: &mut Section<'_, '_, '_>) -> Self {
         let default = StorageSettings::default();
@@ -224,13 +232,30 @@ impl StorageSettings {
             retention: s.duration("retention", default.retention, Self::RETENTION),
             queue: s.count("queue", default.queue, Self::QUEUE),
             batch: s.count("batch", default.batch, Self::BATCH),
+            spill: s.get("spill", |node| {
+                let path = value::text(node)?.trim();
+                if path.is_empty() || path.ends_with('/') {
+                    return Err(Invalid::new(
+                        node,
+                        format!("is `{path}`, not a file path; write e.g. /var/lib/belroute/belroute-spill.jsonl"),
+                    ));
+                }
+                Ok(PathBuf::from(path))
+            }),
+            spill_limit: s.size("spill_limit", default.spill_limit, Self::SPILL_LIMIT),
         }
     }
 
-    pub fn writer(&self) -> crate::storage::WriterSettings {
+    /// The writer's settings for the database at `database_url`.
+    pub fn writer(&self, database_url: &str) -> crate::storage::WriterSettings {
         crate::storage::WriterSettings {
             queue: self.queue,
             batch: self.batch,
+            spill: self
+                .spill
+                .clone()
+                .unwrap_or_else(|| crate::storage::default_spill_path(database_url)),
+            spill_limit: self.spill_limit,
         }
     }
 }

@@ -262,11 +262,33 @@ impl Collector for CallLogCollector {
         ConstCounter::new(stats.written).encode(written)?;
         let dropped = encoder.encode_descriptor(
             "call_log_dropped",
-            "Call records dropped because the queue was full (database down or too slow)",
+            "Call records lost: the queue and the spill file were full, or the spill file could not be written",
             None,
             MetricType::Counter,
         )?;
         ConstCounter::new(stats.dropped).encode(dropped)?;
+        let spilled = encoder.encode_descriptor(
+            "call_log_spilled",
+            "Call records sent to the spill file because the queue was full",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.spilled).encode(spilled)?;
+        let replayed = encoder.encode_descriptor(
+            "call_log_replayed",
+            "Call records replayed from the spill file into the database",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.replayed).encode(replayed)?;
+        let spill_bytes = encoder.encode_descriptor(
+            "call_log_spill_bytes",
+            "Bytes of call records waiting in the spill file",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(stats.spill_bytes).unwrap_or(i64::MAX))
+            .encode(spill_bytes)?;
         let queued = encoder.encode_descriptor(
             "call_log_queued",
             "Call records waiting to be written",

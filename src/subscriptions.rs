@@ -3,6 +3,10 @@
 //! a data-free POST and pulls events with GetNextNewAndClaim. Notifications are coalesced
 //! while the subscriber has not drained its events, retried with backoff, and never touch the
 //! answer path.
+//!
+//! This module owns who subscribes to what and the wake-ups; storage owns writing and
+//! claiming events, and reaches the subscriptions only through [`EventSink`], which
+//! [`Subscriptions`] implements. The dependency goes one way: subscriptions → storage.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::storage::{Storage, epoch_ms};
+use crate::storage::{EventSink, Storage, epoch_ms};
 
 pub use crate::config::{EventKind, Status, SubscriptionConfig};
 
@@ -99,24 +103,6 @@ impl Subscriptions {
         self.all.values()
     }
 
-    /// The active subscriptions that want events of `kind`.
-    pub fn subscribers(&self, kind: EventKind) -> Vec<String> {
-        self.all
-            .values()
-            .filter(|s| s.wants(kind))
-            .map(|s| s.name.clone())
-            .collect()
-    }
-
-    /// New events were written for these subscriptions.
-    pub fn wake(&self, names: &[String]) {
-        for name in names {
-            if let Some(subscription) = self.all.get(name) {
-                subscription.wake.notify_one();
-            }
-        }
-    }
-
     /// Starts one notifier task per active subscription with an endpoint.
     pub fn start_notifiers(&self, storage: &Storage) -> anyhow::Result<()> {
         belroute_plugins::install_crypto_provider();
@@ -138,6 +124,26 @@ impl Subscriptions {
             }
         }
         Ok(())
+    }
+}
+
+impl EventSink for Subscriptions {
+    /// The active subscriptions that want events of `kind`.
+    fn subscribers(&self, kind: EventKind) -> Vec<String> {
+        self.all
+            .values()
+            .filter(|s| s.wants(kind))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// New events were committed for these subscriptions: their notifiers look now.
+    fn wake(&self, names: &[String]) {
+        for name in names {
+            if let Some(subscription) = self.all.get(name) {
+                subscription.wake.notify_one();
+            }
+        }
     }
 }
 

@@ -415,3 +415,255 @@ fn sample_decision() -> belroute_engine::Decision {
         micros: 1,
     }
 }
+
+fn record(uuid: &str) -> belroute::storage::CallRecord {
+    belroute::storage::CallRecord {
+        received_at: std::time::SystemTime::now(),
+        call: Arc::new(belroute_engine::Call::from_pairs([
+            ("uuid", uuid),
+            ("caller_number", "31152026057"),
+            ("dp_id", "dp1"),
+        ])),
+        decision: sample_decision(),
+    }
+}
+
+const POLLER: &str = "  poller:\n    status: active\n    channel: resthook\n    payload: notification-only\n    api_key: key-poller\n";
+
+/// A queue of one and a burst far larger: the overflow goes to the spill file and from there
+/// into the database, with its events; nothing is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_past_the_queue_is_spilled_to_disk_and_nothing_is_lost() {
+    const N: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases(
+        "a_flood_past_the_queue_is_spilled_to_disk_and_nothing_is_lost",
+        dir.path(),
+    )
+    .await
+    {
+        let spill = dir.path().join(format!("spill-{}.jsonl", pg.is_some()));
+        let config = format!(
+            "{CONFIG}storage:\n  queue: 1\n  batch: 50\n  spill: {}\nsubscriptions:\n{POLLER}",
+            spill.display()
+        );
+        let server = TestServer::with_database(&[("main.yaml", RULES)], &config, &url).await;
+        let log = &server.app.call_log;
+        let records: Vec<_> = (0..N).map(|i| record(&format!("flood-{i}"))).collect();
+        let started = Instant::now();
+        let mut slowest = Duration::ZERO;
+        for r in records {
+            let one = Instant::now();
+            log.record(r);
+            slowest = slowest.max(one.elapsed());
+        }
+        let took = started.elapsed();
+        eprintln!("{url}: slowest record() {slowest:?}");
+        assert!(log.flush(Duration::from_secs(60)).await, "{url}: flushed");
+        let stats = log.stats();
+        eprintln!(
+            "{url}: {N} records handed over in {took:?}; {} spilled, {} replayed; flushed after {:?}",
+            stats.spilled,
+            stats.replayed,
+            started.elapsed()
+        );
+        assert_eq!(stats.dropped, 0, "{url}: {stats:?}");
+        assert!(stats.spilled > 0, "{url}: the queue of 1 overflowed");
+        assert_eq!(stats.replayed, stats.spilled, "{url}: {stats:?}");
+        assert_eq!(stats.written, N as u64, "{url}: {stats:?}");
+        assert_eq!(stats.spill_bytes, 0, "{url}: {stats:?}");
+        assert_eq!(
+            count(
+                &url,
+                "SELECT COUNT(DISTINCT uuid) FROM calls WHERE uuid LIKE 'flood-%' AND call_data LIKE '%dp1%'"
+            )
+            .await,
+            N as i64,
+            "{url}: every record in the database once"
+        );
+        assert_eq!(
+            count(&url, "SELECT COUNT(*) FROM calls").await,
+            N as i64,
+            "{url}"
+        );
+        assert!(!spill.exists(), "{url}: the spill file is removed");
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        assert!(
+            metrics.contains(&format!(
+                "belroute_call_log_replayed_total {}",
+                stats.spilled
+            )),
+            "{metrics}"
+        );
+        assert!(metrics.contains("belroute_call_log_spill_bytes 0"));
+        // Every record, spilled or not, has its event, with its call data.
+        assert_eq!(
+            count(
+                &url,
+                "SELECT COUNT(*) FROM deliveries WHERE subscription = 'poller' AND status = 'new'"
+            )
+            .await,
+            N as i64,
+            "{url}: one event per record"
+        );
+        let claimed = server
+            .client
+            .post(server.url("/api/v1/subscriptions/poller/next"))
+            .bearer_auth("key-poller")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(claimed.status(), 200);
+        let event: Value = claimed.json().await.unwrap();
+        assert_eq!(event["data"]["call"]["dp_id"], "dp1", "{event}");
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+/// A spill file left by a crash is replayed at start-up; so is a half-replayed one, without
+/// writing twice what it had written already.
+#[tokio::test]
+async fn a_spill_file_left_at_start_is_replayed() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases("a_spill_file_left_at_start_is_replayed", dir.path()).await {
+        let spill = dir.path().join(format!("left-{}.jsonl", pg.is_some()));
+        let sealed = dir
+            .path()
+            .join(format!("left-{}.replaying.jsonl", pg.is_some()));
+        let line = |uuid: &str| {
+            serde_json::to_string(&belroute::storage::CallRow::from(&record(uuid))).unwrap() + "\n"
+        };
+        // The half-replayed file: its first record reached the database before the crash.
+        let storage = belroute::storage::Storage::open(&url).unwrap();
+        storage.migrate().await.unwrap();
+        let done = belroute::storage::CallRow::from(&record("left-replayed"));
+        storage
+            .insert_rows(
+                std::slice::from_ref(&done),
+                &belroute::storage::NoSubscribers,
+                false,
+            )
+            .await
+            .unwrap();
+        storage.close().await;
+        std::fs::write(
+            &sealed,
+            format!(
+                "{}\n{}",
+                serde_json::to_string(&done).unwrap(),
+                line("left-sealed")
+            ),
+        )
+        .unwrap();
+        let mut active = std::fs::File::create(&spill).unwrap();
+        for i in 0..3 {
+            active
+                .write_all(line(&format!("left-{i}")).as_bytes())
+                .unwrap();
+        }
+        // The crash cut the last line short.
+        active.write_all(br#"{"uuid":"left-cut","recei"#).unwrap();
+        drop(active);
+
+        let config = format!("{CONFIG}storage:\n  spill: {}\n", spill.display());
+        let server = TestServer::with_database(&[("main.yaml", RULES)], &config, &url).await;
+        server
+            .eventually(Duration::from_secs(10), "spill files replayed", || async {
+                !spill.exists() && !sealed.exists()
+            })
+            .await;
+        assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+        let uuids = |uuid: &'static str| {
+            let url = url.clone();
+            async move {
+                count(
+                    &url,
+                    &format!("SELECT COUNT(*) FROM calls WHERE uuid = '{uuid}'"),
+                )
+                .await
+            }
+        };
+        assert_eq!(uuids("left-replayed").await, 1, "{url}: not written twice");
+        assert_eq!(uuids("left-sealed").await, 1, "{url}");
+        for uuid in ["left-0", "left-1", "left-2"] {
+            assert_eq!(uuids(uuid).await, 1, "{url}: {uuid}");
+        }
+        let stats = server.app.call_log.stats();
+        assert_eq!(
+            stats.replayed, 5,
+            "{url}: one already written, four new: {stats:?}"
+        );
+        assert_eq!(stats.written, 4, "{url}: {stats:?}");
+        assert_eq!(stats.dropped, 1, "{url}: the cut line: {stats:?}");
+        assert_eq!(stats.spill_bytes, 0, "{url}: {stats:?}");
+        // The call served from the replayed log.
+        let (status, record) = api(&server, "/api/v1/calls/left-1").await;
+        assert_eq!(status, 200);
+        assert_eq!(record["call"]["dp_id"], "dp1");
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+/// A full spill file drops, counts and says so; the answer path never waits.
+#[tokio::test]
+async fn a_full_spill_file_drops_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+    let spill = dir.path().join("full.jsonl");
+    // Another process holds the write lock: nothing is written, the queue and spill file fill.
+    let config = format!(
+        "{CONFIG}storage:\n  queue: 1\n  spill: {}\n  spill_limit: 1MiB\n",
+        spill.display()
+    );
+    let server = TestServer::with_database(&[("main.yaml", RULES)], &config, &url).await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+    let mut locker = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let big = "x".repeat(16 * 1024);
+    let log = &server.app.call_log;
+    for i in 0..200 {
+        let mut r = record(&format!("full-{i}"));
+        r.call = Arc::new(belroute_engine::Call::from_pairs([
+            ("uuid", format!("full-{i}").as_str()),
+            ("note", big.as_str()),
+        ]));
+        log.record(r);
+        tokio::task::yield_now().await;
+    }
+    server
+        .eventually(
+            Duration::from_secs(10),
+            "every record spilled, dropped or queued, some dropped",
+            || async {
+                let stats = log.stats();
+                stats.dropped > 0 && stats.spilled + stats.dropped + stats.queued as u64 == 200
+            },
+        )
+        .await;
+    let stats = log.stats();
+    assert!(stats.spilled > 0, "{stats:?}");
+    assert!(stats.spill_bytes <= 1 << 20, "{stats:?}");
+    assert!(std::fs::metadata(&spill).unwrap().len() <= 1 << 20);
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    drop(locker);
+    assert!(log.flush(Duration::from_secs(20)).await);
+    let stats = log.stats();
+    assert_eq!(
+        count(&url, "SELECT COUNT(*) FROM calls WHERE uuid LIKE 'full-%'").await,
+        200 - stats.dropped as i64,
+        "{stats:?}"
+    );
+    server.stop().await;
+}

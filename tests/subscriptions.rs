@@ -424,3 +424,95 @@ async fn eight_claimers_on_two_instances_claim_every_event_once() {
     assert_eq!(distinct.len(), 200, "no event handed to two claimers");
     pg.drop().await;
 }
+
+/// A `call.routed` event does not copy the call's fields: they are joined in from the call log
+/// when it is claimed, so the subscriber sees what it always saw. Events written before that
+/// (the call inside their data) are handed out as they are.
+#[tokio::test]
+async fn call_data_is_stored_once_and_joined_in_when_claimed() {
+    use sqlx::Connection;
+    let cfg = config(&[subscription("crm", None, "")]);
+    for (server, pg) in
+        on_each_database("call_data_is_stored_once_and_joined_in_when_claimed", &cfg).await
+    {
+        let url = match &pg {
+            Some(pg) => pg.url.clone(),
+            None => format!(
+                "sqlite://{}",
+                server.dir.path().join("belroute.db").display()
+            ),
+        };
+        let body = json!({ "uuid": "once-1", "caller_number": "442079460958", "dp_id": "dp1", "extra": "x" });
+        assert_eq!(
+            server
+                .post_json("/hooks/main", body.to_string())
+                .await
+                .status(),
+            200
+        );
+        assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+        assert_eq!(
+            common::db::count(
+                &url,
+                "SELECT COUNT(*) FROM events WHERE data LIKE '%dp1%' OR data LIKE '%caller_number%'"
+            )
+            .await,
+            0,
+            "{url}: the event does not copy the call data"
+        );
+        // An event from before the migration: the call is inside its data.
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO events (kind, call_uuid, created_at, data) VALUES ('call.routed', 'old-1', 1, '{\"uuid\":\"old-1\",\"call\":{\"uuid\":\"old-1\",\"dp_id\":\"old\"}}')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO deliveries (subscription, event_id, status, attempts, updated_at) SELECT 'crm', id, 'new', 0, 1 FROM events WHERE call_uuid = 'old-1'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+
+        let (status, event) = next(&server, "crm", "key-crm").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            event["data"],
+            json!({
+                "uuid": "once-1",
+                "received_at": event["created_at"],
+                "ruleset": "main",
+                "route": "international",
+                "rule": "Abroad",
+                "reason": "matched",
+                "caller": { "raw": "442079460958", "e164": "+442079460958", "anonymous": false },
+                "call": body,
+            }),
+            "{url}"
+        );
+        let (status, old) = next(&server, "crm", "key-crm").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            old["data"],
+            json!({ "uuid": "old-1", "call": { "uuid": "old-1", "dp_id": "old" } })
+        );
+        // The admin API shows claimed events the same way; a status that does not exist is a 400.
+        let claimed = admin(&server, "/api/v1/subscriptions/crm/events?status=claimed").await;
+        assert_eq!(claimed["events"][0]["data"], event["data"], "{url}");
+        assert_eq!(claimed["events"][1]["data"], old["data"], "{url}");
+        let wrong = server
+            .client
+            .get(server.url("/api/v1/subscriptions/crm/events?status=parked"))
+            .bearer_auth("admintoken")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 400);
+        assert!(wrong.text().await.unwrap().contains("max-retries-exceeded"));
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}

@@ -39,9 +39,9 @@ pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
 pub const HEAVY_FOR: Duration = Duration::from_secs(10);
 /// A job in the pool gives its thread back after the rule that crosses this slice.
 pub const POOL_SLICE: Duration = Duration::from_millis(10);
-/// How long past the deadline a call waits for its pool job to come back: a rule stops at the
-/// deadline itself (checked every few microseconds of work), so the job returns within this,
-/// with its trace, unless its thread was not even scheduled.
+/// Rules on a pool thread stop this long before the call's deadline, and the call waits for its
+/// job this long past it: the job (and its trace) comes back even when its thread had to wait
+/// for a CPU, and only a thread not scheduled for 10 ms loses the trace (never the answer).
 pub const POOL_RETURN: Duration = Duration::from_millis(5);
 
 /// Why the answer is what it is.
@@ -463,6 +463,16 @@ impl Evaluation {
 
     fn step(&mut self, scripts: &ScriptEngine, mode: Mode) -> Step {
         let _frame = FrameGuard::set(self.frame.clone());
+        // On a pool thread rules stop a little early, so the job (and its trace) is back by
+        // the deadline even when the thread has to wait for a CPU.
+        let stop_at = match mode {
+            Mode::Inline { .. } => self.deadline.at,
+            Mode::Pool => self
+                .deadline
+                .at
+                .checked_sub(POOL_RETURN)
+                .unwrap_or(self.deadline.at),
+        };
         let slice_end = crate::clock::saturating_add(Instant::now(), POOL_SLICE);
         let set = self.set.clone();
         while self.next < set.rules.len() {
@@ -472,7 +482,7 @@ impl Evaluation {
                 continue;
             }
             let started = *self.rule_started.get_or_insert_with(Instant::now);
-            if Instant::now() >= self.deadline.at {
+            if Instant::now() >= stop_at {
                 self.reason = Reason::Deadline;
                 self.record(rule, RuleOutcome::NotReached, 0);
                 continue;
@@ -496,7 +506,7 @@ impl Evaluation {
                 Mode::Inline { until } => Some(until),
                 Mode::Pool => None,
             };
-            let outcome = match self.run_rule(scripts, rule, &unavailable, inline_until) {
+            let outcome = match self.run_rule(scripts, rule, &unavailable, stop_at, inline_until) {
                 Some(outcome) => outcome,
                 None => return Step::OverInline,
             };
@@ -511,7 +521,7 @@ impl Evaluation {
                     crate::text::mask_numbers(message)
                 );
             }
-            if self.answer.is_none() && Instant::now() >= self.deadline.at {
+            if self.answer.is_none() && Instant::now() >= stop_at {
                 self.reason = Reason::Deadline;
             }
             self.record(rule, outcome, micros(started.elapsed()));
@@ -544,10 +554,11 @@ impl Evaluation {
         scripts: &ScriptEngine,
         rule: &Rule,
         unavailable: &[String],
+        stop_at: Instant,
         inline_until: Option<Instant>,
     ) -> Option<RuleOutcome> {
         if let Some(when) = &rule.when {
-            match scripts.run(when, &mut self.scope, self.deadline.at, inline_until) {
+            match scripts.run(when, &mut self.scope, stop_at, inline_until) {
                 Run::OverInline => return None,
                 Run::Failed(e) => return Some(failure(e, unavailable)),
                 Run::Value(value) => match value.as_bool() {
@@ -569,7 +580,7 @@ impl Evaluation {
             }
             Action::Script(script) => script,
         };
-        let value = match scripts.run(script, &mut self.scope, self.deadline.at, inline_until) {
+        let value = match scripts.run(script, &mut self.scope, stop_at, inline_until) {
             Run::OverInline => return None,
             Run::Failed(e) => return Some(failure(e, unavailable)),
             Run::Value(value) => value,

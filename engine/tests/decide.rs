@@ -193,7 +193,7 @@ async fn the_deadline_stops_slow_rules_and_answers_the_default() {
     let set = load(&router, "slow", &text);
     let call = Arc::new(Call::default());
     let started = Instant::now();
-    let deadline = Deadline::new(started, Duration::from_millis(300));
+    let deadline = Deadline::new(started, Duration::from_millis(800));
     let decision = router.route(&set, call, deadline, monday_ten()).await;
     assert_eq!(decision.reason, Reason::Deadline);
     assert_eq!(decision.route, "receptie");
@@ -201,7 +201,8 @@ async fn the_deadline_stops_slow_rules_and_answers_the_default() {
     // delay, not more rules.
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(1),
+        took >= Duration::from_millis(800) - belroute_engine::POOL_RETURN
+            && took < Duration::from_secs(3),
         "{took:?}"
     );
     assert_eq!(
@@ -234,8 +235,11 @@ async fn over_its_share_a_rule_set_answers_at_once() {
     );
     let first = decide(&router, &set, "0152026057");
     let second = async {
-        // Let the first call take the rule set's place in the pool.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Let the first call take the rule set's place in the pool: it is admitted in the
+        // same step that marks the rule set heavy (on a busy machine that may take a while).
+        while !set.is_heavy() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let started = Instant::now();
         let decision = decide(&router, &set, "0152026057").await;
         (decision, started.elapsed())

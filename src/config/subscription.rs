@@ -5,16 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use belroute_engine::settings::{EnvText, Invalid, Range, Secret, Section, format_duration, value};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// The event types a subscription can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-pub enum EventKind {
-    #[serde(rename = "call.routed")]
-    CallRouted,
-    #[serde(rename = "call.agent")]
-    CallAgent,
-}
+/// The event types a subscription can ask for (defined with the events themselves).
+pub use crate::storage::EventKind;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -132,8 +126,8 @@ impl SubscriptionConfig {
                 value::choice(
                     node,
                     &[
-                        ("call.routed", EventKind::CallRouted),
-                        ("call.agent", EventKind::CallAgent),
+                        (EventKind::CallRouted.as_str(), EventKind::CallRouted),
+                        (EventKind::CallAgent.as_str(), EventKind::CallAgent),
                     ],
                 )
             })

@@ -237,6 +237,14 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "storage:\n  batch: {}\n",
         ),
         row(
+            "storage.spill_limit",
+            Size,
+            "1MiB",
+            "1024GiB",
+            "1025GiB",
+            "storage:\n  spill_limit: {}\n",
+        ),
+        row(
             "plugins.p.timeout",
             Duration,
             "1ms",

@@ -92,37 +92,9 @@ pub async fn report_agent(
             "`agent` must be 1 to 64 printable characters (no line breaks, zero-width or direction marks)",
         );
     }
-    // The report may come moments after the call: write what is queued first.
-    state
-        .call_log
-        .flush(std::time::Duration::from_secs(2))
-        .await;
-    let now = crate::storage::epoch_ms(std::time::SystemTime::now());
-    // Another instance may have answered the call and not written it yet: a short grace.
-    let subscribers = state
-        .subscriptions
-        .subscribers(crate::subscriptions::EventKind::CallAgent);
-    let mut found = state
-        .storage
-        .report_agent(uuid, agent, now, &subscribers)
-        .await;
-    for _ in 0..5 {
-        if !matches!(found, Ok(false)) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        found = state
-            .storage
-            .report_agent(uuid, agent, now, &subscribers)
-            .await;
-    }
-    match found {
-        Ok(true) => {
-            tracing::info!(uuid, agent, "agent reported");
-            state.subscriptions.wake(&subscribers);
-            HttpResponse::NoContent().finish()
-        }
-        Ok(false) => text(
+    match state.call_log.report_agent(uuid, agent).await {
+        Ok(crate::storage::AgentReported::Recorded) => HttpResponse::NoContent().finish(),
+        Ok(crate::storage::AgentReported::NoSuchCall) => text(
             actix_web::http::StatusCode::NOT_FOUND,
             &format!("no call with uuid `{uuid}` in the call log"),
         ),

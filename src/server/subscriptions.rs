@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::api::{text, unavailable};
 use crate::app::Belroute;
-use crate::storage::{Closed, epoch_ms};
+use crate::storage::{Closed, DeliveryStatus, epoch_ms};
 use crate::subscriptions::Subscription;
 
 /// The subscription whose API key the request carries (checked by [`super::auth::api_guard`]).
@@ -133,7 +133,13 @@ pub async fn events(
             &format!("no subscription named `{name}`"),
         );
     }
-    let status = query.status.as_deref().unwrap_or("max-retries-exceeded");
+    let status = match query.status.as_deref() {
+        None => DeliveryStatus::MaxRetriesExceeded,
+        Some(written) => match written.parse::<DeliveryStatus>() {
+            Ok(status) => status,
+            Err(e) => return text(StatusCode::BAD_REQUEST, &format!("`status`: {e}")),
+        },
+    };
     match state
         .storage
         .events_in_status(name, status, query.limit.unwrap_or(100))

@@ -1,9 +1,14 @@
 //! belroute's own state in SQLite (the default, a file created on start) or PostgreSQL (shared
-//! by several instances): the call log and agent reports. One code path for both; the SQL is
-//! written so both engines take it as is.
+//! by several instances): the call log, agent reports and routing events. One code path for
+//! both; the SQL is written so both engines take it as is.
+//!
+//! Storage does not know subscriptions: events are written for, and announced to, an
+//! [`EventSink`] (see [`events`]).
 
+mod spill;
 mod writer;
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +18,8 @@ use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use writer::{CallLog, CallLogStats, CallRecord, WriterSettings};
+pub use spill::{SPILL_FILE, default_spill_path};
+pub use writer::{AgentReported, CallLog, CallLogStats, CallRecord, CallRow, WriterSettings};
 
 /// A connection pool to belroute's database.
 #[derive(Debug, Clone)]
@@ -32,20 +38,23 @@ macro_rules! on_pool {
     };
 }
 
-/// Inserts one event and a `new` delivery per subscriber, inside transaction `$tx`.
+/// Inserts one event (`$call_id`: the call row whose `call_data` is joined in as `data.call`
+/// when it is claimed) and a new delivery per subscriber, inside transaction `$tx`.
 macro_rules! insert_event {
-    ($tx:expr, $kind:expr, $uuid:expr, $created_at:expr, $data:expr, $subscribers:expr) => {{
-        let id: i64 = sqlx::query_scalar("INSERT INTO events (kind, call_uuid, created_at, data) VALUES ($1, $2, $3, $4) RETURNING id")
+    ($tx:expr, $kind:expr, $uuid:expr, $created_at:expr, $data:expr, $call_id:expr, $subscribers:expr) => {{
+        let id: i64 = sqlx::query_scalar("INSERT INTO events (kind, call_uuid, created_at, data, call_id) VALUES ($1, $2, $3, $4, $5) RETURNING id")
             .bind($kind)
             .bind($uuid)
             .bind($created_at)
             .bind($data)
+            .bind($call_id)
             .fetch_one(&mut *$tx)
             .await?;
         for subscription in $subscribers {
-            sqlx::query("INSERT INTO deliveries (subscription, event_id, status, attempts, updated_at) VALUES ($1, $2, 'new', 0, $3)")
+            sqlx::query("INSERT INTO deliveries (subscription, event_id, status, attempts, updated_at) VALUES ($1, $2, $3, 0, $4)")
                 .bind(subscription)
                 .bind(id)
+                .bind(events::DeliveryStatus::New.as_str())
                 .bind($created_at)
                 .execute(&mut *$tx)
                 .await?;
@@ -53,8 +62,8 @@ macro_rules! insert_event {
     }};
 }
 
-mod events;
-pub use events::{ClaimedEvent, Closed};
+pub mod events;
+pub use events::{ClaimedEvent, Closed, DeliveryStatus, EventKind, EventSink, NoSubscribers};
 
 /// Rows per INSERT statement: 12 parameters each stays under every engine's limit.
 const INSERT_ROWS: usize = 500;
@@ -191,52 +200,124 @@ impl Storage {
         }
     }
 
-    /// Writes call records in one transaction.
     /// Writes call records in one transaction, each with its `call.routed` event for
-    /// `subscribers` (the active subscriptions that want it).
+    /// `subscribers` (named here; nobody is woken: for tools and tests).
     pub async fn insert_calls(
         &self,
         records: &[CallRecord],
         subscribers: &[String],
     ) -> Result<(), sqlx::Error> {
-        let rows: Vec<_> = records.iter().map(CallRecord::row).collect();
+        let rows: Vec<CallRow> = records.iter().map(CallRow::from).collect();
+        self.insert_rows_for(&rows, subscribers, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes rows in one transaction, each with its `call.routed` event for the sink's
+    /// subscribers, woken once it is committed; returns how many were inserted. With
+    /// `skip_existing` (replaying the spill file, which a crash may have left half replayed)
+    /// rows whose call (uuid and time) is in the database already are skipped.
+    pub async fn insert_rows(
+        &self,
+        rows: &[CallRow],
+        events: &dyn EventSink,
+        skip_existing: bool,
+    ) -> Result<u64, sqlx::Error> {
+        let subscribers = events.subscribers(EventKind::CallRouted);
+        let inserted = self
+            .insert_rows_for(rows, &subscribers, skip_existing)
+            .await?;
+        if inserted > 0 && !subscribers.is_empty() {
+            events.wake(&subscribers);
+        }
+        Ok(inserted)
+    }
+
+    async fn insert_rows_for(
+        &self,
+        rows: &[CallRow],
+        subscribers: &[String],
+        skip_existing: bool,
+    ) -> Result<u64, sqlx::Error> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
+            let mut fresh: Vec<&CallRow> = rows.iter().collect();
+            if skip_existing && !rows.is_empty() {
+                let mut existing: HashSet<(String, i64)> = HashSet::new();
+                for chunk in rows.chunks(INSERT_ROWS) {
+                    let mut select = sqlx::QueryBuilder::new("SELECT uuid, received_at FROM calls WHERE uuid IN (");
+                    let mut uuids = select.separated(", ");
+                    for row in chunk {
+                        uuids.push_bind(row.uuid.as_str());
+                    }
+                    select.push(")");
+                    for found in select.build().fetch_all(&mut *tx).await? {
+                        existing.insert((found.try_get("uuid")?, found.try_get("received_at")?));
+                    }
+                }
+                fresh.retain(|row| !existing.contains(&(row.uuid.clone(), row.received_at)));
+            }
             // One multi-row INSERT per batch: several times the rows per second of one each.
-            for chunk in rows.chunks(INSERT_ROWS) {
+            for chunk in fresh.chunks(INSERT_ROWS) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO calls (uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, call_data, trace) ",
                 );
                 insert.push_values(chunk, |mut values, row| {
                     values
-                        .push_bind(row.uuid)
+                        .push_bind(row.uuid.as_str())
                         .push_bind(row.received_at)
-                        .push_bind(row.ruleset)
-                        .push_bind(row.version)
-                        .push_bind(row.caller_raw)
-                        .push_bind(row.caller_e164)
-                        .push_bind(row.route)
-                        .push_bind(row.rule)
-                        .push_bind(row.reason)
+                        .push_bind(row.ruleset.as_str())
+                        .push_bind(row.version.as_str())
+                        .push_bind(row.caller_raw.as_str())
+                        .push_bind(row.caller_e164.as_str())
+                        .push_bind(row.route.as_str())
+                        .push_bind(row.rule.as_deref())
+                        .push_bind(row.reason.as_str())
                         .push_bind(row.micros)
                         .push_bind(row.call_data.as_str())
                         .push_bind(row.trace.as_str());
                 });
-                insert.build().execute(&mut *tx).await?;
-            }
-            if !subscribers.is_empty() {
-                for record in records {
-                    let (uuid, created_at, data) = record.event();
-                    insert_event!(tx, "call.routed", uuid, created_at, data, subscribers);
+                if subscribers.is_empty() {
+                    insert.build().execute(&mut *tx).await?;
+                    continue;
+                }
+                // The ids of one multi-row INSERT ascend in the order of its VALUES (SQLite
+                // appends; PostgreSQL draws the sequence row by row), whatever order RETURNING
+                // gives them in: sorted, they pair with the rows.
+                insert.push(" RETURNING id");
+                let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+                ids.sort_unstable();
+                for (row, call_id) in chunk.iter().zip(ids) {
+                    let data = events::routed_payload(row);
+                    insert_event!(tx, EventKind::CallRouted.as_str(), row.uuid.as_str(), row.received_at, data, Some(call_id), subscribers);
                 }
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(fresh.len() as u64)
         })
     }
 
     /// Records that `agent` handled the latest call with `uuid`; `false` when there is none.
-    /// Also writes a `call.agent` event for `subscribers`, in the same transaction.
+    /// Also writes a `call.agent` event for the sink's subscribers, in the same transaction,
+    /// and wakes them once it is committed.
     pub async fn report_agent(
+        &self,
+        uuid: &str,
+        agent: &str,
+        at_ms: i64,
+        events: &dyn EventSink,
+    ) -> Result<bool, sqlx::Error> {
+        let subscribers = events.subscribers(EventKind::CallAgent);
+        let found = self
+            .report_agent_for(uuid, agent, at_ms, &subscribers)
+            .await?;
+        if found && !subscribers.is_empty() {
+            events.wake(&subscribers);
+        }
+        Ok(found)
+    }
+
+    async fn report_agent_for(
         &self,
         uuid: &str,
         agent: &str,
@@ -265,8 +346,8 @@ impl Storage {
                 .execute(&mut *tx)
                 .await?;
             if !subscribers.is_empty() {
-                let data = serde_json::json!({ "uuid": uuid, "agent": agent, "reported_at": rfc3339(at_ms) }).to_string();
-                insert_event!(tx, "call.agent", uuid, at_ms, data, subscribers);
+                let data = events::agent_payload(uuid, agent, at_ms);
+                insert_event!(tx, EventKind::CallAgent.as_str(), uuid, at_ms, data, None::<i64>, subscribers);
             }
             tx.commit().await?;
             Ok(true)

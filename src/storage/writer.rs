@@ -1,18 +1,22 @@
 //! The call log writer: answers never wait for the database. Records go through a bounded
-//! queue to one task that writes them in batches, one transaction each; while the database is
-//! down they wait (and the queue fills); what does not fit is counted and said, never lost
-//! silently; a clean shutdown writes everything queued before the process exits.
+//! queue to one task that writes them in batches, one transaction each. What does not fit in
+//! the queue (a flood, or the database down or slow) goes to the spill file (see
+//! [`super::spill`]) and is replayed into the database when the writer has slack; only when
+//! the spill file is full too (or the disk) is a record dropped, counted and said. A clean
+//! shutdown writes everything queued before the process exits.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use belroute_engine::{Call, Decision};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
 
+use super::events::EventSink;
+use super::spill::{self, Replay, SpillMessage, SpillShared};
 use super::{Storage, epoch_ms};
-use crate::subscriptions::{EventKind, Subscriptions};
 
 /// One answered call, as it will be stored.
 #[derive(Debug, Clone)]
@@ -22,70 +26,64 @@ pub struct CallRecord {
     pub decision: Decision,
 }
 
-/// A record's column values.
-pub(super) struct Row<'a> {
-    pub uuid: &'a str,
+/// A record's column values, serialised once (on the writer's task or the spill thread, not
+/// on the answer's path). It is also the spill file's line format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRow {
+    pub uuid: String,
+    /// Milliseconds since the Unix epoch.
     pub received_at: i64,
-    pub ruleset: &'a str,
-    pub version: &'a str,
-    pub caller_raw: &'a str,
-    pub caller_e164: &'a str,
-    pub route: &'a str,
-    pub rule: Option<&'a str>,
-    pub reason: &'static str,
+    pub ruleset: String,
+    pub version: String,
+    pub caller_raw: String,
+    pub caller_e164: String,
+    #[serde(default)]
+    pub caller_anonymous: bool,
+    pub route: String,
+    pub rule: Option<String>,
+    pub reason: String,
     pub micros: i64,
+    /// The call fields as received (a JSON object).
     pub call_data: String,
+    /// The decision trace (JSON).
     pub trace: String,
 }
 
-impl CallRecord {
-    /// The `call.routed` event: what a subscriber learns when it claims it.
-    pub(super) fn event(&self) -> (&str, i64, String) {
-        let d = &self.decision;
-        let received_at = epoch_ms(self.received_at);
-        let data = serde_json::json!({
-            "uuid": self.call.uuid(),
-            "received_at": super::rfc3339(received_at),
-            "ruleset": d.ruleset,
-            "route": d.route,
-            "rule": d.rule,
-            "reason": self.row().reason,
-            "caller": { "raw": d.caller.raw, "e164": d.caller.e164, "anonymous": d.caller.anonymous },
-            "call": self.call.sent_fields(),
-        });
-        (self.call.uuid(), received_at, data.to_string())
-    }
-
-    /// Serialised here, on the writer's task, not on the answer's path.
-    pub(super) fn row(&self) -> Row<'_> {
-        let d = &self.decision;
+impl From<&CallRecord> for CallRow {
+    fn from(record: &CallRecord) -> Self {
+        let d = &record.decision;
         let trace =
             serde_json::json!({ "caller": d.caller, "rules": d.rules, "lookups": d.lookups });
-        Row {
-            uuid: self.call.uuid(),
-            received_at: epoch_ms(self.received_at),
-            ruleset: &d.ruleset,
-            version: &d.version,
-            caller_raw: &d.caller.raw,
-            caller_e164: &d.caller.e164,
-            route: &d.route,
-            rule: d.rule.as_deref(),
-            reason: d.reason.as_str(),
+        CallRow {
+            uuid: record.call.uuid().to_string(),
+            received_at: epoch_ms(record.received_at),
+            ruleset: d.ruleset.clone(),
+            version: d.version.clone(),
+            caller_raw: d.caller.raw.clone(),
+            caller_e164: d.caller.e164.clone(),
+            caller_anonymous: d.caller.anonymous,
+            route: d.route.clone(),
+            rule: d.rule.clone(),
+            reason: d.reason.as_str().to_string(),
             micros: i64::try_from(d.micros).unwrap_or(i64::MAX),
-            call_data: serde_json::to_string(self.call.sent_fields())
+            call_data: serde_json::to_string(record.call.sent_fields())
                 .unwrap_or_else(|_| "{}".into()),
             trace: trace.to_string(),
         }
     }
 }
 
-/// How the writer queues and batches (from `storage:` in belroute.yaml).
+/// How the writer queues, batches and spills (from `storage:` in belroute.yaml).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriterSettings {
-    /// Records that may wait for the database; more are dropped (and counted).
+    /// Records that may wait for the database in memory; more go to the spill file.
     pub queue: usize,
     /// Records written per transaction at most.
     pub batch: usize,
+    /// The spill file.
+    pub spill: std::path::PathBuf,
+    /// Bytes the spill files may hold together; past it records are dropped (and counted).
+    pub spill_limit: u64,
 }
 
 impl Default for WriterSettings {
@@ -93,6 +91,8 @@ impl Default for WriterSettings {
         WriterSettings {
             queue: 10_000,
             batch: 500,
+            spill: std::path::PathBuf::from(spill::SPILL_FILE),
+            spill_limit: 1 << 30,
         }
     }
 }
@@ -106,88 +106,175 @@ enum Message {
 }
 
 #[derive(Debug, Default)]
-struct Stats {
-    /// Accepted and not yet written (in the queue or in the batch being written).
-    pending: AtomicU64,
-    written: AtomicU64,
+pub(super) struct Stats {
+    /// Accepted and not yet written or spilled (in a queue or in the batch being written).
+    pub pending: AtomicU64,
+    pub written: AtomicU64,
+    pub spilled: AtomicU64,
+    pub replayed: AtomicU64,
     dropped: AtomicU64,
     database_up: AtomicBool,
     last_drop_log_ms: AtomicI64,
 }
 
+impl Stats {
+    /// A record is lost: counted, and said at most every 10 s.
+    pub fn drop_record(&self, why: &str) {
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = epoch_ms(SystemTime::now());
+        let last = self.last_drop_log_ms.load(Ordering::Relaxed);
+        if now - last >= 10_000
+            && self
+                .last_drop_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::error!(
+                dropped_total = dropped,
+                "call log: call records are being dropped: {why}"
+            );
+        }
+    }
+}
+
 /// The call log's counters, for metrics and the admin API.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallLogStats {
+    /// Records written to the database (replayed ones included).
     pub written: u64,
+    /// Records lost: the spill file was full or could not be written.
     pub dropped: u64,
+    /// Records that went to the spill file because the queue was full.
+    pub spilled: u64,
+    /// Records replayed from the spill file into the database.
+    pub replayed: u64,
+    /// Records waiting in memory.
     pub queued: usize,
+    /// Bytes waiting in the spill files.
+    pub spill_bytes: u64,
     pub database_up: bool,
 }
 
-/// The handle the webhook uses to log calls.
+/// How an agent report went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentReported {
+    /// Stored (and its `call.agent` event written).
+    Recorded,
+    /// No call with this uuid in the call log, also after a short grace.
+    NoSuchCall,
+}
+
+/// The handle the webhook and the admin API use to log calls and agent reports.
 #[derive(Debug)]
 pub struct CallLog {
+    storage: Storage,
+    events: Arc<dyn EventSink>,
     sender: mpsc::Sender<Message>,
+    spill: mpsc::Sender<SpillMessage>,
+    spill_shared: Arc<SpillShared>,
     stats: Arc<Stats>,
 }
 
 impl CallLog {
-    /// Starts the writer task.
-    /// Starts the writer task; `subscriptions` get an event per call, in the same transaction.
+    /// Starts the writer task and the spill thread; the sink's subscribers get an event per
+    /// call, in the same transaction. A spill file left from before is replayed first.
     pub fn start(
         storage: Storage,
         settings: WriterSettings,
-        subscriptions: Arc<Subscriptions>,
-    ) -> Self {
+        events: Arc<dyn EventSink>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(settings.queue.max(1));
         let stats = Arc::new(Stats {
             database_up: AtomicBool::new(true),
             ..Stats::default()
         });
-        tokio::spawn(write_loop(
+        let spill_shared = Arc::new(SpillShared::new(settings.spill, settings.spill_limit));
+        let spill = spill::start(spill_shared.clone(), stats.clone())?;
+        if spill_shared.has_records() {
+            tracing::info!(
+                "call log: spill file(s) beside {} hold {} bytes of call records from before; they are written to the database first",
+                spill_shared.active.display(),
+                spill_shared.bytes.load(Ordering::Relaxed)
+            );
+        }
+        let writer = Writer {
+            storage: storage.clone(),
+            events: events.clone(),
+            stats: stats.clone(),
+            want_replay: spill_shared.has_records(),
+            shared: spill_shared.clone(),
+            spill: spill.clone(),
+            batch_size: settings.batch.max(1),
+            migrated: false,
+            replay: None,
+        };
+        tokio::spawn(writer.run(receiver));
+        Ok(CallLog {
             storage,
-            subscriptions,
-            receiver,
-            stats.clone(),
-            settings.batch.max(1),
-        ));
-        CallLog { sender, stats }
+            events,
+            sender,
+            spill,
+            spill_shared,
+            stats,
+        })
     }
 
-    /// Queues a record; never waits. A full queue drops the record, counts it and says so.
+    /// Queues a record; never waits. A full queue sends it to the spill file (through a
+    /// queue of its own); when that is full too, the record is dropped, counted and said.
     pub fn record(&self, record: CallRecord) {
         self.stats.pending.fetch_add(1, Ordering::Relaxed);
-        if self
-            .sender
-            .try_send(Message::Record(Box::new(record)))
-            .is_err()
-        {
+        let record = match self.sender.try_send(Message::Record(Box::new(record))) {
+            Ok(()) => return,
+            Err(TrySendError::Full(Message::Record(record)))
+            | Err(TrySendError::Closed(Message::Record(record))) => record,
+            Err(_) => return,
+        };
+        if self.spill.try_send(SpillMessage::Record(record)).is_err() {
             self.stats.pending.fetch_sub(1, Ordering::Relaxed);
-            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            let now = epoch_ms(SystemTime::now());
-            let last = self.stats.last_drop_log_ms.load(Ordering::Relaxed);
-            if now - last >= 10_000
-                && self
-                    .stats
-                    .last_drop_log_ms
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
-                tracing::error!(
-                    dropped_total = dropped,
-                    "call log queue full: call records are being dropped (database down or too slow)"
-                );
-            }
+            self.stats.drop_record(
+                "the queue and the spill queue are full (records arrive faster than the disk takes them)",
+            );
         }
     }
 
-    /// Waits (up to `timeout`) until every record queued so far is written.
+    /// Waits (up to `timeout`) until every record recorded so far is written, spilled ones
+    /// included.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let (ack, done) = oneshot::channel();
-        if self.sender.send(Message::Flush(ack)).await.is_err() {
-            return false;
+        let flushed = async {
+            if self.sender.send(Message::Flush(ack)).await.is_err() {
+                return false;
+            }
+            matches!(done.await, Ok(()))
+        };
+        matches!(tokio::time::timeout(timeout, flushed).await, Ok(true))
+    }
+
+    /// Records that `agent` handled the latest call with `uuid` (and writes its `call.agent`
+    /// event). The report may come moments after the call: what is queued is written first,
+    /// and a call not found is looked for again for a second (another instance on the same
+    /// database may have answered it and not written it yet).
+    pub async fn report_agent(
+        &self,
+        uuid: &str,
+        agent: &str,
+    ) -> Result<AgentReported, sqlx::Error> {
+        self.flush(Duration::from_secs(2)).await;
+        let now = epoch_ms(SystemTime::now());
+        for attempt in 0..=REPORT_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(REPORT_RETRY_AFTER).await;
+            }
+            if self
+                .storage
+                .report_agent(uuid, agent, now, self.events.as_ref())
+                .await?
+            {
+                tracing::info!(uuid, agent, "agent reported");
+                return Ok(AgentReported::Recorded);
+            }
         }
-        matches!(tokio::time::timeout(timeout, done).await, Ok(Ok(())))
+        Ok(AgentReported::NoSuchCall)
     }
 
     /// Writes everything queued and stops the writer; gives up after `timeout` (the database
@@ -216,59 +303,209 @@ impl CallLog {
         CallLogStats {
             written: self.stats.written.load(Ordering::Relaxed),
             dropped: self.stats.dropped.load(Ordering::Relaxed),
+            spilled: self.stats.spilled.load(Ordering::Relaxed),
+            replayed: self.stats.replayed.load(Ordering::Relaxed),
             queued: self.queued(),
+            spill_bytes: self.spill_shared.bytes.load(Ordering::Relaxed),
             database_up: self.stats.database_up.load(Ordering::Relaxed),
         }
     }
 }
 
-async fn write_loop(
+/// An agent report for a call not (yet) in the call log is tried again this often…
+const REPORT_RETRIES: u32 = 5;
+/// …this long apart.
+const REPORT_RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// The writer task's state.
+struct Writer {
     storage: Storage,
-    subscriptions: Arc<Subscriptions>,
-    mut receiver: mpsc::Receiver<Message>,
+    events: Arc<dyn EventSink>,
     stats: Arc<Stats>,
+    shared: Arc<SpillShared>,
+    spill: mpsc::Sender<SpillMessage>,
     batch_size: usize,
-) {
-    let mut batch: Vec<CallRecord> = Vec::with_capacity(batch_size);
-    let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut closing: Option<oneshot::Sender<()>> = None;
-    let mut migrated = false;
-    loop {
-        if batch.is_empty() && acks.is_empty() && closing.is_none() {
-            match receiver.recv().await {
-                Some(message) => take(message, &mut batch, &mut acks, &mut closing),
-                None => return,
-            }
-        }
-        while batch.len() < batch_size && closing.is_none() {
-            match receiver.try_recv() {
-                Ok(message) => take(message, &mut batch, &mut acks, &mut closing),
-                Err(_) => break,
-            }
-        }
-        if !batch.is_empty() {
-            let subscribers = subscriptions.subscribers(EventKind::CallRouted);
-            write_with_retry(&storage, &batch, &subscribers, &stats, &mut migrated).await;
-            subscriptions.wake(&subscribers);
-            batch.clear();
-        }
-        // More may have been queued behind a flush or close; write that first.
-        if !receiver.is_empty() && (closing.is_some() || !acks.is_empty()) && batch.is_empty() {
-            let pending = receiver.len();
-            for _ in 0..pending {
-                if let Ok(message) = receiver.try_recv() {
-                    take(message, &mut batch, &mut acks, &mut closing);
+    migrated: bool,
+    /// The sealed spill file being replayed.
+    replay: Option<Replay>,
+    /// Records may wait in the spill file: look when there is slack.
+    want_replay: bool,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+        let mut batch: Vec<CallRecord> = Vec::with_capacity(self.batch_size);
+        let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut closing: Option<oneshot::Sender<()>> = None;
+        loop {
+            if batch.is_empty() && acks.is_empty() && closing.is_none() {
+                if self.replay.is_some() || self.want_replay {
+                    // Slack: live records first, else the next batch from the spill file.
+                    match receiver.try_recv() {
+                        Ok(message) => take(message, &mut batch, &mut acks, &mut closing),
+                        Err(TryRecvError::Empty) => {
+                            self.replay_step().await;
+                            continue;
+                        }
+                        Err(TryRecvError::Disconnected) => return,
+                    }
+                } else {
+                    tokio::select! {
+                        message = receiver.recv() => match message {
+                            Some(message) => take(message, &mut batch, &mut acks, &mut closing),
+                            None => return,
+                        },
+                        () = self.shared.appended.notified() => {
+                            self.want_replay = true;
+                            continue;
+                        }
+                    }
                 }
             }
-            continue;
+            while batch.len() < self.batch_size && closing.is_none() {
+                match receiver.try_recv() {
+                    Ok(message) => take(message, &mut batch, &mut acks, &mut closing),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                let rows: Vec<CallRow> = batch.iter().map(CallRow::from).collect();
+                self.write(&rows, false).await;
+                batch.clear();
+            }
+            // More may have been queued behind a flush or close; write that first.
+            if !receiver.is_empty() && (closing.is_some() || !acks.is_empty()) {
+                let pending = receiver.len();
+                for _ in 0..pending {
+                    if let Ok(message) = receiver.try_recv() {
+                        take(message, &mut batch, &mut acks, &mut closing);
+                    }
+                }
+                continue;
+            }
+            if !acks.is_empty() || closing.is_some() {
+                // Records spilled before the flush are written before it is acknowledged.
+                self.want_replay = true;
+                while self.replay.is_some() || self.want_replay {
+                    self.replay_step().await;
+                }
+            }
+            for ack in acks.drain(..) {
+                let _ = ack.send(());
+            }
+            if let Some(close) = closing.take() {
+                let _ = close.send(());
+                return;
+            }
         }
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
+    }
+
+    /// Writes rows with their events (retrying until the database takes them).
+    async fn write(&mut self, rows: &[CallRow], replayed: bool) {
+        let inserted = write_with_retry(
+            &self.storage,
+            rows,
+            self.events.as_ref(),
+            replayed,
+            &self.stats,
+            &mut self.migrated,
+        )
+        .await;
+        self.stats.written.fetch_add(inserted, Ordering::Relaxed);
+        if replayed {
+            self.stats
+                .replayed
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        } else {
+            self.stats
+                .pending
+                .fetch_sub(rows.len() as u64, Ordering::Relaxed);
         }
-        if let Some(close) = closing.take() {
-            let _ = close.send(());
+    }
+
+    /// Replays one batch from the sealed spill file (sealing the active one first if needed).
+    async fn replay_step(&mut self) {
+        if self.replay.is_none() {
+            if !self.seal().await {
+                self.want_replay = false;
+                return;
+            }
+            match Replay::open(&self.shared.sealed) {
+                Ok(replay) => {
+                    tracing::info!(
+                        "call log: replaying {} ({} bytes) into the database",
+                        replay.path.display(),
+                        replay.len
+                    );
+                    self.replay = Some(replay);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "call log: cannot read the spill file {} ({e}); its records wait until belroute can read it",
+                        self.shared.sealed.display()
+                    );
+                    self.want_replay = false;
+                    return;
+                }
+            }
+        }
+        let Some(mut replay) = self.replay.take() else {
+            return;
+        };
+        let (stats, max) = (self.stats.clone(), self.batch_size);
+        let read = tokio::task::spawn_blocking(move || {
+            let batch = replay.next_batch(max, &stats);
+            (replay, batch)
+        })
+        .await;
+        let (replay, batch) = match read {
+            Ok((replay, Ok(batch))) => (replay, batch),
+            Ok((replay, Err(e))) => {
+                tracing::error!(
+                    "call log: cannot read the spill file {} ({e}); it is replayed again at the next start",
+                    replay.path.display()
+                );
+                self.want_replay = false;
+                return;
+            }
+            Err(e) => {
+                tracing::error!("call log: reading the spill file failed ({e})");
+                self.want_replay = false;
+                return;
+            }
+        };
+        if !batch.rows.is_empty() {
+            self.write(&batch.rows, true).await;
+        }
+        if !batch.done {
+            self.replay = Some(replay);
             return;
         }
+        match std::fs::remove_file(&replay.path) {
+            Ok(()) => {
+                self.shared.removed(replay.len);
+                tracing::info!(
+                    "call log: {} replayed into the database and removed",
+                    replay.path.display()
+                );
+            }
+            Err(e) => {
+                tracing::error!(
+                    "call log: {} is replayed but cannot be removed ({e}); remove it by hand (replaying it again writes nothing twice)",
+                    replay.path.display()
+                );
+                self.want_replay = false;
+            }
+        }
+    }
+
+    /// Asks the spill thread (after every record it was sent) for a sealed file to replay.
+    async fn seal(&self) -> bool {
+        let (ack, done) = oneshot::channel();
+        if self.spill.send(SpillMessage::Seal(ack)).await.is_err() {
+            return false;
+        }
+        done.await.unwrap_or(false)
     }
 }
 
@@ -285,14 +522,16 @@ fn take(
     }
 }
 
-/// Writes one batch, retrying with backoff until the database takes it.
+/// Writes one batch, retrying with backoff until the database takes it; returns how many rows
+/// were inserted (`replayed` rows already in the database are skipped).
 async fn write_with_retry(
     storage: &Storage,
-    batch: &[CallRecord],
-    subscribers: &[String],
+    rows: &[CallRow],
+    events: &dyn EventSink,
+    replayed: bool,
     stats: &Stats,
     migrated: &mut bool,
-) {
+) -> u64 {
     let mut backoff = Duration::from_millis(100);
     let mut down_since: Option<Instant> = None;
     loop {
@@ -302,19 +541,13 @@ async fn write_with_retry(
                 *migrated = true;
             }
             storage
-                .insert_calls(batch, subscribers)
+                .insert_rows(rows, events, replayed)
                 .await
                 .map_err(|e| e.to_string())
         }
         .await;
         match result {
-            Ok(()) => {
-                stats
-                    .written
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                stats
-                    .pending
-                    .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+            Ok(inserted) => {
                 if let Some(since) = down_since {
                     stats.database_up.store(true, Ordering::Relaxed);
                     tracing::info!(
@@ -322,14 +555,14 @@ async fn write_with_retry(
                         humantime::format_duration(Duration::from_secs(since.elapsed().as_secs()))
                     );
                 }
-                return;
+                return inserted;
             }
             Err(error) => {
                 if down_since.is_none() {
                     down_since = Some(Instant::now());
                     stats.database_up.store(false, Ordering::Relaxed);
                     tracing::error!(
-                        "call log database unavailable ({} {error}); calls are still answered and their records wait in the queue",
+                        "call log database unavailable ({} {error}); calls are still answered and their records wait in the queue and the spill file",
                         storage.kind()
                     );
                 }
