@@ -667,3 +667,34 @@ async fn a_full_spill_file_drops_and_counts() {
     );
     server.stop().await;
 }
+
+/// A frequent caller (more calls in the window than the plugin reads back) is counted by the
+/// database, in one query; an occasional one from the calls read.
+#[tokio::test]
+async fn history_counts_frequent_and_occasional_callers() {
+    let rules = r#"
+timeout: 2s
+default: receptie
+lookups: [history]
+rules:
+  - name: Counts
+    script: '`w${history.calls_window}_t${history.calls_today}`'
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases("history_counts", dir.path()).await {
+        let server = TestServer::with_database(&[("main.yaml", rules)], CONFIG, &url).await;
+        for (caller, calls) in [("0612345678", 3), ("0687654321", 55)] {
+            for i in 0..calls {
+                call(&server, &format!("{caller}-{i}"), caller).await;
+                // The next call's lookup must see this one.
+                assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+            }
+            let answer = call(&server, &format!("{caller}-last"), caller).await;
+            assert_eq!(answer, format!("w{calls}_t{calls}"), "{caller} on {url}");
+        }
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! Callvoip sends numbers without `+` or `00` (`31152026057`); people type them every which way
 //! (`015-2026057`, `+31 (0)15 202 6057`, `0031152026057`). Every form becomes one E.164 number.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use phonenumber::country::Id;
 use phonenumber::{Mode, PhoneNumber, Type};
@@ -35,6 +35,28 @@ pub struct Caller {
     pub anonymous: bool,
     /// A SIP account or internal extension rather than a phone number.
     pub is_sip_account: bool,
+    /// `caller` as rules see it, built on first use: the normalisation cache shares one
+    /// `Caller` between a number's calls, so a frequent caller's map is built once.
+    #[serde(skip)]
+    pub(crate) script_view: ScriptView,
+}
+
+/// A lazily built Rhai value; a cache, so it takes no part in comparisons.
+#[derive(Clone, Default)]
+pub(crate) struct ScriptView(pub(crate) OnceLock<rhai::Dynamic>);
+
+impl PartialEq for ScriptView {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ScriptView {}
+
+impl std::fmt::Debug for ScriptView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScriptView")
+    }
 }
 
 impl Caller {

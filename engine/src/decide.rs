@@ -473,7 +473,9 @@ impl Evaluation {
                 .checked_sub(POOL_RETURN)
                 .unwrap_or(self.deadline.at),
         };
-        let slice_end = crate::clock::saturating_add(Instant::now(), POOL_SLICE);
+        // One clock reading before and one after each rule serves every check in between.
+        let mut now = Instant::now();
+        let slice_end = crate::clock::saturating_add(now, POOL_SLICE);
         let set = self.set.clone();
         while self.next < set.rules.len() {
             let rule = &set.rules[self.next];
@@ -481,8 +483,8 @@ impl Evaluation {
                 self.record(rule, RuleOutcome::NotReached, 0);
                 continue;
             }
-            let started = *self.rule_started.get_or_insert_with(Instant::now);
-            if Instant::now() >= stop_at {
+            let started = *self.rule_started.get_or_insert(now);
+            if now >= stop_at {
                 self.reason = Reason::Deadline;
                 self.record(rule, RuleOutcome::NotReached, 0);
                 continue;
@@ -506,10 +508,11 @@ impl Evaluation {
                 Mode::Inline { until } => Some(until),
                 Mode::Pool => None,
             };
-            let outcome = match self.run_rule(scripts, rule, &unavailable, stop_at, inline_until) {
-                Some(outcome) => outcome,
-                None => return Step::OverInline,
-            };
+            let outcome =
+                match self.run_rule(scripts, rule, &unavailable, now, stop_at, inline_until) {
+                    Some(outcome) => outcome,
+                    None => return Step::OverInline,
+                };
             if let RuleOutcome::Error { message, position } = &outcome {
                 tracing::warn!(
                     ruleset = %set.name,
@@ -521,14 +524,16 @@ impl Evaluation {
                     crate::text::mask_numbers(message)
                 );
             }
-            if self.answer.is_none() && Instant::now() >= stop_at {
+            now = Instant::now();
+            if self.answer.is_none() && now >= stop_at {
                 self.reason = Reason::Deadline;
             }
-            self.record(rule, outcome, micros(started.elapsed()));
-            if matches!(mode, Mode::Pool)
-                && Instant::now() >= slice_end
-                && self.next < set.rules.len()
-            {
+            self.record(
+                rule,
+                outcome,
+                micros(now.saturating_duration_since(started)),
+            );
+            if matches!(mode, Mode::Pool) && now >= slice_end && self.next < set.rules.len() {
                 return Step::Yield;
             }
         }
@@ -554,11 +559,12 @@ impl Evaluation {
         scripts: &ScriptEngine,
         rule: &Rule,
         unavailable: &[String],
+        now: Instant,
         stop_at: Instant,
         inline_until: Option<Instant>,
     ) -> Option<RuleOutcome> {
         if let Some(when) = &rule.when {
-            match scripts.run(when, &mut self.scope, stop_at, inline_until) {
+            match scripts.run(when, &mut self.scope, now, stop_at, inline_until) {
                 Run::OverInline => return None,
                 Run::Failed(e) => return Some(failure(e, unavailable)),
                 Run::Value(value) => match value.as_bool() {
@@ -580,7 +586,7 @@ impl Evaluation {
             }
             Action::Script(script) => script,
         };
-        let value = match scripts.run(script, &mut self.scope, stop_at, inline_until) {
+        let value = match scripts.run(script, &mut self.scope, now, stop_at, inline_until) {
             Run::OverInline => return None,
             Run::Failed(e) => return Some(failure(e, unavailable)),
             Run::Value(value) => value,
@@ -737,6 +743,14 @@ fn call_map(call: &Call) -> Dynamic {
 }
 
 fn caller_map(caller: &Caller) -> Dynamic {
+    caller
+        .script_view
+        .0
+        .get_or_init(|| build_caller_map(caller))
+        .clone()
+}
+
+fn build_caller_map(caller: &Caller) -> Dynamic {
     let mut map = rhai::Map::new();
     let text = |s: &str| Dynamic::from(s.to_string());
     map.insert("raw".into(), text(&caller.raw));

@@ -292,16 +292,17 @@ impl ScriptEngine {
     }
 
     /// Runs `script` with `scope` until done, an error, `deadline` or the rule's own time
-    /// limit, whichever is first; with `inline_until`, also until then. Variables the script
-    /// declares are dropped. Call inside a [`FrameGuard`].
+    /// limit counted from `now`, whichever is first; with `inline_until`, also until then.
+    /// Variables the script declares are dropped. Call inside a [`FrameGuard`].
     pub fn run(
         &self,
         script: &Script,
         scope: &mut Scope<'_>,
+        now: Instant,
         deadline: Instant,
         inline_until: Option<Instant>,
     ) -> Run {
-        let at = clock::saturating_add(Instant::now(), self.rule_time).min(deadline);
+        let at = clock::saturating_add(now, self.rule_time).min(deadline);
         STOP.with(|s| s.set(Some(Stop { at, inline_until })));
         let depth = scope.len();
         let engine = match inline_until {
@@ -664,7 +665,13 @@ mod tests {
 
     fn run(scripts: &ScriptEngine, s: &Script, scope: &mut Scope<'_>) -> Run {
         let _guard = FrameGuard::set(frame());
-        scripts.run(s, scope, Instant::now() + Duration::from_secs(2), None)
+        scripts.run(
+            s,
+            scope,
+            Instant::now(),
+            Instant::now() + Duration::from_secs(2),
+            None,
+        )
     }
 
     fn value(run: Run) -> Dynamic {
@@ -769,6 +776,7 @@ mod tests {
         let run = scripts.run(
             &s,
             &mut Scope::new(),
+            Instant::now(),
             Instant::now() + Duration::from_secs(5),
             Some(Instant::now() + Duration::from_millis(5)),
         );

@@ -36,8 +36,14 @@ pub trait CallHistory: Send + Sync + 'static {
         since_ms: i64,
         limit: i64,
     ) -> Result<Vec<PastCall>, String>;
-    /// How many calls the caller made since `since_ms`.
-    async fn count(&self, caller_e164: &str, since_ms: i64) -> Result<i64, String>;
+    /// How many calls the caller made since `window_ms`, and how many of those since
+    /// `today_ms` (later than `window_ms`), in one query.
+    async fn counts(
+        &self,
+        caller_e164: &str,
+        window_ms: i64,
+        today_ms: i64,
+    ) -> Result<(i64, i64), String>;
 }
 
 /// Settings of a `history` plugin.
@@ -159,19 +165,16 @@ impl Lookup for HistoryLookup {
         if recent.is_empty() {
             return Ok(Some(facts));
         }
-        let calls_window = self
-            .source
-            .count(&caller.e164, window_start)
-            .await
-            .map_err(unavailable)?;
-        let calls_today = if recent.len() < RECENT as usize {
-            recent
+        // Fewer than RECENT calls in the window: they are all here, nothing to count.
+        let (calls_window, calls_today) = if recent.len() < RECENT as usize {
+            let today = recent
                 .iter()
                 .filter(|c| c.received_at_ms >= today_start)
-                .count() as i64
+                .count();
+            (recent.len() as i64, today as i64)
         } else {
             self.source
-                .count(&caller.e164, today_start)
+                .counts(&caller.e164, window_start, today_start)
                 .await
                 .map_err(unavailable)?
         };

@@ -439,14 +439,24 @@ impl Storage {
         })
     }
 
-    /// How many calls the caller made since `since_ms`.
-    pub async fn count_calls(&self, caller_e164: &str, since_ms: i64) -> Result<i64, sqlx::Error> {
+    /// How many calls the caller made since `window_ms`, and how many since `today_ms`.
+    pub async fn count_calls(
+        &self,
+        caller_e164: &str,
+        window_ms: i64,
+        today_ms: i64,
+    ) -> Result<(i64, i64), sqlx::Error> {
         on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM calls WHERE caller_e164 = $1 AND received_at >= $2")
-                .bind(caller_e164)
-                .bind(since_ms)
-                .fetch_one(pool)
-                .await
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS window_calls, COALESCE(SUM(CASE WHEN received_at >= $3 THEN 1 ELSE 0 END), 0) AS today_calls \
+                 FROM calls WHERE caller_e164 = $1 AND received_at >= $2",
+            )
+            .bind(caller_e164)
+            .bind(window_ms)
+            .bind(today_ms)
+            .fetch_one(pool)
+            .await?;
+            Ok((row.try_get::<i64, _>("window_calls")?, row.try_get::<i64, _>("today_calls")?))
         })
     }
 
@@ -488,8 +498,13 @@ impl belroute_plugins::history::CallHistory for Storage {
             .map_err(|e| format!("call log database: {e}"))
     }
 
-    async fn count(&self, caller_e164: &str, since_ms: i64) -> Result<i64, String> {
-        self.count_calls(caller_e164, since_ms)
+    async fn counts(
+        &self,
+        caller_e164: &str,
+        window_ms: i64,
+        today_ms: i64,
+    ) -> Result<(i64, i64), String> {
+        self.count_calls(caller_e164, window_ms, today_ms)
             .await
             .map_err(|e| format!("call log database: {e}"))
     }
