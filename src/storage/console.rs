@@ -90,3 +90,78 @@ impl Storage {
         })
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn filters_and_counts_on_sqlite() {
+        let storage = Storage::open("sqlite::memory:").unwrap();
+        storage.migrate().await.unwrap();
+        let Storage::Sqlite(pool) = &storage else {
+            unreachable!()
+        };
+        for (i, (ruleset, route, caller)) in [
+            ("main", "finance", "+31152026057"),
+            ("main", "receptie", "+31201234567"),
+            ("other", "finance", "+31152026057"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::query("INSERT INTO calls (uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, call_data, trace) VALUES ($1, $2, $3, 'v', $4, $4, $5, NULL, 'matched', 10, '{}', '{}')")
+                .bind(format!("u{i}"))
+                .bind(120_000 + i as i64 * 60_000)
+                .bind(ruleset)
+                .bind(caller)
+                .bind(route)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        let uuids = |filter: ConsoleCallFilter| {
+            let storage = storage.clone();
+            async move {
+                storage
+                    .console_calls(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|c| c.uuid)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let all = ConsoleCallFilter {
+            until_ms: i64::MAX,
+            limit: 100,
+            ..ConsoleCallFilter::default()
+        };
+        assert_eq!(uuids(all.clone()).await, ["u2", "u1", "u0"]);
+        let main = ConsoleCallFilter {
+            ruleset: "main".into(),
+            ..all.clone()
+        };
+        assert_eq!(uuids(main).await, ["u1", "u0"]);
+        let finance = ConsoleCallFilter {
+            route: "finance".into(),
+            caller: "+31152026057".into(),
+            ..all.clone()
+        };
+        assert_eq!(uuids(finance).await, ["u2", "u0"]);
+        let window = ConsoleCallFilter {
+            since_ms: 150_000,
+            until_ms: 240_000,
+            ..all.clone()
+        };
+        assert_eq!(uuids(window).await, ["u1"]);
+        let activity = storage.activity(0).await.unwrap();
+        assert_eq!(activity.per_minute, [(2, 1), (3, 1), (4, 1)]);
+        assert_eq!(
+            activity.routes,
+            [("finance".to_string(), 2), ("receptie".to_string(), 1)]
+        );
+        assert_eq!(activity.reasons, [("matched".to_string(), 3)]);
+    }
+}

@@ -24,7 +24,13 @@ pub fn esc(text: &str) -> String {
 
 /// A path segment or query value made safe for a URL (then [`esc`] it for the attribute).
 pub fn url_part(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    /// Everything but RFC 3986's unreserved characters.
+    const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, ENCODED).to_string()
 }
 
 /// The console's languages.
