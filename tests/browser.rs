@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const TOKEN: &str = "browser-admin-token-0123456789";
 /// The W3C WebDriver key of an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4f735466cecf";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver child process, stopped when dropped.
 struct Driver {
@@ -148,7 +148,10 @@ impl Browser<'_> {
         let value = self
             .post("/element", json!({ "using": "css selector", "value": css }))
             .await;
-        value[ELEMENT].as_str().unwrap().to_string()
+        value[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {value}"))
+            .to_string()
     }
 
     async fn type_into(&self, css: &str, text: &str) {

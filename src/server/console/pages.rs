@@ -801,10 +801,10 @@ pub async fn try_call(
     let mut body = String::new();
     match decide(lang, &state, &form).await {
         Ok((decision, record)) => {
-            let by = decision.rule.as_deref().map_or_else(
-                || lang.t("by_default").to_string(),
-                |r| format!("{}: {r}", lang.t("rule")),
-            );
+            let by = decision
+                .rule
+                .clone()
+                .unwrap_or_else(|| lang.t("by_default").to_string());
             let _ = write!(
                 body,
                 "<section id=\"result\"><dl class=\"facts\"><dt>{}</dt><dd class=\"route\" id=\"route\">{}</dd>\
