@@ -518,6 +518,18 @@ async fn plugins_and_subscriptions_pages_show_their_state() {
         .await
         .unwrap();
     assert!(invalidated.contains("notice ok"), "{invalidated}");
+    let no_caller = client
+        .post(server.url("/admin/plugins/history/invalidate"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf), ("caller", " ")]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(no_caller.contains("Type the caller"), "{no_caller}");
     let subscriptions = get("/admin/subscriptions").await;
     assert!(
         subscriptions.contains("id=\"subscription-wallboard\""),

@@ -266,6 +266,11 @@ const LABELS: &[(&str, &str, &str)] = &[
     ),
     ("invalidate", "Forget this caller", "Deze beller vergeten"),
     (
+        "type_caller",
+        "Type the caller's number (any way of writing it) to forget.",
+        "Typ het nummer van de beller (schrijfwijze maakt niet uit) om het te vergeten.",
+    ),
+    (
         "invalidated",
         "Forgotten: the next call asks the plugin again.",
         "Vergeten: het volgende gesprek vraagt de plugin opnieuw.",

@@ -964,7 +964,7 @@ pub async fn invalidate(
     let raw = form.get("caller").trim();
     let caller = state.router.normaliser().normalise(raw);
     let message = if raw.is_empty() {
-        notice("error", lang.t("caller"))
+        notice("error", lang.t("type_caller"))
     } else if state.router.lookups().invalidate(Some(name), caller.key()) {
         tracing::info!(plugin = %escape(name), "console: cached answer for a caller invalidated");
         notice("ok", &format!("{name}: {}", lang.t("invalidated")))
