@@ -170,8 +170,13 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("written", "Written", "Geschreven"),
     (
         "dropped",
-        "Dropped (queue full)",
-        "Weggegooid (wachtrij vol)",
+        "Lost (spill file full)",
+        "Verloren (overloopbestand vol)",
+    ),
+    (
+        "spilled",
+        "Spilled to file (queue full) / replayed",
+        "Naar bestand (wachtrij vol) / teruggezet",
     ),
     ("database", "Database", "Database"),
     ("up", "up", "bereikbaar"),

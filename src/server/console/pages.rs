@@ -174,7 +174,7 @@ pub async fn overview(req: HttpRequest, state: web::Data<Belroute>, session: Ses
     let _ = write!(
         body,
         "<section id=\"call-log\"><h2>{}</h2><dl class=\"facts\">\
-         <dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl></section>",
+         <dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{} / {}</dd><dt>{}</dt><dd>{}</dd></dl></section>",
         lang.t("call_log"),
         lang.t("database"),
         if stats.database_up {
@@ -194,6 +194,9 @@ pub async fn overview(req: HttpRequest, state: web::Data<Belroute>, session: Ses
         stats.queued,
         lang.t("written"),
         stats.written,
+        lang.t("spilled"),
+        stats.spilled,
+        stats.replayed,
         lang.t("dropped"),
         if stats.dropped > 0 {
             format!("<span class=\"down\">{}</span>", stats.dropped)
