@@ -35,6 +35,8 @@ pub struct Belroute {
     pub storage: Storage,
     pub call_log: Arc<CallLog>,
     pub subscriptions: Arc<Subscriptions>,
+    /// The operator's console sessions (`/admin`).
+    pub console: Arc<crate::server::console::Sessions>,
 }
 
 impl Belroute {
@@ -77,6 +79,7 @@ impl Belroute {
             storage,
             call_log,
             subscriptions,
+            console: Arc::default(),
         })
     }
 

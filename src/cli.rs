@@ -237,6 +237,50 @@ pub fn parse_facts(text: &str) -> anyhow::Result<(String, belroute_engine::Looku
     Ok((name.to_string(), result))
 }
 
+/// Reads a local time as `simulate --at` and the console's "Try a call" take it:
+/// `2026-11-23 10:00`, `2026-11-23T10:00` or `2026-11-23 10:00:30`.
+pub fn parse_local_time(text: &str) -> Option<chrono::NaiveDateTime> {
+    [
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text.trim(), f).ok())
+}
+
+/// Decides one call of `set` without Callvoip, as `simulate` and the console's "Try a call"
+/// do: at local time `at` in the rule set's zone (now when `None`), with `facts` instead of
+/// asking the plugins when given. Fails only when `at` does not exist in the rule set's zone
+/// (the clock skips it for summer time). Returns the decision and the moment it was made for.
+pub async fn decide(
+    router: &Router,
+    set: &std::sync::Arc<RuleSet>,
+    call: belroute_engine::Call,
+    at: Option<chrono::NaiveDateTime>,
+    facts: Option<&std::collections::BTreeMap<String, belroute_engine::LookupResult>>,
+    margin: std::time::Duration,
+) -> Result<(belroute_engine::Decision, chrono::DateTime<chrono::Utc>), String> {
+    let now = match at {
+        Some(local) => belroute_engine::local_to_utc(set.time_zone, local)?,
+        None => chrono::Utc::now(),
+    };
+    let decision = match facts {
+        Some(facts) => {
+            let budget = set.timeout.saturating_sub(margin);
+            router.route_with_facts(set, call, facts, budget, now).await
+        }
+        None => {
+            let deadline = set.deadline(tokio::time::Instant::now(), margin);
+            router
+                .route(set, std::sync::Arc::new(call), deadline, now)
+                .await
+        }
+    };
+    Ok((decision, now))
+}
+
 /// `belroute simulate`: decides one call and shows why, rule by rule and lookup by lookup.
 pub async fn simulate(
     dir: &Path,
@@ -272,25 +316,16 @@ pub async fn simulate(
             return Ok(false);
         }
     };
-    let now = match sim.at {
-        Some(local) => belroute_engine::local_to_utc(set.time_zone, local)
-            .map_err(|e| anyhow::anyhow!("`--at`: {e}"))?,
-        None => chrono::Utc::now(),
-    };
-    let decision = match &sim.facts {
-        Some(facts) => {
-            let budget = set.timeout.saturating_sub(config.hooks.margin);
-            router
-                .route_with_facts(&set, sim.call, facts, budget, now)
-                .await
-        }
-        None => {
-            let deadline = set.deadline(tokio::time::Instant::now(), config.hooks.margin);
-            router
-                .route(&set, std::sync::Arc::new(sim.call), deadline, now)
-                .await
-        }
-    };
+    let (decision, now) = decide(
+        router,
+        &set,
+        sim.call,
+        sim.at,
+        sim.facts.as_ref(),
+        config.hooks.margin,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("`--at`: {e}"))?;
     if sim.json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&decision)?);
         return Ok(true);

@@ -293,14 +293,9 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
     given.merge_missing(call);
     call = given;
     let at = match &args.at {
-        Some(text) => Some(
-            ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"]
-                .iter()
-                .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
-                .with_context(|| {
-                    format!("`--at {text}`: write a local time such as \"2026-11-23 10:00\"")
-                })?,
-        ),
+        Some(text) => Some(cli::parse_local_time(text).with_context(|| {
+            format!("`--at {text}`: write a local time such as \"2026-11-23 10:00\"")
+        })?),
         None => None,
     };
     let offline = args.offline || !args.facts.is_empty();

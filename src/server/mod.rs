@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+pub mod console;
 mod health;
 mod hooks;
 mod subscriptions;
@@ -148,6 +149,7 @@ fn method_not_allowed(methods: &[&str]) -> HttpResponse {
 /// Every route belroute serves. Everything under `/api/v1` is behind [`auth::api_guard`].
 fn routes(cfg: &mut web::ServiceConfig) {
     root(cfg);
+    console::routes(cfg);
     cfg.service(
         web::scope("/api/v1")
             .wrap(from_fn(auth::api_guard))

@@ -62,6 +62,7 @@ macro_rules! insert_event {
     }};
 }
 
+pub mod console;
 pub mod events;
 pub use events::{ClaimedEvent, Closed, DeliveryStatus, EventKind, EventSink, NoSubscribers};
 

@@ -1,0 +1,480 @@
+//! Building the console's HTML: escaping, the two languages, and the page around each view.
+
+use std::fmt::Write as _;
+
+use actix_web::HttpRequest;
+
+use super::session::Session;
+
+/// Text made safe for HTML element content and quoted attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path segment or query value made safe for a URL (then [`esc`] it for the attribute).
+pub fn url_part(text: &str) -> String {
+    /// Everything but RFC 3986's unreserved characters.
+    const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(text, ENCODED).to_string()
+}
+
+/// The console's languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Nl,
+}
+
+/// The name of the language cookie.
+pub const LANG_COOKIE: &str = "lang";
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Nl => "nl",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Lang> {
+        match code {
+            "en" => Some(Lang::En),
+            "nl" => Some(Lang::Nl),
+            _ => None,
+        }
+    }
+
+    /// The `lang` cookie, else the first of Dutch or English in `Accept-Language` (by
+    /// weight), else English.
+    pub fn of(req: &HttpRequest) -> Lang {
+        if let Some(lang) = cookie(req, LANG_COOKIE).and_then(|c| Lang::from_code(&c)) {
+            return lang;
+        }
+        let header = req
+            .headers()
+            .get("accept-language")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Lang::from_accept_language(header)
+    }
+
+    pub fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for item in header.split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let weight = parts
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or_default();
+            let Some(lang) = Lang::from_code(primary) else {
+                continue;
+            };
+            if weight > 0.0 && best.is_none_or(|(w, _)| weight > w) {
+                best = Some((weight, lang));
+            }
+        }
+        best.map_or(Lang::En, |(_, lang)| lang)
+    }
+
+    /// The label `key` in this language; the key itself when there is none (a bug, visible).
+    pub fn t(self, key: &'static str) -> &'static str {
+        LABELS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map_or(key, |(_, en, nl)| match self {
+                Lang::En => en,
+                Lang::Nl => nl,
+            })
+    }
+}
+
+/// `(key, English, Dutch)`.
+const LABELS: &[(&str, &str, &str)] = &[
+    ("console", "belroute console", "belroute-console"),
+    ("overview", "Overview", "Overzicht"),
+    ("calls", "Calls", "Gesprekken"),
+    ("try", "Try a call", "Gesprek proberen"),
+    ("plugins", "Plugins", "Plugins"),
+    ("subscriptions", "Subscriptions", "Abonnementen"),
+    ("logout", "Log out", "Uitloggen"),
+    ("login", "Log in", "Inloggen"),
+    ("token", "Admin token", "Beheertoken"),
+    (
+        "login_hint",
+        "Enter the admin token (admin.token in belroute.yaml).",
+        "Vul het beheertoken in (admin.token in belroute.yaml).",
+    ),
+    (
+        "wrong_token",
+        "That token is not the admin token: check admin.token in belroute.yaml and try again.",
+        "Dat is niet het beheertoken: controleer admin.token in belroute.yaml en probeer het opnieuw.",
+    ),
+    (
+        "console_off",
+        "The console is off: set admin.token in belroute.yaml and restart belroute.",
+        "De console staat uit: stel admin.token in belroute.yaml in en herstart belroute.",
+    ),
+    ("rulesets", "Rule sets", "Regelsets"),
+    ("ruleset", "Rule set", "Regelset"),
+    ("version", "Version", "Versie"),
+    ("rules", "Rules", "Regels"),
+    ("file", "File", "Bestand"),
+    ("saved", "File saved", "Bestand opgeslagen"),
+    ("default", "Default", "Standaard"),
+    (
+        "deadline_hits",
+        "Deadline hits (since start)",
+        "Deadline verstreken (sinds start)",
+    ),
+    ("refused", "Refused files", "Geweigerde bestanden"),
+    (
+        "refused_none",
+        "No file refused.",
+        "Geen bestand geweigerd.",
+    ),
+    ("serving", "still serving version", "nog in gebruik: versie"),
+    (
+        "never_loaded",
+        "never loaded: calls to it get 404",
+        "nooit geladen: gesprekken krijgen 404",
+    ),
+    ("last_hour", "Last hour", "Afgelopen uur"),
+    (
+        "calls_per_minute",
+        "Calls per minute",
+        "Gesprekken per minuut",
+    ),
+    ("routes", "Routes", "Routes"),
+    ("route", "Route", "Route"),
+    ("count", "Calls", "Gesprekken"),
+    ("reasons", "Why", "Waarom"),
+    ("call_log", "Call log", "Gesprekslog"),
+    ("queued", "Waiting to be written", "Wacht op schrijven"),
+    ("written", "Written", "Geschreven"),
+    (
+        "dropped",
+        "Lost (spill file full)",
+        "Verloren (overloopbestand vol)",
+    ),
+    (
+        "spilled",
+        "Spilled to file (queue full) / replayed",
+        "Naar bestand (wachtrij vol) / teruggezet",
+    ),
+    ("database", "Database", "Database"),
+    ("up", "up", "bereikbaar"),
+    ("down", "down", "onbereikbaar"),
+    ("no_calls", "No calls.", "Geen gesprekken."),
+    ("time", "Time", "Tijd"),
+    ("caller", "Caller", "Beller"),
+    ("rule", "Rule", "Regel"),
+    ("reason", "Reason", "Reden"),
+    ("duration", "Duration", "Duur"),
+    ("filter", "Filter", "Filteren"),
+    ("since", "Since", "Vanaf"),
+    ("until", "Until", "Tot"),
+    ("all", "all", "alle"),
+    (
+        "live",
+        "Updates every 5 seconds.",
+        "Wordt elke 5 seconden bijgewerkt.",
+    ),
+    ("trace", "Trace", "Verloop"),
+    ("call", "Call", "Gesprek"),
+    ("call_data", "Call data", "Gespreksgegevens"),
+    ("lookups", "Lookups", "Opzoekingen"),
+    ("lookup", "Lookup", "Opzoeking"),
+    ("outcome", "Outcome", "Uitkomst"),
+    ("cache", "Cache", "Cache"),
+    ("from_cache", "from the cache", "uit de cache"),
+    (
+        "stale",
+        "stale (plugin failed)",
+        "verouderd (plugin faalde)",
+    ),
+    ("asked", "asked", "gevraagd"),
+    ("reveal", "Show the number", "Nummer tonen"),
+    (
+        "revealed",
+        "Numbers shown; this was logged.",
+        "Nummers getoond; dit is gelogd.",
+    ),
+    (
+        "masked",
+        "Numbers are masked except the last 3 digits.",
+        "Nummers zijn gemaskeerd op de laatste 3 cijfers na.",
+    ),
+    (
+        "record",
+        "The record (as simulate --json prints it)",
+        "Het record (zoals simulate --json het toont)",
+    ),
+    ("matched", "matched", "voldaan"),
+    ("no_match", "no match", "niet voldaan"),
+    ("fell_through", "fell through", "doorgevallen"),
+    ("skipped", "skipped", "overgeslagen"),
+    ("error", "error", "fout"),
+    ("not_reached", "not reached", "niet bereikt"),
+    ("found", "found", "gevonden"),
+    ("not_found", "not found", "niet gevonden"),
+    ("unavailable", "unavailable", "niet beschikbaar"),
+    (
+        "fields",
+        "Fields (one FIELD=VALUE a line)",
+        "Velden (één VELD=WAARDE per regel)",
+    ),
+    (
+        "at",
+        "Local time (2026-11-23 10:00; empty: now)",
+        "Lokale tijd (2026-11-23 10:00; leeg: nu)",
+    ),
+    (
+        "facts",
+        "Facts instead of the plugins (one NAME={json}, NAME=not-found or NAME=unavailable a line)",
+        "Feiten in plaats van de plugins (één NAAM={json}, NAAM=not-found of NAAM=unavailable per regel)",
+    ),
+    ("run", "Route this call", "Dit gesprek routeren"),
+    (
+        "try_hint",
+        "Decides a call against the live rule sets, like belroute simulate; nothing is logged or sent.",
+        "Beslist een gesprek met de live regelsets, zoals belroute simulate; er wordt niets gelogd of verstuurd.",
+    ),
+    ("by_default", "the default", "de standaard"),
+    ("breaker", "Breaker", "Stroomonderbreker"),
+    ("requests", "Requests", "Verzoeken"),
+    ("failures", "Failures", "Mislukt"),
+    ("error_rate", "Error rate", "Foutpercentage"),
+    ("cache_hits", "Cache hits", "Cachetreffers"),
+    ("hit_rate", "Hit rate", "Trefkans"),
+    ("cached_entries", "Cached callers", "Bellers in cache"),
+    (
+        "skipped_open",
+        "Skipped (breaker open)",
+        "Overgeslagen (onderbreker open)",
+    ),
+    ("invalidate", "Forget this caller", "Deze beller vergeten"),
+    (
+        "type_caller",
+        "Type the caller's number (any way of writing it) to forget.",
+        "Typ het nummer van de beller (schrijfwijze maakt niet uit) om het te vergeten.",
+    ),
+    (
+        "invalidated",
+        "Forgotten: the next call asks the plugin again.",
+        "Vergeten: het volgende gesprek vraagt de plugin opnieuw.",
+    ),
+    (
+        "no_plugins",
+        "No plugins configured (plugins: in belroute.yaml).",
+        "Geen plugins ingesteld (plugins: in belroute.yaml).",
+    ),
+    (
+        "no_subscriptions",
+        "No subscriptions configured (subscriptions: in belroute.yaml).",
+        "Geen abonnementen ingesteld (subscriptions: in belroute.yaml).",
+    ),
+    ("status", "Status", "Status"),
+    ("last_error", "Last error", "Laatste fout"),
+    (
+        "failures_in_a_row",
+        "Failures in a row",
+        "Fouten achter elkaar",
+    ),
+    ("notifications", "Notifications sent", "Meldingen verstuurd"),
+    (
+        "backlog",
+        "Backlog (new + claimed)",
+        "Achterstand (nieuw + geclaimd)",
+    ),
+    (
+        "parked",
+        "Parked (max retries)",
+        "Geparkeerd (max. pogingen)",
+    ),
+    (
+        "deliveries",
+        "Deliveries by state",
+        "Afleveringen per status",
+    ),
+    ("name", "Name", "Naam"),
+    (
+        "database_unavailable",
+        "The call log database is unavailable; this part shows again when it answers.",
+        "De gesprekslog-database is niet bereikbaar; dit deel verschijnt weer zodra ze antwoordt.",
+    ),
+    (
+        "not_found_call",
+        "No call with this uuid in the call log.",
+        "Geen gesprek met deze uuid in de gesprekslog.",
+    ),
+    ("back", "Back to the calls", "Terug naar de gesprekken"),
+    (
+        "bad_time",
+        "Write the time as 2026-11-23 10:00.",
+        "Schrijf de tijd als 2026-11-23 10:00.",
+    ),
+    (
+        "unknown_ruleset",
+        "No such rule set is being served; pick one from the list.",
+        "Deze regelset wordt niet geserveerd; kies er een uit de lijst.",
+    ),
+    ("lang_other", "Nederlands", "English"),
+    (
+        "csrf",
+        "This form has expired or did not come from this console: reload the page and try again.",
+        "Dit formulier is verlopen of kwam niet van deze console: laad de pagina opnieuw en probeer het nog eens.",
+    ),
+];
+
+/// The value of cookie `name` in the request's `Cookie` header(s).
+pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all("cookie")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then(|| v.trim().to_string())
+        })
+}
+
+/// The pages of the navigation bar: `(path, label key)`.
+const NAV: [(&str, &str); 5] = [
+    ("/admin", "overview"),
+    ("/admin/calls", "calls"),
+    ("/admin/try", "try"),
+    ("/admin/plugins", "plugins"),
+    ("/admin/subscriptions", "subscriptions"),
+];
+
+/// A whole page: head, navigation (when logged in), `body`.
+pub fn page(lang: Lang, title: &str, here: &str, session: Option<&Session>, body: &str) -> String {
+    let mut out = String::with_capacity(body.len() + 2048);
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · {console}</title>\
+         <link rel=\"stylesheet\" href=\"/admin/assets/console.css\">\
+         <script src=\"/admin/assets/console.js\" defer></script></head><body>\
+         <header><strong>{console}</strong><nav>",
+        code = lang.code(),
+        title = esc(title),
+        console = lang.t("console"),
+    );
+    if let Some(session) = session {
+        for (path, key) in NAV {
+            let current = if path == here {
+                " aria-current=\"page\""
+            } else {
+                ""
+            };
+            let _ = write!(out, "<a href=\"{path}\"{current}>{}</a>", lang.t(key));
+        }
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"/admin/logout\" class=\"inline\">{}<button>{}</button></form>",
+            csrf_field(session),
+            lang.t("logout")
+        );
+    }
+    let other = match lang {
+        Lang::En => Lang::Nl,
+        Lang::Nl => Lang::En,
+    };
+    let _ = write!(
+        out,
+        "<a class=\"lang\" href=\"/admin/lang/{}?to={}\" hreflang=\"{}\">{}</a></nav></header><main>\
+         <h1>{}</h1>{body}</main></body></html>",
+        other.code(),
+        esc(&url_part(here)),
+        other.code(),
+        lang.t("lang_other"),
+        esc(title),
+    );
+    out
+}
+
+/// The hidden field every form of a session carries.
+pub fn csrf_field(session: &Session) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(&session.csrf)
+    )
+}
+
+/// A notice box; `kind` is `ok` or `error`.
+pub fn notice(kind: &str, text: &str) -> String {
+    format!(
+        "<p class=\"notice {kind}\" role=\"status\">{}</p>",
+        esc(text)
+    )
+}
+
+/// The login form; `error` shown above it.
+pub fn login_form(lang: Lang, error: Option<&str>) -> String {
+    let mut body = String::new();
+    if let Some(error) = error {
+        body.push_str(&notice("error", error));
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"/admin/login\" class=\"card\">\
+         <p>{hint}</p><label>{token} <input type=\"password\" name=\"token\" id=\"token\" \
+         autocomplete=\"current-password\" required autofocus></label>\
+         <button id=\"login\">{login}</button></form>",
+        hint = lang.t("login_hint"),
+        token = lang.t("token"),
+        login = lang.t("login"),
+    );
+    page(lang, lang.t("login"), "/admin", None, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            esc("<a href=\"x\" onclick='y'>&</a>"),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn language_from_the_browser() {
+        assert_eq!(
+            Lang::from_accept_language("nl-NL,nl;q=0.9,en;q=0.8"),
+            Lang::Nl
+        );
+        assert_eq!(Lang::from_accept_language("en-GB,nl;q=0.5"), Lang::En);
+        assert_eq!(Lang::from_accept_language("de-DE,nl;q=0.4"), Lang::Nl);
+        assert_eq!(Lang::from_accept_language("fr"), Lang::En);
+        assert_eq!(Lang::from_accept_language(""), Lang::En);
+    }
+
+    #[test]
+    fn every_label_has_both_languages() {
+        for (key, en, nl) in LABELS {
+            assert!(!en.is_empty() && !nl.is_empty(), "{key}");
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The console in a real headless browser: Debian's chromium, driven through chromedriver's
+//! WebDriver HTTP API. Logs in, opens the overview, opens a call's trace, runs "Try a call"
+//! and sees the route; saves a screenshot of each step (PNG) under
+//! `target/browser-screenshots/` for CI to keep.
+//!
+//! Needs `/usr/bin/chromedriver` (`apt-get install chromium chromium-driver`): skipped without
+//! it, except in CI (`CI` set), where a missing browser fails the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{CALLER_RULES, TestServer};
+use serde_json::{Value, json};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const TOKEN: &str = "browser-admin-token-0123456789";
+/// The W3C WebDriver key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver child process, stopped when dropped.
+struct Driver {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Driver {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(90))
+                .build()
+                .unwrap(),
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = driver
+                .http
+                .get(format!("{}/status", driver.base))
+                .send()
+                .await
+                && let Ok(status) = response.json::<Value>().await
+                && status["value"]["ready"] == true
+            {
+                return driver;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver not ready within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let value: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value["value"].clone()
+    }
+
+    async fn session(&self, profile: &Path) -> Browser<'_> {
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--lang=en-GB",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let value = self
+            .call(reqwest::Method::POST, "/session", Some(capabilities))
+            .await;
+        Browser {
+            driver: self,
+            id: value["sessionId"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
+/// One browser session.
+struct Browser<'d> {
+    driver: &'d Driver,
+    id: String,
+}
+
+impl Browser<'_> {
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.driver
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{}{path}", self.id),
+                Some(body),
+            )
+            .await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.driver
+            .call(
+                reqwest::Method::GET,
+                &format!("/session/{}{path}", self.id),
+                None,
+            )
+            .await
+    }
+
+    async fn open(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let value = self
+            .post("/element", json!({ "using": "css selector", "value": css }))
+            .await;
+        value[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {value}"))
+            .to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.post(
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.post(&format!("/element/{element}/click"), json!({}))
+            .await;
+    }
+
+    async fn source(&self) -> String {
+        self.get("/source").await.as_str().unwrap().to_string()
+    }
+
+    /// Waits until the page's source contains `text`; returns the source.
+    async fn wait_for(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let source = self.source().await;
+            if source.contains(text) {
+                return source;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the page never showed {text:?}; it is:\n{source}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = base64(self.get("/screenshot").await.as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = screenshots();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({ "width": width, "height": height }))
+            .await;
+    }
+
+    async fn close(self) {
+        self.driver
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/session/{}", self.id),
+                None,
+            )
+            .await;
+    }
+}
+
+/// `target/browser-screenshots/` (under `CARGO_TARGET_DIR` when that is set).
+fn screenshots() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("browser-screenshots")
+}
+
+/// Standard base64 (the screenshot), without a crate for it.
+fn base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|c| !matches!(c, b'=' | b'\n' | b'\r'))
+        .map(value)
+        .collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, d)| n | u32::from(*d) << (18 - 6 * i));
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_operator_logs_in_reads_a_trace_and_tries_a_call() {
+    if !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMEDRIVER} is missing: install chromium chromium-driver (apt-get install -y chromium chromium-driver)"
+        );
+        println!("skipped: install chromium chromium-driver");
+        return;
+    }
+    let server = TestServer::with_config(
+        &[("main.yaml", CALLER_RULES)],
+        &format!("admin:\n  token: {TOKEN}\n"),
+    )
+    .await;
+    let body = json!({ "caller_number": "442079460000", "uuid": "browser-call-1" });
+    let answer = server.post_json("/hooks/main", body.to_string()).await;
+    assert_eq!(answer.text().await.unwrap(), "international");
+
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.session(profile.path()).await;
+
+    // Log in.
+    browser.open(&server.url("/admin")).await;
+    browser.wait_for("name=\"token\"").await;
+    browser.screenshot("1-login").await;
+    browser.type_into("#token", TOKEN).await;
+    browser.click("#login").await;
+    let overview = browser.wait_for("id=\"rulesets\"").await;
+    assert!(overview.contains("<strong>main</strong>"));
+    assert!(!overview.contains(TOKEN));
+    let cookies = browser.get("/cookie").await;
+    let session = cookies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "belroute_session")
+        .expect("the session cookie");
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["sameSite"], "Strict");
+    browser.screenshot("2-overview").await;
+
+    // The call on the Calls page, and its trace.
+    browser.open(&server.url("/admin/calls")).await;
+    let started = Instant::now();
+    while !browser
+        .source()
+        .await
+        .contains("/admin/calls/browser-call-1")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the call never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        browser.open(&server.url("/admin/calls")).await;
+    }
+    browser.screenshot("3-calls").await;
+    browser
+        .click("a[href=\"/admin/calls/browser-call-1\"]")
+        .await;
+    let trace = browser.wait_for("id=\"trace-rules\"").await;
+    assert!(trace.contains("Withheld") && trace.contains("Abroad"));
+    assert!(!trace.contains("442079460000"), "the number masked");
+    browser.screenshot("4-trace").await;
+    browser.click("#reveal").await;
+    browser.wait_for("442079460000").await;
+
+    // Try a call.
+    browser.open(&server.url("/admin/try")).await;
+    browser.wait_for("id=\"run\"").await;
+    browser.type_into("#caller", "+44 20 7946 0000").await;
+    browser.click("#run").await;
+    let result = browser.wait_for("id=\"route\"").await;
+    assert!(result.contains("id=\"route\">international<"), "{result}");
+    browser.screenshot("5-try-a-call").await;
+    // On a phone.
+    browser.resize(390, 844).await;
+    browser.screenshot("6-try-a-call-phone").await;
+
+    browser.close().await;
+    drop(driver);
+    server.stop().await;
+    println!("screenshots in {}", screenshots().display());
+}
+
+#[test]
+fn base64_decodes() {
+    assert_eq!(base64("aGVsbG8="), b"hello");
+    assert_eq!(base64("aGVsbG8hIQ=="), b"hello!!");
+    assert_eq!(base64("YWJj"), b"abc");
+}

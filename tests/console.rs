@@ -1,0 +1,544 @@
+//! The operator's console at `/admin`: refused without a session, the session cookie, CSRF,
+//! and the pages showing what a real server routed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+mod common;
+
+use std::time::Duration;
+
+use common::{CALLER_RULES, TestServer};
+
+const TOKEN: &str = "console-admin-token-0123456789";
+
+fn config() -> String {
+    format!("admin:\n  token: {TOKEN}\n")
+}
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(pairs).unwrap()
+}
+
+struct Console {
+    server: TestServer,
+    client: reqwest::Client,
+    /// `belroute_session=…`
+    cookie: String,
+    csrf: String,
+}
+
+impl Console {
+    async fn start(files: &[(&str, &str)]) -> Console {
+        let server = TestServer::with_config(files, &config()).await;
+        let client = client();
+        let response = client
+            .post(server.url("/admin/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("token", TOKEN)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], "/admin");
+        let set_cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        let mut console = Console {
+            server,
+            client,
+            cookie,
+            csrf: String::new(),
+        };
+        let page = console.page("/admin").await;
+        console.csrf = csrf_of(&page);
+        console
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.server.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A page that must answer 200.
+    async fn page(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        response.text().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.server.url(path))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn csrf_of(page: &str) -> String {
+    let start = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    page[start..start + 64].to_string()
+}
+
+/// Every console page and action, as (method, path).
+const EVERYTHING: [(&str, &str); 13] = [
+    ("GET", "/admin"),
+    ("GET", "/admin/"),
+    ("GET", "/admin/calls"),
+    ("GET", "/admin/calls?partial=1"),
+    ("GET", "/admin/calls/some-uuid"),
+    ("GET", "/admin/try"),
+    ("GET", "/admin/plugins"),
+    ("GET", "/admin/subscriptions"),
+    ("GET", "/admin/not-yet-written"),
+    ("POST", "/admin/try"),
+    ("POST", "/admin/calls/some-uuid/reveal"),
+    ("POST", "/admin/plugins/crm/invalidate"),
+    ("POST", "/admin/logout"),
+];
+
+#[tokio::test]
+async fn without_a_session_every_page_and_action_is_refused() {
+    let server = TestServer::with_config(&[("main.yaml", CALLER_RULES)], &config()).await;
+    let client = client();
+    // No cookie, a made-up session, the admin token as a Bearer header (the API's way), and
+    // the token itself as the cookie: none of them is a session.
+    let credentials: [&[(&str, String)]; 4] = [
+        &[],
+        &[("cookie", format!("belroute_session={}", "ab".repeat(32)))],
+        &[("authorization", format!("Bearer {TOKEN}"))],
+        &[("cookie", format!("belroute_session={TOKEN}"))],
+    ];
+    for headers in credentials {
+        for (method, path) in EVERYTHING {
+            let mut request = match method {
+                "GET" => client.get(server.url(path)),
+                _ => client
+                    .post(server.url(path))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form(&[
+                        ("csrf", "x"),
+                        ("caller", "31152026057"),
+                        ("ruleset", "main"),
+                    ])),
+            };
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path} with {headers:?}");
+            assert!(response.headers().get("set-cookie").is_none());
+            let body = response.text().await.unwrap();
+            assert!(
+                body.contains("action=\"/admin/login\"") && body.contains("name=\"token\""),
+                "{method} {path}: the login form, got {body}"
+            );
+            assert!(
+                !body.contains("receptie"),
+                "{method} {path} shows nothing of the rules"
+            );
+        }
+    }
+    // A wrong token (or none) at login: refused, no cookie.
+    for token in ["wrong", "", &TOKEN[..TOKEN.len() - 1]] {
+        let response = client
+            .post(server.url("/admin/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("token", token)]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "token {token:?}");
+        assert!(response.headers().get("set-cookie").is_none());
+        assert!(response.text().await.unwrap().contains("admin.token"));
+    }
+    // The stylesheet and script are served to anyone: they hold nothing.
+    for asset in ["/admin/assets/console.css", "/admin/assets/console.js"] {
+        assert_eq!(server.get(asset).await.status(), 200, "{asset}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_admin_token_the_console_is_off() {
+    let server = TestServer::start(&[("main.yaml", CALLER_RULES)]).await;
+    for path in ["/admin", "/admin/calls", "/admin/login"] {
+        let response = server.get(path).await;
+        assert_eq!(response.status(), 403, "{path}");
+        assert!(response.text().await.unwrap().contains("set admin.token"));
+    }
+    let response = server
+        .client
+        .post(server.url("/admin/login"))
+        .body("token=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("set-cookie").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_strict_and_ends_at_logout() {
+    let server = TestServer::with_config(&[("main.yaml", CALLER_RULES)], &config()).await;
+    let response = client()
+        .post(server.url("/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", TOKEN)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    let parts: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    let (name, id) = parts[0].split_once('=').unwrap();
+    assert_eq!(name, "belroute_session");
+    assert_eq!(id.len(), 64, "256 random bits");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(parts.contains(&"HttpOnly"), "{cookie}");
+    assert!(parts.contains(&"SameSite=Strict"), "{cookie}");
+    assert!(parts.contains(&"Path=/admin"), "{cookie}");
+    assert!(!cookie.contains(TOKEN));
+    server.stop().await;
+
+    let console = Console::start(&[("main.yaml", CALLER_RULES)]).await;
+    // Logging out takes the CSRF token too.
+    let response = console.post("/admin/logout", &[]).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(console.get("/admin").await.status(), 200);
+    let response = console
+        .post("/admin/logout", &[("csrf", &console.csrf)])
+        .await;
+    assert_eq!(response.status(), 303);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("belroute_session=;") && cleared.contains("Max-Age=0"));
+    // The old cookie is worth nothing now.
+    assert_eq!(console.get("/admin").await.status(), 401);
+    console.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let console = Console::start(&[("main.yaml", CALLER_RULES)]).await;
+    let other = "0".repeat(64);
+    let try_call = [("ruleset", "main"), ("caller", "31152026057")];
+    for csrf in [None, Some(""), Some("x"), Some(other.as_str())] {
+        let mut pairs = try_call.to_vec();
+        if let Some(csrf) = csrf {
+            pairs.push(("csrf", csrf));
+        }
+        for path in [
+            "/admin/try",
+            "/admin/calls/some-uuid/reveal",
+            "/admin/plugins/crm/invalidate",
+        ] {
+            let response = console.post(path, &pairs).await;
+            assert_eq!(response.status(), 403, "{path} with csrf {csrf:?}");
+            let body = response.text().await.unwrap();
+            assert!(body.contains("reload the page"), "{body}");
+            assert!(!body.contains("id=\"route\""));
+        }
+    }
+    // Another session's token is not this session's.
+    let second = client()
+        .post(console.server.url("/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", TOKEN)]))
+        .send()
+        .await
+        .unwrap();
+    let second_cookie = second.headers()["set-cookie"].to_str().unwrap();
+    let second_cookie = second_cookie.split(';').next().unwrap();
+    let page = client()
+        .get(console.server.url("/admin"))
+        .header("cookie", second_cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let second_csrf = csrf_of(&page);
+    assert_ne!(second_csrf, console.csrf);
+    let mut pairs = try_call.to_vec();
+    pairs.push(("csrf", &second_csrf));
+    assert_eq!(console.post("/admin/try", &pairs).await.status(), 403);
+    // With its own token the same form works.
+    let mut pairs = try_call.to_vec();
+    pairs.push(("csrf", &console.csrf));
+    assert_eq!(console.post("/admin/try", &pairs).await.status(), 200);
+    console.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_overview_shows_the_rule_sets_and_the_refused_file() {
+    let console = Console::start(&[
+        ("main.yaml", CALLER_RULES),
+        (
+            "broken.yaml",
+            "default: receptie\nrules:\n  - name: Bad\n    when: caller.valid &&\n    route: x\n",
+        ),
+    ])
+    .await;
+    let page = console.page("/admin").await;
+    assert!(page.contains("<strong>main</strong>"), "{page}");
+    let version = &console.server.app.store.catalog().rulesets["main"].version;
+    assert!(page.contains(version.as_str()));
+    // The refused file with its file:line:col message.
+    assert!(page.contains("id=\"refused\""));
+    assert!(page.contains("broken.yaml:4:"), "{page}");
+    assert!(page.contains("never loaded"));
+    // The last hour and the call log.
+    assert!(page.contains("<svg class=\"chart\""));
+    assert!(page.contains("id=\"call-log\""));
+    assert!(page.contains("name=\"viewport\""));
+    // In Dutch when the browser asks for it.
+    let dutch = console
+        .client
+        .get(console.server.url("/admin"))
+        .header("cookie", &console.cookie)
+        .header("accept-language", "nl-NL,nl;q=0.9,en;q=0.8")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dutch.contains("Overzicht") && dutch.contains("Regelsets"),
+        "{dutch}"
+    );
+    // And switched back by the link, which sets the `lang` cookie.
+    let response = console.get("/admin/lang/en?to=/admin/calls").await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/admin/calls");
+    assert!(
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("lang=en;")
+    );
+    // Never somewhere else.
+    let response = console.get("/admin/lang/en?to=//evil.example/").await;
+    assert_eq!(response.headers()["location"], "/admin");
+    console.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_routed_call_appears_on_calls_and_opens_its_trace() {
+    let console = Console::start(&[("main.yaml", CALLER_RULES)]).await;
+    let body = serde_json::json!({ "caller_number": "442079460000", "uuid": "console-call-1" });
+    let response = console
+        .server
+        .post_json("/hooks/main", body.to_string())
+        .await;
+    assert_eq!(response.text().await.unwrap(), "international");
+    console
+        .server
+        .eventually(
+            Duration::from_secs(10),
+            "the call on the Calls page",
+            || async {
+                console
+                    .page("/admin/calls")
+                    .await
+                    .contains("href=\"/admin/calls/console-call-1\"")
+            },
+        )
+        .await;
+    let page = console.page("/admin/calls").await;
+    assert!(page.contains("data-poll="), "updates live");
+    assert!(page.contains("international"));
+    // The number masked but for its last 3 digits.
+    assert!(!page.contains("442079460000"), "{page}");
+    assert!(page.contains("000") && page.contains('•'));
+    // Filters: by rule set, route and caller.
+    for (query, expected) in [
+        ("?ruleset=main", true),
+        ("?route=international", true),
+        ("?route=receptie", false),
+        ("?caller=%2B44+20+7946+0000", true),
+        ("?caller=0152026057", false),
+        ("?since=2000-01-01+00:00&until=2100-01-01T00:00", true),
+        ("?since=2100-01-01T00:00", false),
+    ] {
+        let rows = console
+            .page(&format!("/admin/calls{query}&partial=1"))
+            .await;
+        assert_eq!(rows.contains("console-call-1"), expected, "{query}: {rows}");
+    }
+    // The trace: every rule with its outcome, the number still masked.
+    let trace = console.page("/admin/calls/console-call-1").await;
+    assert!(trace.contains("id=\"trace-rules\""));
+    assert!(
+        trace.contains("Withheld") && trace.contains("outcome-no_match"),
+        "{trace}"
+    );
+    assert!(trace.contains("Abroad") && trace.contains("outcome-matched"));
+    assert!(trace.contains("id=\"route\">international<"));
+    assert!(!trace.contains("442079460000") && !trace.contains("+442079460000"));
+    // Revealing the number is a form post with the CSRF token.
+    let revealed = console
+        .post(
+            "/admin/calls/console-call-1/reveal",
+            &[("csrf", &console.csrf)],
+        )
+        .await;
+    assert_eq!(revealed.status(), 200);
+    let revealed = revealed.text().await.unwrap();
+    assert!(revealed.contains("442079460000"), "{revealed}");
+    assert_eq!(console.get("/admin/calls/no-such-call").await.status(), 404);
+    console.server.stop().await;
+}
+
+#[tokio::test]
+async fn try_a_call_shows_the_route_and_the_trace() {
+    let console = Console::start(&[("main.yaml", CALLER_RULES)]).await;
+    let form = console.page("/admin/try").await;
+    assert!(form.contains("<option>main</option>"));
+    let response = console
+        .post(
+            "/admin/try",
+            &[
+                ("csrf", &console.csrf),
+                ("ruleset", "main"),
+                ("caller", "+44 20 7946 0000"),
+                ("fields", "dp_id=12\n"),
+                ("at", "2026-11-23 10:00"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("id=\"route\">international<"), "{page}");
+    assert!(page.contains("Abroad") && page.contains("outcome-matched"));
+    // The record is simulate --json's.
+    assert!(page.contains("&quot;ruleset&quot;: &quot;main&quot;"));
+    // Withheld: the first rule.
+    let page = console
+        .post(
+            "/admin/try",
+            &[
+                ("csrf", &console.csrf),
+                ("ruleset", "main"),
+                ("caller", "anonymous"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"route\">anoniem<"), "{page}");
+    // Mistakes are named, not a crash.
+    for (field, value, says) in [
+        ("ruleset", "nope", "pick one from the list"),
+        ("at", "tomorrow", "2026-11-23 10:00"),
+        ("facts", "crm=[1]", "facts are a JSON object"),
+        ("fields", "no equals sign", "FIELD=VALUE"),
+    ] {
+        let mut pairs = vec![("csrf", console.csrf.as_str()), ("ruleset", "main")];
+        pairs.retain(|(k, _)| *k != field);
+        pairs.push((field, value));
+        let page = console
+            .post("/admin/try", &pairs)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains(says), "{field}={value}: {page}");
+        assert!(!page.contains("id=\"route\""));
+    }
+    console.server.stop().await;
+}
+
+#[tokio::test]
+async fn plugins_and_subscriptions_pages_show_their_state() {
+    let config = format!(
+        "{}plugins:\n  history:\n    kind: history\nsubscriptions:\n  wallboard:\n    api_key: k3y-for-the-wallboard\n    events: [call.routed]\n",
+        config()
+    );
+    let server = TestServer::with_config(&[("main.yaml", CALLER_RULES)], &config).await;
+    let client = client();
+    let response = client
+        .post(server.url("/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", TOKEN)]))
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let get = |path: &'static str| {
+        let request = client.get(server.url(path)).header("cookie", &cookie);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let plugins = get("/admin/plugins").await;
+    assert!(plugins.contains("id=\"plugin-history\""), "{plugins}");
+    assert!(plugins.contains("breaker-closed"));
+    assert!(plugins.contains("action=\"/admin/plugins/history/invalidate\""));
+    let csrf = csrf_of(&plugins);
+    let invalidated = client
+        .post(server.url("/admin/plugins/history/invalidate"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf), ("caller", "0152026057")]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(invalidated.contains("notice ok"), "{invalidated}");
+    let no_caller = client
+        .post(server.url("/admin/plugins/history/invalidate"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf), ("caller", " ")]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(no_caller.contains("Type the caller"), "{no_caller}");
+    let subscriptions = get("/admin/subscriptions").await;
+    assert!(
+        subscriptions.contains("id=\"subscription-wallboard\""),
+        "{subscriptions}"
+    );
+    assert!(subscriptions.contains("call.routed"));
+    assert!(
+        !subscriptions.contains("k3y-for-the-wallboard"),
+        "no secrets on the page"
+    );
+    server.stop().await;
+}
