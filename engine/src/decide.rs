@@ -39,9 +39,12 @@ pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
 pub const HEAVY_FOR: Duration = Duration::from_secs(10);
 /// A job in the pool gives its thread back after the rule that crosses this slice.
 pub const POOL_SLICE: Duration = Duration::from_millis(10);
-/// Rules on a pool thread stop this long before the call's deadline, and the call waits for its
-/// job this long past it: the job (and its trace) comes back even when its thread had to wait
-/// for a CPU, and only a thread not scheduled for 10 ms loses the trace (never the answer).
+/// Rules on a pool thread stop this long before the call's deadline, so the job (and its
+/// trace) is back by the deadline even when its thread has to wait for a CPU: on a busy
+/// machine a runnable thread can wait a scheduler period (~20 ms) for its turn.
+pub const POOL_STOP_EARLY: Duration = Duration::from_millis(20);
+/// How long past the deadline a call waits for its pool job, for a thread that was even later;
+/// after that the default answers without the job's trace (never later).
 pub const POOL_RETURN: Duration = Duration::from_millis(5);
 
 /// Why the answer is what it is.
@@ -470,7 +473,7 @@ impl Evaluation {
             Mode::Pool => self
                 .deadline
                 .at
-                .checked_sub(POOL_RETURN)
+                .checked_sub(POOL_STOP_EARLY)
                 .unwrap_or(self.deadline.at),
         };
         // One clock reading before and one after each rule serves every check in between.

@@ -38,8 +38,8 @@ pub use clock::{
     parse_local_time, parse_time_zone,
 };
 pub use decide::{
-    Decision, HEAVY_FOR, INLINE_BUDGET, POOL_RETURN, Reason, Router, RuleOutcome, RuleTrace,
-    facts_to_dynamic,
+    Decision, HEAVY_FOR, INLINE_BUDGET, POOL_RETURN, POOL_STOP_EARLY, Reason, Router, RuleOutcome,
+    RuleTrace, facts_to_dynamic,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Position, suggestion};
 pub use lookups::{

@@ -201,7 +201,7 @@ async fn the_deadline_stops_slow_rules_and_answers_the_default() {
     // delay, not more rules.
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(800) - belroute_engine::POOL_RETURN
+        took >= Duration::from_millis(800) - belroute_engine::POOL_STOP_EARLY
             && took < Duration::from_secs(3),
         "{took:?}"
     );
