@@ -350,3 +350,41 @@ async fn health_and_readiness() {
     assert!(body["rulesets"]["main"].is_string());
     server.stop().await;
 }
+
+/// The admin API reads JSON whatever the content type says, and says what is wrong otherwise;
+/// `/` points somewhere instead of an empty 404.
+#[tokio::test]
+async fn api_bodies_are_json_whatever_the_content_type_and_the_root_points_the_way() {
+    let server = TestServer::with_config(
+        &[("main.yaml", &common::answering("x"))],
+        "admin:\n  token: t0ken\nplugins:\n  crm:\n    kind: history\n",
+    )
+    .await;
+    let post = |content_type: &'static str, body: &'static str| {
+        server
+            .client
+            .post(server.url("/api/v1/plugins/*/invalidate"))
+            .bearer_auth("t0ken")
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "application/json",
+    ] {
+        let response = post(content_type, r#"{"caller": "0152026057"}"#)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "{content_type}");
+    }
+    let response = post("application/json", "caller=0152026057").await.unwrap();
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("must be a JSON object"), "{text}");
+    let root = server.get("/").await;
+    assert_eq!(root.status(), 200);
+    assert!(root.text().await.unwrap().contains("/admin"));
+    server.stop().await;
+}

@@ -114,6 +114,7 @@ macro_rules! endpoints {
 }
 
 endpoints!(ENDPOINTS, root, "" {
+    "/" => { get => front_door },
     "/hooks/{ruleset}" => { get => hooks::hook, post => hooks::hook },
     "/healthz" => { get => health::healthz },
     "/readyz" => { get => health::readyz },
@@ -153,8 +154,47 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .wrap(from_fn(auth::api_guard))
+            .app_data(json_bodies())
             .configure(api),
     );
+}
+
+/// API bodies are read as JSON whatever their content type says (curl's default form type
+/// included), and an unreadable one gets a sentence saying what is wrong.
+fn json_bodies() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(64 * 1024)
+        .content_type(|_| true)
+        .content_type_required(false)
+        .error_handler(|error, _req| {
+            use actix_web::error::JsonPayloadError;
+            let (status, message) = match &error {
+                JsonPayloadError::OverflowKnownLength { limit, .. }
+                | JsonPayloadError::Overflow { limit } => (
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the JSON body is larger than {limit} bytes"),
+                ),
+                other => (
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    format!("the body must be a JSON object as docs/api.md shows: {other}"),
+                ),
+            };
+            let response = HttpResponse::build(status)
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("{message}\n"));
+            actix_web::error::InternalError::from_response(error, response).into()
+        })
+}
+
+/// `GET /`: where to go from here, instead of an empty 404.
+async fn front_door() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(
+            "belroute: call routing for Callvoip's Webhook-app.\n\
+             Webhook: POST /hooks/{ruleset}   Health: /healthz /readyz /metrics\n\
+             Console: /admin   API: /api/v1/openapi.json   Docs: docs/api.md in the repository\n",
+        )
 }
 
 /// Binds and starts serving `app`.
