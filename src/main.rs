@@ -171,6 +171,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// One start-up line per plugin and subscription, so the log says what this instance will do.
+fn say_what_is_configured(config: &belroute::config::Config) {
+    for plugin in &config.lookups {
+        tracing::info!(
+            plugin = %plugin.name,
+            kind = plugin.config.kind(),
+            timeout = %humantime::format_duration(plugin.settings.timeout),
+            "plugin configured"
+        );
+    }
+    for (name, subscription) in &config.subscriptions {
+        let events: Vec<&str> = subscription.events.iter().map(|e| e.as_str()).collect();
+        tracing::info!(
+            subscription = %name,
+            endpoint = %subscription.endpoint.as_ref().map_or("(none: the subscriber polls)", |e| e.written()),
+            events = %events.join(", "),
+            status = ?subscription.status,
+            "subscription configured"
+        );
+    }
+    if config.admin.token.is_none() {
+        tracing::info!("admin API and console off (set admin.token to turn them on)");
+    }
+}
+
 /// SIGHUP (systemd's `ExecReload`) rescans the rules directory at once, as the watcher would:
 /// for file systems that do not report changes, and for operators used to `reload`.
 fn rescan_on_hangup(store: std::sync::Arc<belroute_engine::RuleStore>) {
@@ -203,9 +228,13 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Completions { .. } => Ok(true),
         Command::Serve(args) => {
             let (config, config_file) = cli::load_config(args.rules.config.as_deref())?;
-            if let Some(file) = &config_file {
-                tracing::info!("configuration from {}", file.display());
+            match &config_file {
+                Some(file) => tracing::info!("configuration from {}", file.display()),
+                None => tracing::info!(
+                    "no belroute.yaml here and no --config: built-in defaults (no plugins, no admin API, no subscriptions); `belroute init` writes a commented one"
+                ),
             }
+            say_what_is_configured(&config);
             let belroute = Belroute::open(config, &args.rules.rules, &args.database.url()).await?;
             let _watcher = belroute_engine::watch::watch(belroute.store.clone())
                 .context("cannot watch the rules directory")?;
@@ -249,7 +278,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
 /// The log filter unless BELROUTE_LOG or RUST_LOG says otherwise. actix-http logs malformed
 /// requests from anyone at ERROR; they are counted nowhere useful and would let any client
 /// flood the log, so they are off by default (`BELROUTE_LOG=info,actix_http=debug` shows them).
-pub const DEFAULT_LOG_FILTER: &str = "info,actix_http::h1=off";
+/// PostgreSQL's notices ("relation … already exists, skipping" on every start) are noise at INFO.
+pub const DEFAULT_LOG_FILTER: &str = "info,actix_http::h1=off,sqlx::postgres::notice=warn";
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("BELROUTE_LOG")

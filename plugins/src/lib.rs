@@ -54,6 +54,16 @@ impl std::fmt::Debug for BuildContext {
 }
 
 impl PluginConfig {
+    /// The `kind:` this was read from.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PluginConfig::Http(_) => "http",
+            PluginConfig::Sql(_) => "sql",
+            PluginConfig::History(_) => "history",
+            PluginConfig::ExampleCrm(_) => "example_crm",
+        }
+    }
+
     /// The keys of a kind's own settings, or `None` for an unknown kind.
     pub fn keys(kind: &str) -> Option<&'static [&'static str]> {
         Some(match kind {
