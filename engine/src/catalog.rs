@@ -326,6 +326,15 @@ enum Outcome {
 }
 
 /// Is this file name a rule set (`main.yaml`), rather than a test file, a hidden or editor file?
+/// "1 rule", "3 rules".
+fn rules_count(n: usize) -> String {
+    if n == 1 {
+        "1 rule".into()
+    } else {
+        format!("{n} rules")
+    }
+}
+
 pub fn rule_file_name(file_name: &str) -> Option<&str> {
     if file_name.starts_with('.') {
         return None;
@@ -676,18 +685,18 @@ impl Shared {
                     match &t.serving {
                         Some(prev) => tracing::info!(
                             ruleset = %name,
-                            "rule set reloaded from {} (version {} → {}, {} rules)",
+                            "rule set reloaded from {} (version {} → {}, {})",
                             file.display(),
                             prev.version,
                             set.version,
-                            set.rules.len()
+                            rules_count(set.rules.len())
                         ),
                         None => tracing::info!(
                             ruleset = %name,
-                            "rule set loaded from {} (version {}, {} rules)",
+                            "rule set loaded from {} (version {}, {})",
                             file.display(),
                             set.version,
-                            set.rules.len()
+                            rules_count(set.rules.len())
                         ),
                     }
                     t.serving = Some(set.clone());

@@ -34,7 +34,7 @@ pub async fn rulesets(state: web::Data<Belroute>) -> HttpResponse {
         })
         .collect();
     HttpResponse::Ok().json(
-        json!({ "generation": catalog.generation, "rulesets": served, "refused": catalog.refused }),
+        json!({ "generation": catalog.generation, "rulesets": served, "refused": super::health::refused(&catalog) }),
     )
 }
 

@@ -5,6 +5,22 @@ use serde_json::json;
 
 use crate::app::Belroute;
 
+/// The refused files, one shape for `/readyz` and `/api/v1/rulesets`.
+pub(super) fn refused(catalog: &belroute_engine::Catalog) -> Vec<serde_json::Value> {
+    catalog
+        .refused
+        .iter()
+        .map(|(name, r)| {
+            json!({
+                "ruleset": name,
+                "file": r.file,
+                "serving_version": r.serving_version,
+                "errors": r.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// Alive: the process answers.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
@@ -20,18 +36,7 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         .iter()
         .map(|(name, set)| (name.clone(), json!(set.version)))
         .collect();
-    let refused: Vec<serde_json::Value> = catalog
-        .refused
-        .iter()
-        .map(|(name, r)| {
-            json!({
-                "ruleset": name,
-                "file": r.file,
-                "serving_version": r.serving_version,
-                "errors": r.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let refused = refused(&catalog);
     let panic = state.metrics.recent_panic().map(|(at, what)| {
         json!({
             "at": chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
