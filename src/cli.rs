@@ -316,10 +316,11 @@ pub async fn simulate(
             return Ok(false);
         }
     };
+    let call = std::sync::Arc::new(sim.call);
     let (decision, now) = decide(
         router,
         &set,
-        sim.call,
+        (*call).clone(),
         sim.at,
         sim.facts.as_ref(),
         config.hooks.margin,
@@ -327,7 +328,14 @@ pub async fn simulate(
     .await
     .map_err(|e| anyhow::anyhow!("`--at`: {e}"))?;
     if sim.json {
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&decision)?);
+        // The same shape as `GET /api/v1/calls/{uuid}` (without agent reports).
+        let record = crate::storage::CallRecord {
+            received_at: now.into(),
+            call,
+            decision,
+        };
+        let stored = crate::storage::StoredCall::from(crate::storage::CallRow::from(&record));
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&stored)?);
         return Ok(true);
     }
     let local = now.with_timezone(&set.time_zone);

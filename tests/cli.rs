@@ -404,9 +404,36 @@ fn simulate_explains_a_decision() {
         .output()
         .unwrap();
     let decision: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    // The record exactly as the call log keeps it (GET /api/v1/calls/{uuid}).
     assert_eq!(decision["route"], "gesloten", "Sunday");
-    assert_eq!(decision["caller"]["kind"], "mobile");
-    assert_eq!(decision["rules"][0]["outcome"], "matched");
+    assert_eq!(decision["trace"]["caller"]["kind"], "mobile");
+    assert_eq!(decision["trace"]["rules"][0]["outcome"], "matched");
+    let mut keys: Vec<&str> = decision
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "agent",
+            "call",
+            "caller",
+            "caller_e164",
+            "micros",
+            "reason",
+            "received_at",
+            "route",
+            "rule",
+            "ruleset",
+            "trace",
+            "uuid",
+            "version"
+        ]
+    );
+    assert!(decision["call"]["caller_number"].is_string());
 }
 
 #[test]

@@ -95,6 +95,28 @@ pub struct StoredCall {
     pub trace: serde_json::Value,
 }
 
+/// A record as the call log would keep it, before it is written (`simulate --json`).
+impl From<CallRow> for StoredCall {
+    fn from(row: CallRow) -> Self {
+        let json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+        StoredCall {
+            call: json(&row.call_data),
+            trace: json(&row.trace),
+            uuid: row.uuid,
+            received_at: rfc3339(row.received_at),
+            ruleset: row.ruleset,
+            version: row.version,
+            caller: row.caller_raw,
+            caller_e164: row.caller_e164,
+            route: row.route,
+            rule: row.rule,
+            reason: row.reason,
+            micros: row.micros,
+            agent: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentReport {
     pub agent: String,
