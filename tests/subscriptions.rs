@@ -516,3 +516,62 @@ async fn call_data_is_stored_once_and_joined_in_when_claimed() {
         }
     }
 }
+
+#[tokio::test]
+async fn parked_events_can_be_returned_to_new() {
+    let cfg = config(&[subscription("crm", None, "    max_retries: 1\n")]);
+    for (server, pg) in on_each_database("parked_events_can_be_returned_to_new", &cfg).await {
+        calls(&server, "park", 2).await;
+        assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let (status, event) = next(&server, "crm", "key-crm").await;
+            assert_eq!(status, 200);
+            ids.push(event["id"].as_i64().unwrap());
+            assert_eq!(
+                close(&server, "crm", "key-crm", &event, "failed").await,
+                204
+            );
+        }
+        assert_eq!(next(&server, "crm", "key-crm").await.0, 204, "both parked");
+        let requeue = |query: String| {
+            server
+                .client
+                .post(server.url(&format!("/api/v1/subscriptions/crm/requeue{query}")))
+                .bearer_auth("admintoken")
+                .send()
+        };
+        // One event, then the rest.
+        let one: Value = requeue(format!("?event={}", ids[1]))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(one["requeued"], 1);
+        let (status, event) = next(&server, "crm", "key-crm").await;
+        assert_eq!((status, event["id"].as_i64()), (200, Some(ids[1])));
+        assert_eq!(event["attempt"], 1, "attempts start again");
+        assert_eq!(
+            close(&server, "crm", "key-crm", &event, "success").await,
+            204
+        );
+        let rest: Value = requeue(String::new()).await.unwrap().json().await.unwrap();
+        assert_eq!(rest["requeued"], 1);
+        let (status, event) = next(&server, "crm", "key-crm").await;
+        assert_eq!((status, event["id"].as_i64()), (200, Some(ids[0])));
+        // Without the admin token: refused.
+        let refused = server
+            .client
+            .post(server.url("/api/v1/subscriptions/crm/requeue"))
+            .bearer_auth("key-crm")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}

@@ -131,6 +131,7 @@ endpoints!(API_ENDPOINTS, api, "/api/v1" {
     "/calls/{uuid}/agent" => { post => api::report_agent },
     "/subscriptions" => { get => subscriptions::list },
     "/subscriptions/{name}/events" => { get => subscriptions::events },
+    "/subscriptions/{name}/requeue" => { post => subscriptions::requeue },
     "/subscriptions/{name}/next" => { post => subscriptions::next },
     "/subscriptions/{name}/events/{id}" => { post => subscriptions::close },
 });

@@ -114,6 +114,37 @@ pub async fn list(state: web::Data<Belroute>) -> HttpResponse {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct RequeueQuery {
+    /// One event; every parked event of the subscription when absent.
+    event: Option<i64>,
+}
+
+/// `POST /api/v1/subscriptions/{name}/requeue[?event=ID]` (admin): parked events back to new,
+/// so a subscriber that was down for long gets them after all.
+pub async fn requeue(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    query: web::Query<RequeueQuery>,
+) -> HttpResponse {
+    let name = req.match_info().get("name").unwrap_or_default();
+    if state.subscriptions.get(name).is_none() {
+        return text(
+            StatusCode::NOT_FOUND,
+            &format!("no subscription named `{name}`"),
+        );
+    }
+    let now = epoch_ms(SystemTime::now());
+    match state.storage.requeue_parked(name, query.event, now).await {
+        Ok(requeued) => {
+            tracing::info!(subscription = %name, event = ?query.event, requeued, "parked events returned to new");
+            crate::storage::EventSink::wake(&*state.subscriptions, &[name.to_string()]);
+            HttpResponse::Ok().json(json!({ "subscription": name, "requeued": requeued }))
+        }
+        Err(e) => unavailable(&e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
 pub struct EventsQuery {
     status: Option<String>,
     limit: Option<i64>,

@@ -187,6 +187,30 @@ const CLAIM_SQLITE: &str = "UPDATE deliveries SET status = $6, claim = $4, claim
      RETURNING event_id, attempts";
 
 impl Storage {
+    /// Returns `subscription`'s parked (`max-retries-exceeded`) deliveries to new with their
+    /// attempts reset — all of them, or only `event`; how many.
+    pub async fn requeue_parked(
+        &self,
+        subscription: &str,
+        event: Option<i64>,
+        now_ms: i64,
+    ) -> Result<u64, sqlx::Error> {
+        on_pool!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE deliveries SET status = $2, attempts = 0, claim = NULL, claimed_until = NULL, updated_at = $3 \
+                 WHERE subscription = $1 AND status = $4 AND ($5 IS NULL OR event_id = $5)",
+            )
+            .bind(subscription)
+            .bind(DeliveryStatus::New.as_str())
+            .bind(now_ms)
+            .bind(DeliveryStatus::MaxRetriesExceeded.as_str())
+            .bind(event)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     /// GetNextNewAndClaim: the oldest new event of `subscription`, now claimed until
     /// `claimed_until_ms`; `None` when there is none.
     pub async fn claim_next(
