@@ -488,3 +488,28 @@ fn sighup_rescans_the_rules_and_keeps_serving() {
     assert_eq!((status, body.as_str()), (200, "receptie"));
     served.stop();
 }
+
+/// A lookup missing from belroute.yaml is one error, not one more per rule that reads it; an
+/// unquoted `!` gets the fix.
+#[test]
+fn one_mistake_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.yaml"),
+        "default: receptie\nlookups: [invoices]\nrules:\n  - name: A\n    when: invoices.open_count > 0\n    route: finance\n  - name: B\n    when: invoices.open_amount > 10\n    route: finance\n",
+    )
+    .unwrap();
+    let (ok, out) = check(dir.path());
+    assert!(!ok);
+    assert!(out.contains("main.yaml:2:11: unknown lookup `invoices`"), "{out}");
+    assert!(out.contains("1 problem(s) in 1 file(s)"), "{out}");
+    std::fs::write(
+        dir.path().join("main.yaml"),
+        "default: receptie\nrules:\n  - name: Closed\n    when: !open_hours(\"mon-fri 09:00-17:00\")\n    route: gesloten\n",
+    )
+    .unwrap();
+    let (ok, out) = check(dir.path());
+    assert!(!ok);
+    assert!(out.contains("main.yaml:4:11: YAML syntax:"), "{out}");
+    assert!(out.contains("quote the expression"), "{out}");
+}

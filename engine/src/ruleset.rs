@@ -206,7 +206,7 @@ impl RuleSet {
             .to_string();
         let timeout = read_timeout(&fields, &mut diags);
         let default_route = read_default(&fields, &mut diags);
-        let lookups = read_lookups(&fields, ctx, &mut diags);
+        let (lookups, unknown_lookups) = read_lookups(&fields, ctx, &mut diags);
         let time_zone = match fields.get("timezone") {
             None => ctx.time_zone,
             Some(node) => match node.as_str().map(parse_time_zone) {
@@ -228,6 +228,7 @@ impl RuleSet {
 
         let mut names: Vec<&str> = CALL_VARIABLES.to_vec();
         names.extend(lookups.iter().map(String::as_str));
+        names.extend(unknown_lookups.iter().map(String::as_str));
         let rules = read_rules(&fields, ctx, &names, &lookups, &mut diags);
         let tests = match fields.get("tests") {
             Some(node) => test_case::read_tests(node, &mut diags),
@@ -310,13 +311,16 @@ fn read_default(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Option<Stri
     Some(route.to_string())
 }
 
+/// The declared lookups that are configured, and the names of those that are not (already
+/// reported once here; rules reading them are not reported again).
 fn read_lookups(
     fields: &Fields<'_>,
     ctx: &LoadContext<'_>,
     diags: &mut Diagnostics<'_>,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<String>) {
+    let mut unknown: Vec<String> = Vec::new();
     let Some(node) = fields.get("lookups") else {
-        return Vec::new();
+        return (Vec::new(), unknown);
     };
     let Some(items) = node.as_seq() else {
         diags.error(
@@ -326,7 +330,7 @@ fn read_lookups(
                 node.kind_name()
             ),
         );
-        return Vec::new();
+        return (Vec::new(), unknown);
     };
     let mut lookups: Vec<String> = Vec::new();
     for item in items {
@@ -358,11 +362,12 @@ fn read_lookups(
                 item.position,
                 format!("unknown lookup `{name}`: no plugin of that name in belroute.yaml `plugins:` ({configured})"),
             );
+            unknown.push(name.to_string());
             continue;
         }
         lookups.push(name.to_string());
     }
-    lookups
+    (lookups, unknown)
 }
 
 fn read_holidays(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Holidays {

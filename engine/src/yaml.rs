@@ -195,9 +195,14 @@ pub struct SyntaxError {
 
 impl SyntaxError {
     fn syntax(position: Position, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        if let Some(hint) = hint(&message) {
+            message.push_str("; ");
+            message.push_str(hint);
+        }
         SyntaxError {
             position,
-            message: message.into(),
+            message,
             limit: false,
         }
     }
@@ -209,6 +214,27 @@ impl SyntaxError {
             limit: true,
         }
     }
+}
+
+/// The fix for the YAML traps rule authors fall into: an expression that YAML reads as
+/// something else because it is not quoted.
+fn hint(message: &str) -> Option<&'static str> {
+    let quote = if message.contains("scanning a tag") {
+        "a value starting with `!` is a YAML tag: quote the expression, e.g. when: '!open_hours(\"mon-fri 09:00-17:00\")'"
+    } else if message.contains("scanning an alias")
+        || message.contains("scanning an anchor")
+        || message.contains("unknown anchor")
+    {
+        "a value starting with `*` or `&` is a YAML alias or anchor: quote the expression"
+    } else if message.contains("cannot start any token") || message.contains("unexpected character")
+    {
+        "a value starting with `@`, `` ` `` or `%` must be quoted: put the expression in single quotes"
+    } else if message.contains("mapping values are not allowed") {
+        "a `: ` inside a value starts a new key: quote the value (e.g. route: 'a: b' or when: 'x == \"a: b\"')"
+    } else {
+        return None;
+    };
+    Some(quote)
 }
 
 impl std::fmt::Display for SyntaxError {
@@ -704,6 +730,23 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         assert_eq!(err.to_string(), "YAML syntax: recursion limit exceeded");
         assert!(!err.limit);
+    }
+
+    #[test]
+    fn unquoted_expressions_get_the_fix() {
+        let cases = [
+            (
+                "when: !open_hours(\"mon-fri 09:00-17:00\")\n",
+                "a YAML tag: quote the expression",
+            ),
+            ("when: *x\n", "YAML alias or anchor: quote"),
+            ("when: `x`\n", "must be quoted"),
+            ("when: a == \"b: c\"\n", "starts a new key: quote the value"),
+        ];
+        for (text, hint) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.to_string().contains(hint), "{text:?}: {err}");
+        }
     }
 
     #[test]
