@@ -142,13 +142,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         use clap::CommandFactory;
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "belroute",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
+        use std::io::Write;
+        // Into a buffer first: clap_complete panics on a closed pipe (`| head`).
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "belroute", &mut script);
+        return match std::io::stdout().write_all(&script) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
     }
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -501,7 +501,10 @@ fn one_mistake_one_message() {
     .unwrap();
     let (ok, out) = check(dir.path());
     assert!(!ok);
-    assert!(out.contains("main.yaml:2:11: unknown lookup `invoices`"), "{out}");
+    assert!(
+        out.contains("main.yaml:2:11: unknown lookup `invoices`"),
+        "{out}"
+    );
     assert!(out.contains("1 problem(s) in 1 file(s)"), "{out}");
     std::fs::write(
         dir.path().join("main.yaml"),
