@@ -151,7 +151,8 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
-    init_logging(cli.log_format);
+    // Flushes the log when main returns.
+    let _log = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -282,13 +283,21 @@ async fn run(command: Command) -> anyhow::Result<bool> {
 /// PostgreSQL's notices ("relation … already exists, skipping" on every start) are noise at INFO.
 pub const DEFAULT_LOG_FILTER: &str = "info,actix_http::h1=off,sqlx::postgres::notice=warn";
 
-fn init_logging(format: LogFormat) {
+/// Log lines are formatted where they happen and written to stderr by a thread of their own,
+/// so a call's answer never waits for the terminal or the journal. Nothing is dropped: when that
+/// thread falls 64k lines behind, the next line waits.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_from_env("BELROUTE_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(65_536)
+        .thread_name("belroute-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     match format {
         // Every value escaped: a rule-set name in a URL or a caller's field cannot start a new
@@ -298,6 +307,7 @@ fn init_logging(format: LogFormat) {
             .init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
