@@ -9,9 +9,16 @@ use belroute_engine::LoadContext;
 use belroute_engine::RuleOutcome;
 use belroute_engine::rule_files;
 use belroute_engine::{Diagnostic, Router, RuleSet};
-use belroute_engine::{TestCase, load_test_file, run_test, test_file_for};
+use belroute_engine::{TestCase, load_test_file, test_file_for};
 
 use crate::config::Config;
+
+pub mod init;
+pub mod migrate;
+pub mod report;
+pub mod usage;
+
+pub use usage::UnknownRuleSet;
 
 /// Reads `belroute.yaml`: the file given, else `./belroute.yaml` when present, else defaults.
 pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<(Config, Option<PathBuf>)> {
@@ -136,7 +143,7 @@ pub fn check(
 }
 
 /// `belroute test`: runs every rule test (optionally only of the rule sets named); false when
-/// any fails or a file has problems.
+/// any fails or a file has problems. A name that is no rule set is an [`UnknownRuleSet`].
 pub async fn test(
     dir: &Path,
     router: &Router,
@@ -144,49 +151,27 @@ pub async fn test(
     only: &[String],
     out: &mut String,
 ) -> anyhow::Result<bool> {
-    let checked = checked_and_said(dir, router, config, out)?;
-    let (mut passed, mut failed) = (0, 0);
-    for set in &checked.rulesets {
-        if !only.is_empty() && !only.iter().any(|n| **n == *set.name) {
-            continue;
+    test_as(dir, router, config, only, report::Format::Text, out).await
+}
+
+/// As [`test`], printing the results in `format`.
+pub async fn test_as(
+    dir: &Path,
+    router: &Router,
+    config: &Config,
+    only: &[String],
+    format: report::Format,
+    out: &mut String,
+) -> anyhow::Result<bool> {
+    let run = report::run_tests(dir, router, config, only).await?;
+    match format {
+        report::Format::Text => report::write_text(&run, out),
+        report::Format::Json => {
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&run)?);
         }
-        let from_file = checked
-            .test_files
-            .iter()
-            .filter(|(n, _)| **n == *set.name)
-            .flat_map(|(_, t)| t.iter());
-        for case in set.tests.iter().chain(from_file) {
-            let report = run_test(router, set, case).await;
-            match &report.failure {
-                None => {
-                    passed += 1;
-                    let _ = writeln!(out, "ok    {}: {}", set.name, case.name);
-                }
-                Some(why) => {
-                    failed += 1;
-                    let _ = writeln!(
-                        out,
-                        "FAIL  {}: {}\n      {}:{}:{}: {why}",
-                        set.name,
-                        case.name,
-                        case.file.display(),
-                        case.position.line,
-                        case.position.column
-                    );
-                    for rule in &report.decision.rules {
-                        let _ = writeln!(
-                            out,
-                            "        rule `{}`: {}",
-                            rule.name,
-                            describe(&rule.outcome)
-                        );
-                    }
-                }
-            }
-        }
+        report::Format::Junit => report::write_junit(&run, out),
     }
-    let _ = writeln!(out, "{passed} passed, {failed} failed");
-    Ok(failed == 0 && checked.problems.is_empty())
+    Ok(run.ok)
 }
 
 fn describe(outcome: &RuleOutcome) -> String {
@@ -289,15 +274,10 @@ pub async fn simulate(
     sim: Simulation,
     out: &mut String,
 ) -> anyhow::Result<bool> {
+    usage::require_rulesets(dir, std::slice::from_ref(&sim.ruleset))?;
     let files = rule_files(dir)?;
     let Some((_, file)) = files.iter().find(|(name, _)| *name == sim.ruleset) else {
-        let known: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        anyhow::bail!(
-            "no rule set `{}` in {} (there are: {})",
-            sim.ruleset,
-            dir.display(),
-            known.join(", ")
-        );
+        anyhow::bail!("rule set `{}` was removed while reading", sim.ruleset);
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -316,6 +296,10 @@ pub async fn simulate(
             return Ok(false);
         }
     };
+    match &sim.facts {
+        Some(facts) => usage::require_declared_facts(&set, facts)?,
+        None => require_askable_lookups(&set, config)?,
+    }
     let call = std::sync::Arc::new(sim.call);
     let (decision, now) = decide(
         router,
@@ -396,4 +380,37 @@ pub async fn simulate(
         decision.micros as f64 / 1000.0
     );
     Ok(true)
+}
+
+/// `simulate` without `--facts` or `--offline` asks the plugins: one whose settings need an
+/// environment variable that is not set cannot be asked, and says so instead of answering
+/// "unavailable" for a reason that has nothing to do with the CRM.
+fn require_askable_lookups(set: &RuleSet, config: &Config) -> anyhow::Result<()> {
+    let built: BTreeSet<&str> = config.lookups.iter().map(|l| l.name.as_str()).collect();
+    let configured = config.lookup_names();
+    let unbuilt: Vec<&str> = set
+        .lookups
+        .iter()
+        .map(String::as_str)
+        .filter(|name| configured.contains(*name) && !built.contains(name))
+        .collect();
+    if unbuilt.is_empty() {
+        return Ok(());
+    }
+    let facts: Vec<String> = unbuilt
+        .iter()
+        .map(|name| format!("--facts {name}=…"))
+        .collect();
+    anyhow::bail!(
+        "lookup(s) {} of rule set `{}` cannot be asked: their settings in belroute.yaml need \
+         environment variables that are not set (see the note above); set them, or answer \
+         for them with {}, or add --offline",
+        unbuilt
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        set.name,
+        facts.join(" ")
+    )
 }

@@ -42,11 +42,13 @@ enum Command {
     /// Serve /hooks/{ruleset} for Callvoip, reloading rule files as they are saved.
     Serve(ServeArgs),
     /// Validate every rule file and test file; print each problem as file:line:col.
-    Check(RulesArgs),
+    Check(CheckArgs),
     /// Run the rule tests (rules/{name}.test.yaml and `tests:` sections) without any CRM.
     Test(TestArgs),
     /// Create or update belroute's database tables, then exit (serve does this too).
     Migrate(DatabaseArgs),
+    /// Write a starter belroute.yaml, rules/main.yaml with its tests, and a .gitignore.
+    Init(InitArgs),
     /// Decide one call without Callvoip and show why: every rule and every lookup.
     Simulate(SimulateArgs),
     /// Print a shell completion script: `belroute completions bash > /etc/bash_completion.d/belroute`.
@@ -136,6 +138,25 @@ struct TestArgs {
     rules: RulesArgs,
     /// Only these rule sets.
     names: Vec<String>,
+    /// Output: text for people, json, or junit (JUnit XML for CI test reports).
+    #[arg(long, value_enum, default_value_t = cli::report::Format::Text)]
+    format: cli::report::Format,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// Output: text for people, or json for CI.
+    #[arg(long, value_enum, default_value_t = cli::report::CheckFormat::Text)]
+    format: cli::report::CheckFormat,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Directory to write into (created when missing).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -168,7 +189,15 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            // A rule set that does not exist is a finding like a failed test (1), not a
+            // malformed command line (2).
+            if e.downcast_ref::<cli::UnknownRuleSet>().is_some()
+                || e.downcast_ref::<cli::init::Refused>().is_some()
+            {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::from(2)
+            }
         }
     }
 }
@@ -252,25 +281,45 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Check(args) => {
-            let config = cli::load_config_for_check(args.config.as_deref())?;
+            let config = cli::load_config_for_check(args.rules.config.as_deref())?;
             let router = app::offline_router(&config);
             let mut out = String::new();
-            let ok = cli::check(&args.rules, &router, &config, &mut out)?;
+            let ok = match args.format {
+                cli::report::CheckFormat::Text => {
+                    cli::check(&args.rules.rules, &router, &config, &mut out)?
+                }
+                cli::report::CheckFormat::Json => {
+                    let report = cli::report::check_report(&args.rules.rules, &router, &config)?;
+                    out = serde_json::to_string_pretty(&report)? + "\n";
+                    report.ok
+                }
+            };
             print!("{out}");
             Ok(ok)
         }
+        Command::Init(args) => {
+            print!("{}", cli::init::init(&args.dir)?);
+            Ok(true)
+        }
         Command::Simulate(args) => simulate(args).await,
         Command::Migrate(args) => {
-            let storage = belroute::storage::Storage::open(&args.url())?;
-            storage.migrate().await.context("migration failed")?;
-            println!("{} database is up to date", storage.kind());
+            let (storage, migrated) = cli::migrate::migrate(&args.url()).await?;
+            println!("{} database: {migrated}", storage.kind());
             Ok(true)
         }
         Command::Test(args) => {
             let config = cli::load_config_for_check(args.rules.config.as_deref())?;
             let router = app::offline_router(&config);
             let mut out = String::new();
-            let ok = cli::test(&args.rules.rules, &router, &config, &args.names, &mut out).await?;
+            let ok = cli::test_as(
+                &args.rules.rules,
+                &router,
+                &config,
+                &args.names,
+                args.format,
+                &mut out,
+            )
+            .await?;
             print!("{out}");
             Ok(ok)
         }
@@ -280,7 +329,9 @@ async fn run(command: Command) -> anyhow::Result<bool> {
 /// The log filter unless BELROUTE_LOG or RUST_LOG says otherwise. actix-http logs malformed
 /// requests from anyone at ERROR; they are counted nowhere useful and would let any client
 /// flood the log, so they are off by default (`BELROUTE_LOG=info,actix_http=debug` shows them).
-/// PostgreSQL's notices ("relation … already exists, skipping" on every start) are noise at INFO.
+///
+/// PostgreSQL's notices (`relation "_sqlx_migrations" already exists, skipping` on every
+/// start) are at INFO and say nothing an operator can act on; its warnings still show.
 pub const DEFAULT_LOG_FILTER: &str = "info,actix_http::h1=off,sqlx::postgres::notice=warn";
 
 /// Log lines are formatted where they happen and written to stderr by a thread of their own,
@@ -350,15 +401,18 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
     } else {
         None
     };
-    let (config, router) = if offline {
-        let config = cli::load_config_for_check(args.rules.config.as_deref())?;
-        let router = app::offline_router(&config);
-        (config, router)
+    // simulate never uses the admin API or the subscriptions: their secrets may be unset, as
+    // for check and test (a lookup that needs one says so when it is asked). Notes go to
+    // stderr, so that --json stays one JSON document.
+    let config = cli::load_config_for_check(args.rules.config.as_deref())?;
+    for note in &config.notes {
+        eprintln!("note: {note}");
+    }
+    let router = if offline {
+        app::offline_router(&config)
     } else {
-        let (config, _) = cli::load_config(args.rules.config.as_deref())?;
         let storage = belroute::storage::Storage::open(&args.database.url())?;
-        let router = app::router(&config, &storage)?;
-        (config, router)
+        app::router(&config, &storage)?
     };
     let simulation = cli::Simulation {
         ruleset: args.ruleset,

@@ -516,3 +516,505 @@ fn one_mistake_one_message() {
     assert!(out.contains("main.yaml:4:11: YAML syntax:"), "{out}");
     assert!(out.contains("quote the expression"), "{out}");
 }
+
+/// Runs `belroute ARGS` (with `unset` removed from the environment): exit code, stdout, stderr.
+fn run(args: &[&str], unset: &[&str]) -> (i32, String, String) {
+    let mut command = belroute();
+    command.args(args);
+    for var in unset {
+        command.env_remove(var);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+fn root(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A misspelt rule set is said, with "did you mean" and the rule sets there: exit 1, never a
+/// silent `0 passed, 0 failed`.
+#[test]
+fn a_rule_set_that_does_not_exist_is_named_with_did_you_mean() {
+    let rules = root("rules");
+    let (code, out, err) = run(&["test", "--rules", &rules, "mian"], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!out.contains("passed"), "{out}");
+    let expected = format!(
+        "error: no rule set `mian` in {rules} (there is no {rules}/mian.yaml); did you mean `main`?\nthe rule sets there: main, support\n"
+    );
+    assert_eq!(err, expected);
+
+    let (code, _, err) = run(&["test", "--rules", &rules, "main", "nope"], &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no rule set `nope`"), "{err}");
+    assert!(!err.contains("did you mean"), "nothing close: {err}");
+
+    let (code, out, err) = run(&["simulate", "--rules", &rules, "supprt", "--offline"], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("no rule set `supprt`") && err.contains("did you mean `support`?"),
+        "{err}"
+    );
+    assert!(err.contains("the rule sets there: main, support"), "{err}");
+
+    // A rule set that exists still runs alone.
+    let (code, out, _) = run(&["test", "--rules", &rules, "support"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok    support: "), "{out}");
+    assert!(!out.contains("ok    main: "), "{out}");
+}
+
+/// `--facts` for a lookup the rule set does not declare would be ignored: a usage error (2)
+/// naming the lookups it does declare.
+#[test]
+fn simulate_refuses_facts_for_a_lookup_the_rule_set_does_not_declare() {
+    let (config, rules) = (
+        root("examples/crm/belroute.yaml"),
+        root("examples/crm/rules"),
+    );
+    let args = [
+        "simulate",
+        "main",
+        "--config",
+        &config,
+        "--rules",
+        &rules,
+        "--caller",
+        "0152026057",
+        "--facts",
+        r#"invoces={"open_count": 2}"#,
+    ];
+    let (code, out, err) = run(&args, &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "no decision: {out}");
+    assert!(
+        err.contains(&format!(
+            "error: `--facts invoces=…`: rule set `main` has no lookup `invoces`; did you mean `invoices`? (its `lookups:` in {rules}/main.yaml: invoices, tickets, history)"
+        )),
+        "{err}"
+    );
+
+    // The README's rules declare no lookups at all: said so.
+    let (code, _, err) = run(
+        &[
+            "simulate",
+            "main",
+            "--rules",
+            &root("rules"),
+            "--facts",
+            "invoices=not-found",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("rule set `main` has no lookup `invoices`")
+            && err.contains("declares no `lookups:`"),
+        "{err}"
+    );
+}
+
+const CRM_SECRETS: [&str; 4] = [
+    "BELROUTE_ADMIN_TOKEN",
+    "CRM_DB_URL",
+    "HELPDESK_URL",
+    "HELPDESK_TOKEN",
+];
+
+/// simulate never uses the admin API: its token (and the CRM secrets, offline) may be unset,
+/// with the same note as `check`.
+#[test]
+fn simulate_works_without_secrets_it_does_not_need() {
+    let (config, rules) = (
+        root("examples/crm/belroute.yaml"),
+        root("examples/crm/rules"),
+    );
+    let base = [
+        "simulate",
+        "--config",
+        &config,
+        "--rules",
+        &rules,
+        "main",
+        "--caller",
+        "0152026057",
+        "--at",
+        "2026-11-23 10:00",
+    ];
+    let (code, out, err) = run(&[&base[..], &["--offline"]].concat(), &CRM_SECRETS);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.starts_with(
+            "note: environment variables not set (settings using them were not checked): BELROUTE_ADMIN_TOKEN, CRM_DB_URL, HELPDESK_TOKEN, HELPDESK_URL\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        out.contains("  invoices: unavailable: no facts given"),
+        "{out}"
+    );
+    assert!(out.contains("route: crm_storing"), "{out}");
+
+    // --json stays one JSON document: the note is on stderr.
+    let (code, out, err) = run(
+        &[&base[..], &["--offline", "--json"]].concat(),
+        &CRM_SECRETS,
+    );
+    assert_eq!(code, 0, "{err}");
+    let decision: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(decision["route"], "crm_storing");
+
+    // Only the admin token missing: the plugins are asked (the CRM is down: unavailable).
+    let with_crm = [
+        ("CRM_DB_URL", "mysql://nobody@127.0.0.1:1/none"),
+        ("HELPDESK_URL", "http://127.0.0.1:1"),
+        ("HELPDESK_TOKEN", "t"),
+    ];
+    let mut command = belroute();
+    command
+        .args(base)
+        .args(["--database", "sqlite::memory:"])
+        .env_remove("BELROUTE_ADMIN_TOKEN")
+        .envs(with_crm);
+    let output = command.output().unwrap();
+    let (out, err) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(output.status.success(), "{out}{err}");
+    assert!(err.contains("BELROUTE_ADMIN_TOKEN"), "{err}");
+    assert!(out.contains("  invoices: unavailable"), "{out}");
+
+    // Asking a plugin whose secret is missing: said, with the ways out.
+    let (code, out, err) = run(
+        &[&base[..], &["--database", "sqlite::memory:"]].concat(),
+        &CRM_SECRETS,
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("error: lookup(s) `invoices`, `tickets` of rule set `main` cannot be asked")
+            && err.contains("--facts invoices=… --facts tickets=…, or add --offline"),
+        "{err}"
+    );
+}
+
+fn migrations() -> usize {
+    std::fs::read_dir(root("migrations/sqlite"))
+        .unwrap()
+        .count()
+}
+
+/// migrate says what it did: applied N on a fresh database, up to date after.
+#[test]
+fn migrate_says_what_it_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("b.db").display());
+    let n = migrations();
+    let (code, out, err) = run(&["migrate", "--database", &url], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("sqlite database: applied {n} migration(s), {n} in all\n")
+    );
+    let (code, out, _) = run(&["migrate", "--database", &url], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        format!("sqlite database: up to date, {n} migration(s)\n")
+    );
+}
+
+/// An unreachable server: its host and port and "connection refused", said once, not sqlx's
+/// "pool timed out" two or three times over.
+#[test]
+fn migrate_names_an_unreachable_server_once() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let (code, out, err) = run(&["migrate", "--database", &url], &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: cannot connect to PostgreSQL at 127.0.0.1:{port} (database test): connection refused (nothing listens there); start the database server, or correct the host and port in --database\n"
+        )
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("no/such/dir/b.db").display());
+    let (code, _, err) = run(&["migrate", "--database", &url], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("unable to open database file; check that its directory exists"),
+        "{err}"
+    );
+}
+
+/// On PostgreSQL: a fresh schema says what was applied; a database that does not exist is
+/// said once, without the server's source line ("at line 948").
+#[test]
+fn migrate_on_postgres_says_what_it_did_and_why_it_failed() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(db) = runtime.block_on(common::db::postgres(
+        "migrate_on_postgres_says_what_it_did_and_why_it_failed",
+    )) else {
+        return;
+    };
+    let n = migrations();
+    let (code, out, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("postgres database: applied {n} migration(s), {n} in all\n")
+    );
+    let (code, out, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!("postgres database: up to date, {n} migration(s)\n")
+    );
+    assert!(
+        !err.contains("already exists, skipping"),
+        "PostgreSQL's notice is not logged at the default level: {err}"
+    );
+    runtime.block_on(db.drop());
+
+    let server = std::env::var("BELROUTE_TEST_POSTGRES_URL").unwrap();
+    let base = server.rsplit_once('/').unwrap().0;
+    let url = format!("{base}/belroute_no_such_database");
+    let (code, _, err) = run(&["migrate", "--database", &url], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(err.matches("does not exist").count(), 1, "{err}");
+    assert!(!err.contains("at line"), "{err}");
+    assert!(
+        err.contains("database \"belroute_no_such_database\" does not exist; create it first"),
+        "{err}"
+    );
+}
+
+/// `init` writes a starter that passes `check` and `test` as written, refuses to write over
+/// anything, and says what to run next.
+#[test]
+fn init_writes_a_starter_that_checks_and_tests_and_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("routing");
+    let target_str = target.to_str().unwrap();
+    let (code, out, err) = run(&["init", target_str], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "wrote in {target_str}: belroute.yaml, rules/main.yaml, rules/main.test.yaml, .gitignore\n\
+             next:\n  cd {target_str}\n\
+             \x20 belroute check    # validate belroute.yaml and every rule file\n\
+             \x20 belroute test     # run the tests in rules/main.test.yaml\n\
+             \x20 belroute serve    # answer Callvoip at http://0.0.0.0:8080/hooks/main\n"
+        )
+    );
+    let config = std::fs::read_to_string(target.join("belroute.yaml")).unwrap();
+    for key in [
+        "timezone",
+        "default_region",
+        "hooks",
+        "sandbox",
+        "reload",
+        "admin",
+        "storage",
+        "plugins",
+        "subscriptions",
+    ] {
+        assert!(
+            config.contains(&format!("\n# {key}:")),
+            "`{key}` shown: {config}"
+        );
+    }
+    let ignore = std::fs::read_to_string(target.join(".gitignore")).unwrap();
+    assert!(
+        ignore.contains("\nbelroute.db*\n") && ignore.contains("\nbelroute-spill*.jsonl\n"),
+        "{ignore}"
+    );
+
+    // The next commands, as printed, from the directory.
+    for (command, expected) in [
+        ("check", "ok: 1 rule set(s), 2 rule(s), 4 test(s)"),
+        ("test", "4 passed, 0 failed"),
+    ] {
+        let output = belroute()
+            .arg(command)
+            .current_dir(&target)
+            .env_remove("BELROUTE_RULES")
+            .env_remove("BELROUTE_CONFIG")
+            .output()
+            .unwrap();
+        let out = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{command}: {out}");
+        assert!(out.contains(expected), "{command}: {out}");
+    }
+
+    // Again: refused, naming the files, writing nothing.
+    std::fs::remove_file(target.join(".gitignore")).unwrap();
+    std::fs::write(target.join("rules/main.yaml"), "mine").unwrap();
+    let (code, out, err) = run(&["init", target_str], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.starts_with(&format!(
+            "error: {target_str}/belroute.yaml, {target_str}/rules/main.yaml, {target_str}/rules/main.test.yaml already exist(s); belroute init writes nothing over an existing file"
+        )),
+        "{err}"
+    );
+    assert!(!target.join(".gitignore").exists(), "nothing written");
+    assert_eq!(
+        std::fs::read_to_string(target.join("rules/main.yaml")).unwrap(),
+        "mine"
+    );
+
+    // The default directory is the working directory.
+    let here = tempfile::tempdir().unwrap();
+    let output = belroute()
+        .arg("init")
+        .current_dir(here.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .starts_with("wrote: belroute.yaml")
+    );
+    assert!(here.path().join("rules/main.test.yaml").is_file());
+}
+
+/// `check --format json`: one document with ok, problems and counts.
+#[test]
+fn check_prints_json_for_ci() {
+    let (code, out, _) = run(
+        &["check", "--rules", &root("rules"), "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["problems"], serde_json::json!([]));
+    assert_eq!(report["counts"]["rule_sets"], 2);
+    assert!(report["counts"]["tests"].as_u64().unwrap() > 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        "default: x\nrule: []\nrules: []\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(
+        &[
+            "check",
+            "--rules",
+            dir.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(
+        report["problems"],
+        serde_json::json!([{
+            "file": dir.path().join("typo.yaml"),
+            "line": 2,
+            "column": 1,
+            "message": "unknown key `rule` in a rule set; did you mean `rules`?",
+        }])
+    );
+    assert_eq!(report["counts"]["problems"], 1);
+    assert_eq!(report["counts"]["rule_sets"], 0);
+
+    let (code, _, err) = run(&["check", "--format", "junit"], &[]);
+    assert_eq!(code, 2, "junit is for test: {err}");
+}
+
+/// `test --format junit|json`: one testsuite per rule set, one testcase per test, the failure
+/// with its message; JSON with the same data.
+#[test]
+fn test_prints_junit_and_json_for_ci() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yaml"), common_rules()).unwrap();
+    std::fs::write(
+        dir.path().join("m.test.yaml"),
+        "- name: abroad\n  call: { caller_number: \"442079460958\" }\n  expect: international\n\
+         - name: wrong <expectation> & more\n  call: { caller_number: \"442079460958\" }\n  expect: receptie\n",
+    )
+    .unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let (code, out, _) = run(&["test", "--rules", rules, "--format", "junit"], &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"belroute test\" tests=\"2\" failures=\"1\" errors=\"0\">\n"), "{out}");
+    assert!(
+        out.contains(
+            "  <testsuite name=\"m\" tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\" time=\""
+        ),
+        "{out}"
+    );
+    assert!(out.contains(&format!("<testcase name=\"abroad\" classname=\"m\" file=\"{rules}/m.test.yaml\" line=\"1\" time=\"")), "{out}");
+    assert!(
+        out.contains("<testcase name=\"wrong &lt;expectation&gt; &amp; more\" classname=\"m\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("<failure message=\"expected route `receptie`, got `international` (by rule `Abroad`)\" type=\"wrong route\">"),
+        "{out}"
+    );
+    assert_eq!(out.matches("<testcase ").count(), 2, "{out}");
+    assert!(out.trim_end().ends_with("</testsuites>"), "{out}");
+
+    let (code, out, _) = run(&["test", "--rules", rules, "--format", "json"], &[]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            report["ok"].as_bool(),
+            report["passed"].as_u64(),
+            report["failed"].as_u64()
+        ),
+        (Some(false), Some(1), Some(1))
+    );
+    let tests = &report["rule_sets"][0]["tests"];
+    assert_eq!(report["rule_sets"][0]["name"], "m");
+    assert_eq!(tests[0]["passed"], true);
+    assert_eq!(tests[1]["passed"], false);
+    assert_eq!(tests[1]["line"], 4);
+    assert_eq!(
+        tests[1]["failure"],
+        "expected route `receptie`, got `international` (by rule `Abroad`)"
+    );
+    assert_eq!(
+        tests[1]["rules"][0],
+        serde_json::json!({"name": "Abroad", "outcome": "matched"})
+    );
+
+    // A file with problems fails the run, in JUnit as a failed `check` test case.
+    std::fs::write(dir.path().join("broken.yaml"), "rules: []\n").unwrap();
+    let (code, out, _) = run(&["test", "--rules", rules, "--format", "junit"], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("<testsuite name=\"check\" tests=\"1\" failures=\"1\""),
+        "{out}"
+    );
+    assert!(out.contains("broken.yaml:1:1: missing `default`"), "{out}");
+
+    // The default stays the text for people.
+    let (_, out, _) = run(&["test", "--rules", rules], &[]);
+    assert!(out.contains("FAIL  m: wrong <expectation> & more"), "{out}");
+}
