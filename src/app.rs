@@ -35,6 +35,8 @@ pub struct Belroute {
     pub storage: Storage,
     pub call_log: Arc<CallLog>,
     pub subscriptions: Arc<Subscriptions>,
+    /// The last replay after each rule set's reload (see [`crate::replay`]).
+    pub replays: Arc<crate::replay::LastReplays>,
 }
 
 impl Belroute {
@@ -69,14 +71,28 @@ impl Belroute {
         );
         spawn_retention(storage.clone(), config.storage.retention);
         let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));
+        let store = Arc::new(store);
+        let replays = Arc::new(crate::replay::LastReplays::default());
+        crate::replay::watch_reloads(
+            store.clone(),
+            storage.clone(),
+            crate::replay::Replayer::new(
+                router.scripts().clone(),
+                router.normaliser().clone(),
+                config.hooks.margin,
+            ),
+            config.reload.replay.clone(),
+            replays.clone(),
+        );
         Ok(Belroute {
             config: Arc::new(config),
-            store: Arc::new(store),
+            store,
             router,
             metrics,
             storage,
             call_log,
             subscriptions,
+            replays,
         })
     }
 
