@@ -506,3 +506,96 @@ fn replay_never_creates_or_writes_a_database() {
     assert!(err.contains("cannot read the call log"), "{err}");
     assert!(!db.exists(), "replay created {}", db.display());
 }
+
+/// Not a test: writes the 100,000 logged calls `docs/performance.md` replays, into the SQLite
+/// file at `$BELROUTE_REPLAY_BENCH_DB`, received over the last 12 hours, each with the facts
+/// of bench/rules/main.yaml's lookups as the server records them.
+#[tokio::test]
+#[ignore = "benchmark data: BELROUTE_REPLAY_BENCH_DB=/tmp/replay-bench.db cargo test --release --test replay -- --ignored"]
+async fn write_100k_calls_for_the_benchmark() {
+    use belroute_engine::{LookupResult, LookupTrace, RuleOutcome, RuleTrace};
+    let path = std::env::var("BELROUTE_REPLAY_BENCH_DB").expect("BELROUTE_REPLAY_BENCH_DB");
+    let url = format!("sqlite://{path}");
+    let storage = Storage::open(&url).unwrap();
+    storage.migrate().await.unwrap();
+    let normaliser = Config::default().default_region.0.clone();
+    let now = belroute::storage::epoch_ms(SystemTime::now());
+    let rules = [
+        "Closed outside office hours",
+        "Withheld numbers",
+        "Callers from abroad",
+        "Second call today, same colleague",
+        "Open invoices go to Finance",
+    ];
+    let total: i64 = 100_000;
+    for chunk in 0..(total / 1000) {
+        let records: Vec<CallRecord> = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|i| {
+                let caller = match i % 20 {
+                    0 => "anonymous".to_string(),
+                    1 => format!("4930{:07}", i % 10_000_000),
+                    2..=9 => format!("316{:08}", i % 100_000_000),
+                    _ => format!("3115{:07}", i % 10_000_000),
+                };
+                let facts = |v: Value| LookupResult::Found {
+                    facts: Arc::new(v.as_object().unwrap().clone()),
+                };
+                let lookups = vec![
+                    LookupTrace {
+                        name: "invoices".into(),
+                        result: if i % 7 == 0 {
+                            LookupResult::NotFound
+                        } else {
+                            facts(json!({ "open_count": i % 3, "open_amount": (i % 3) * 125 }))
+                        },
+                        micros: 900,
+                        cached: true,
+                        stale: false,
+                        awaited: true,
+                    },
+                    LookupTrace {
+                        name: "history".into(),
+                        result: facts(
+                            json!({ "calls_today": i % 2, "last_agent": if i % 4 == 0 { json!("1003") } else { Value::Null } }),
+                        ),
+                        micros: 1500,
+                        cached: false,
+                        stale: false,
+                        awaited: true,
+                    },
+                ];
+                let call = Call::from_pairs([
+                    ("uuid", format!("bench-{i}")),
+                    ("caller_number", caller.clone()),
+                    ("dp_id", "dp1".to_string()),
+                    ("called_number", "31152026000".to_string()),
+                ]);
+                CallRecord {
+                    received_at: SystemTime::UNIX_EPOCH
+                        + Duration::from_millis((now - 43_200_000 + i * 432) as u64),
+                    call: Arc::new(call),
+                    decision: Decision {
+                        route: if i % 3 == 0 { "finance" } else { "receptie" }.into(),
+                        rule: (i % 3 == 0).then(|| rules[4].to_string()),
+                        reason: if i % 3 == 0 { Reason::Matched } else { Reason::NoMatch },
+                        ruleset: "main".into(),
+                        version: "0ld0ld0ld0ld".into(),
+                        caller: normaliser.normalise(&caller),
+                        rules: rules
+                            .iter()
+                            .map(|name| RuleTrace {
+                                name: name.to_string(),
+                                outcome: RuleOutcome::NoMatch,
+                                micros: 20,
+                            })
+                            .collect(),
+                        lookups,
+                        micros: 2500,
+                    },
+                }
+            })
+            .collect();
+        storage.insert_calls(&records, &[]).await.unwrap();
+    }
+    storage.close().await;
+}
