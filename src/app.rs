@@ -37,6 +37,8 @@ pub struct Belroute {
     pub subscriptions: Arc<Subscriptions>,
     /// The operator's console sessions (`/admin`).
     pub console: Arc<crate::server::console::Sessions>,
+    /// The last replay after each rule set's reload (see [`crate::replay`]).
+    pub replays: Arc<crate::replay::LastReplays>,
 }
 
 impl Belroute {
@@ -71,15 +73,29 @@ impl Belroute {
         );
         spawn_retention(storage.clone(), config.storage.retention);
         let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));
+        let store = Arc::new(store);
+        let replays = Arc::new(crate::replay::LastReplays::default());
+        crate::replay::watch_reloads(
+            store.clone(),
+            storage.clone(),
+            crate::replay::Replayer::new(
+                router.scripts().clone(),
+                router.normaliser().clone(),
+                config.hooks.margin,
+            ),
+            config.reload.replay.clone(),
+            replays.clone(),
+        );
         Ok(Belroute {
             config: Arc::new(config),
-            store: Arc::new(store),
+            store,
             router,
             metrics,
             storage,
             call_log,
             subscriptions,
             console: Arc::default(),
+            replays,
         })
     }
 

@@ -1,5 +1,7 @@
 //! The `check` and `test` commands: what an operator runs before (or instead of) saving live.
 
+pub mod replay;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -283,24 +283,41 @@ pub struct Reload {
     /// Run the rule set's own tests (`tests:` and `{name}.test.yaml`) on every load, at
     /// start-up too; a version whose tests fail is refused and the last good one serves.
     pub run_tests: bool,
+    /// What is replayed after a new version goes live (`replay`, `replay_calls`,
+    /// `replay_time`).
+    pub replay: crate::replay::ReloadSettings,
 }
 
 impl Default for Reload {
     fn default() -> Self {
-        Reload { run_tests: true }
+        Reload {
+            run_tests: true,
+            replay: crate::replay::ReloadSettings::default(),
+        }
     }
 }
 
 impl Reload {
-    pub const KEYS: [&'static str; 1] = ["run_tests"];
+    pub const KEYS: [&'static str; 4] = ["run_tests", "replay", "replay_calls", "replay_time"];
+    /// How far back the replay after a reload goes; `0s` turns it off.
+    pub const REPLAY: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(7 * 86_400));
+    pub const REPLAY_CALLS: Range<u64> = Range::new(1, 10_000_000);
+    pub const REPLAY_TIME: Range<Duration> =
+        Range::new(Duration::from_secs(1), Duration::from_secs(3_600));
 
     fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        let default = crate::replay::ReloadSettings::default();
         Reload {
             run_tests: s.choice(
                 "run_tests",
                 Reload::default().run_tests,
                 &[("true", true), ("false", false)],
             ),
+            replay: crate::replay::ReloadSettings {
+                window: s.duration("replay", default.window, Self::REPLAY),
+                max_calls: s.count("replay_calls", default.max_calls, Self::REPLAY_CALLS),
+                max_time: s.duration("replay_time", default.max_time, Self::REPLAY_TIME),
+            },
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod metrics;
+pub mod replay;
 pub mod server;
 pub mod storage;
 pub mod subscriptions;

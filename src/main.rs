@@ -51,6 +51,9 @@ enum Command {
     Init(InitArgs),
     /// Decide one call without Callvoip and show why: every rule and every lookup.
     Simulate(SimulateArgs),
+    /// Decide logged calls again with the rule files as they are now: which would route
+    /// differently, before you save a change. Reads the call log only.
+    Replay(ReplayArgs),
     /// Print a shell completion script: `belroute completions bash > /etc/bash_completion.d/belroute`.
     Completions {
         #[arg(value_enum)]
@@ -88,6 +91,38 @@ struct SimulateArgs {
     json: bool,
     #[command(flatten)]
     database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    rules: RulesArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Calls received this long back from now: 30m, 24h, 7d [default: 24h].
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    since: Option<String>,
+    /// Calls received from this time: "2026-11-23 09:00" (local, in the configured time zone)
+    /// or RFC 3339.
+    #[arg(long)]
+    from: Option<String>,
+    /// Calls received before this time [default: now].
+    #[arg(long)]
+    to: Option<String>,
+    /// Show one logged call in full, then and now side by side.
+    #[arg(long, value_name = "UUID")]
+    call: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit 1 when any call would route differently (for CI and pre-commit hooks).
+    #[arg(long)]
+    fail_on_change: bool,
+    /// Logged calls read at once (memory stays bounded by this).
+    #[arg(long, default_value_t = belroute::replay::PAGE_SIZE, hide = true)]
+    page_size: usize,
+    /// Only these rule sets (default: every rule set in the log).
+    rulesets: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +337,34 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             Ok(true)
         }
         Command::Simulate(args) => simulate(args).await,
+        Command::Replay(args) => {
+            let config = cli::load_config_for_check(args.rules.config.as_deref())?;
+            let router = app::offline_router(&config);
+            let storage = belroute::storage::Storage::open_read_only(&args.database.url())?;
+            let request = cli::replay::ReplayRequest {
+                rulesets: args.rulesets,
+                since: args.since,
+                from: args.from,
+                to: args.to,
+                call: args.call,
+                json: args.json,
+                fail_on_change: args.fail_on_change,
+                page_size: args.page_size,
+            };
+            let mut out = String::new();
+            let result = cli::replay::replay(
+                &args.rules.rules,
+                &router,
+                &config,
+                &storage,
+                &request,
+                &mut out,
+            )
+            .await;
+            storage.close().await;
+            print!("{out}");
+            result
+        }
         Command::Migrate(args) => {
             let (storage, migrated) = cli::migrate::migrate(&args.url()).await?;
             println!("{} database: {migrated}", storage.kind());

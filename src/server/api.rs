@@ -38,6 +38,44 @@ pub async fn rulesets(state: web::Data<Belroute>) -> HttpResponse {
     )
 }
 
+/// `GET /api/v1/rulesets/{name}`: one rule set as served, why a newer file was refused (if
+/// it was), and the summary of the replay after its last reload (`last_replay`, `null` until
+/// one ran).
+pub async fn ruleset(req: HttpRequest, state: web::Data<Belroute>) -> HttpResponse {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let catalog = state.store.catalog();
+    let refused = catalog.refused.get(name);
+    let Some(set) = catalog.get(name) else {
+        if let Some(refusal) = refused {
+            return HttpResponse::Ok().json(json!({
+                "name": name,
+                "served": false,
+                "refused": refusal,
+                "last_replay": state.replays.get(name).as_deref(),
+            }));
+        }
+        return text(
+            actix_web::http::StatusCode::NOT_FOUND,
+            &format!(
+                "no rule set `{name}`; GET /api/v1/rulesets lists them (rules/{name}.yaml would serve it)"
+            ),
+        );
+    };
+    HttpResponse::Ok().json(json!({
+        "name": set.name,
+        "served": true,
+        "file": set.file,
+        "version": set.version,
+        "description": set.description,
+        "timeout_ms": set.timeout.as_millis() as u64,
+        "default": set.default_route,
+        "lookups": set.lookups,
+        "rules": set.rules.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        "refused": refused,
+        "last_replay": state.replays.get(name).as_deref(),
+    }))
+}
+
 /// `GET /api/v1/plugins`: each plugin's breaker, counters and cache size.
 pub async fn plugins(state: web::Data<Belroute>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "plugins": state.router.lookups().status() }))

@@ -124,6 +124,7 @@ endpoints!(ENDPOINTS, root, "" {
 endpoints!(API_ENDPOINTS, api, "/api/v1" {
     "/openapi.json" => { get => api::openapi },
     "/rulesets" => { get => api::rulesets },
+    "/rulesets/{name}" => { get => api::ruleset },
     "/plugins" => { get => api::plugins },
     "/plugins/{name}/invalidate" => { post => api::invalidate },
     "/calls" => { get => api::calls },

@@ -64,6 +64,7 @@ macro_rules! insert_event {
 
 pub mod console;
 pub mod events;
+pub mod replay;
 pub use events::{ClaimedEvent, Closed, DeliveryStatus, EventKind, EventSink, NoSubscribers};
 
 /// Rows per INSERT statement: 12 parameters each stays under every engine's limit.
