@@ -35,8 +35,6 @@ pub struct Belroute {
     pub storage: Storage,
     pub call_log: Arc<CallLog>,
     pub subscriptions: Arc<Subscriptions>,
-    /// The operator's console sessions (`/admin`).
-    pub console: Arc<crate::server::console::Sessions>,
     /// The last replay after each rule set's reload (see [`crate::replay`]).
     pub replays: Arc<crate::replay::LastReplays>,
 }
@@ -94,7 +92,6 @@ impl Belroute {
             storage,
             call_log,
             subscriptions,
-            console: Arc::default(),
             replays,
         })
     }

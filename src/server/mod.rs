@@ -202,9 +202,16 @@ async fn front_door() -> HttpResponse {
 /// Binds and starts serving `app`.
 pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Running> {
     let state = web::Data::new(app.clone());
-    let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes))
-        .disable_signals()
-        .shutdown_timeout(options.shutdown_timeout.as_secs().max(1));
+    // One set of console sessions for every worker.
+    let sessions = web::Data::new(console::Sessions::default());
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(sessions.clone())
+            .configure(routes)
+    })
+    .disable_signals()
+    .shutdown_timeout(options.shutdown_timeout.as_secs().max(1));
     if let Some(workers) = options.workers {
         server = server.workers(workers);
     }

@@ -5,6 +5,7 @@
 //! Storage does not know subscriptions: events are written for, and announced to, an
 //! [`EventSink`] (see [`events`]).
 
+mod record;
 mod spill;
 mod writer;
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::writer::{CallRecord, CallRow, Stats};
+use super::record::{CallRecord, CallRow, Stats};
 
 /// Records on their way to the spill file. A flood that outruns even a local append drops.
 pub(super) const SPILL_QUEUE: usize = 16_384;

@@ -111,7 +111,9 @@ pub async fn console_guard(
             .await
             .map(ServiceResponse::map_into_left_body);
     }
-    let session = cookie(req.request(), session::COOKIE).and_then(|id| app.console.get(&id));
+    let sessions = req.app_data::<web::Data<Sessions>>().cloned();
+    let session = cookie(req.request(), session::COOKIE)
+        .and_then(|id| sessions.as_ref().and_then(|s| s.get(&id)));
     let Some(session) = session else {
         tracing::debug!(path = %belroute_engine::text::escape(req.path()), "console: no session, login form shown");
         let response = html_response(StatusCode::UNAUTHORIZED, login_form(lang, None));
@@ -184,7 +186,12 @@ fn secure(req: &HttpRequest) -> &'static str {
 }
 
 /// `POST /admin/login` (field `token`): on the admin token, a new session and its cookie.
-async fn login(req: HttpRequest, state: web::Data<Belroute>, body: web::Bytes) -> HttpResponse {
+async fn login(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    sessions: web::Data<Sessions>,
+    body: web::Bytes,
+) -> HttpResponse {
     let lang = Lang::of(&req);
     let text = std::str::from_utf8(&body).unwrap_or_default();
     let form = Form(url_pairs(text).collect());
@@ -202,7 +209,7 @@ async fn login(req: HttpRequest, state: web::Data<Belroute>, body: web::Bytes) -
             login_form(lang, Some(lang.t("wrong_token"))),
         );
     }
-    match state.console.create() {
+    match sessions.create() {
         Ok(session) => {
             tracing::info!("console: operator logged in");
             see_other("/admin")
@@ -237,10 +244,10 @@ async fn login(req: HttpRequest, state: web::Data<Belroute>, body: web::Bytes) -
 /// `POST /admin/logout`: the session ends and its cookie is cleared.
 async fn logout(
     req: HttpRequest,
-    state: web::Data<Belroute>,
+    sessions: web::Data<Sessions>,
     session: web::ReqData<Session>,
 ) -> HttpResponse {
-    state.console.remove(&session.id);
+    sessions.remove(&session.id);
     tracing::info!("console: operator logged out");
     see_other("/admin")
         .insert_header((
