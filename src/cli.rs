@@ -57,6 +57,19 @@ pub struct Checked {
     pub files: usize,
 }
 
+impl Checked {
+    /// Rules in every rule set that loaded.
+    pub fn rule_count(&self) -> usize {
+        self.rulesets.iter().map(|s| s.rules.len()).sum()
+    }
+
+    /// Tests: `tests:` sections and `{name}.test.yaml` files.
+    pub fn test_count(&self) -> usize {
+        self.rulesets.iter().map(|s| s.tests.len()).sum::<usize>()
+            + self.test_files.iter().map(|(_, t)| t.len()).sum::<usize>()
+    }
+}
+
 /// Loads every rule file and test file in `dir`, collecting all problems.
 pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result<Checked> {
     let files = rule_files(dir)?;
@@ -113,17 +126,8 @@ pub fn check(
     out: &mut String,
 ) -> anyhow::Result<bool> {
     let checked = checked_and_said(dir, router, config, out)?;
-    let rules: usize = checked.rulesets.iter().map(|s| s.rules.len()).sum();
-    let tests: usize = checked
-        .rulesets
-        .iter()
-        .map(|s| s.tests.len())
-        .sum::<usize>()
-        + checked
-            .test_files
-            .iter()
-            .map(|(_, t)| t.len())
-            .sum::<usize>();
+    let rules: usize = checked.rule_count();
+    let tests: usize = checked.test_count();
     if checked.problems.is_empty() {
         let _ = writeln!(
             out,

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use belroute_engine::text::escape_markup as xml;
 use belroute_engine::{Diagnostic, Router, run_test};
 use serde::Serialize;
 
@@ -59,17 +60,8 @@ pub struct Counts {
 /// `belroute check`'s findings without printing them.
 pub fn check_report(dir: &Path, router: &Router, config: &Config) -> anyhow::Result<CheckReport> {
     let checked = check_dir(dir, router, config)?;
-    let rules = checked.rulesets.iter().map(|s| s.rules.len()).sum();
-    let tests = checked
-        .rulesets
-        .iter()
-        .map(|s| s.tests.len())
-        .sum::<usize>()
-        + checked
-            .test_files
-            .iter()
-            .map(|(_, t)| t.len())
-            .sum::<usize>();
+    let rules = checked.rule_count();
+    let tests = checked.test_count();
     let files_with_problems = checked
         .problems
         .iter()
@@ -323,27 +315,6 @@ pub fn write_junit(run: &TestRun, out: &mut String) {
     let _ = writeln!(out, "</testsuites>");
 }
 
-/// Text for an XML attribute or element: the five entities escaped, and the control
-/// characters XML 1.0 cannot carry at all replaced by U+FFFD.
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' => out.push_str("&#9;"),
-            '\r' => out.push_str("&#13;"),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::xml;
@@ -352,7 +323,7 @@ mod tests {
     fn xml_escapes_what_xml_cannot_carry() {
         assert_eq!(
             xml("a<b & \"c\"\u{1}'"),
-            "a&lt;b &amp; &quot;c&quot;\u{FFFD}&apos;"
+            "a&lt;b &amp; &quot;c&quot;\u{FFFD}&#39;"
         );
     }
 }

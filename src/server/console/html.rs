@@ -7,20 +7,7 @@ use actix_web::HttpRequest;
 use super::session::Session;
 
 /// Text made safe for HTML element content and quoted attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use belroute_engine::text::escape_markup as esc;
 
 /// A path segment or query value made safe for a URL (then [`esc`] it for the attribute).
 pub fn url_part(text: &str) -> String {
