@@ -171,6 +171,11 @@ impl Storage {
             if gone.rows_affected() == 0 {
                 return Err(WriteError::Missing(name.to_string()));
             }
+            let deliveries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE subscription = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            // Events first (their deliveries go with them: ON DELETE CASCADE), then the rest.
             sqlx::query(
                 "DELETE FROM events WHERE id IN (SELECT event_id FROM deliveries WHERE subscription = $1) \
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.subscription <> $1)",
@@ -178,12 +183,12 @@ impl Storage {
             .bind(name)
             .execute(&mut *tx)
             .await?;
-            let deliveries = sqlx::query("DELETE FROM deliveries WHERE subscription = $1")
+            sqlx::query("DELETE FROM deliveries WHERE subscription = $1")
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(deliveries.rows_affected())
+            Ok(u64::try_from(deliveries).unwrap_or(0))
         })
     }
 }
