@@ -300,7 +300,12 @@ impl Subscriptions {
             subscription.start_notifier(storage, &client);
         }
         let _ = self.runtime.set((storage.clone(), client));
-        if let Err(e) = self.reload().await {
+        // Bounded: a database that is down must not hold up start-up (calls are answered).
+        let first = tokio::time::timeout(Duration::from_secs(3), self.reload()).await;
+        if let Err(e) = first
+            .map_err(|_| "no answer within 3s".to_string())
+            .and_then(|done| done.map_err(|e| e.to_string()))
+        {
             tracing::warn!(
                 "cannot read the stored subscriptions yet ({e}); trying again every {}s",
                 RELOAD_EVERY.as_secs()
