@@ -60,7 +60,7 @@ impl Belroute {
         }
         .context("cannot serve rules")?;
         let subscriptions = Arc::new(Subscriptions::new(&config.subscriptions));
-        subscriptions.start_notifiers(&storage)?;
+        subscriptions.start(&storage).await?;
         let call_log = Arc::new(
             CallLog::start(
                 storage.clone(),

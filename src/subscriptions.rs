@@ -4,20 +4,35 @@
 //! while the subscriber has not drained its events, retried with backoff, and never touch the
 //! answer path.
 //!
+//! Subscriptions come from belroute.yaml (read-only while running) or from the database
+//! (managed through the admin API; see [`spec`]). The set is reloaded from the database every
+//! [`RELOAD_EVERY`] and at once after a change made here, so every instance on one database
+//! serves the same set within seconds; notifiers start and stop as subscriptions appear,
+//! change or go. A subscription that is `off` still has its events recorded (so that resuming
+//! it delivers the backlog) but is not notified.
+//!
 //! This module owns who subscribes to what and the wake-ups; storage owns writing and
 //! claiming events, and reaches the subscriptions only through [`EventSink`], which
 //! [`Subscriptions`] implements. The dependency goes one way: subscriptions → storage.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+pub mod spec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use belroute_engine::settings::Secret;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
-use crate::storage::{EventSink, Storage, epoch_ms};
+use crate::storage::{EventSink, Storage, SubscriptionRow, epoch_ms};
 
 pub use crate::config::{EventKind, Status, SubscriptionConfig};
+
+/// How often every instance reads the stored subscriptions again.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 /// What the notifier knows about a subscription, for the admin API.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -34,16 +49,71 @@ pub struct NotifierState {
     awaiting_pull: bool,
 }
 
-/// One configured subscription at run time.
+/// Where a subscription is defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// belroute.yaml: read-only while running.
+    File,
+    /// The database, managed through the admin API.
+    Api,
+}
+
+/// What a subscriber presents to claim its events.
+#[derive(Debug)]
+enum Keys {
+    /// belroute.yaml's `api_key`.
+    File(Secret),
+    /// SHA-256 of the current key, and of the previous one until a deadline (ms).
+    Hashed {
+        current: [u8; 32],
+        previous: Option<([u8; 32], i64)>,
+    },
+}
+
+/// One subscription at run time.
 #[derive(Debug)]
 pub struct Subscription {
     pub name: String,
+    /// For a stored subscription `api_key` is a placeholder: its key is checked by
+    /// [`Subscription::accepts`] against the stored hash.
     pub config: SubscriptionConfig,
+    pub source: Source,
+    /// The stored row's revision (0 for belroute.yaml's).
+    pub revision: i64,
+    keys: Keys,
     wake: Notify,
     state: Mutex<NotifierState>,
+    notifier: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Subscription {
+    fn new(
+        name: &str,
+        config: SubscriptionConfig,
+        source: Source,
+        keys: Keys,
+        revision: i64,
+    ) -> Self {
+        let status = match config.status {
+            Status::Active => "active",
+            Status::Off => "off",
+        };
+        Subscription {
+            name: name.to_string(),
+            config,
+            source,
+            revision,
+            keys,
+            wake: Notify::new(),
+            state: Mutex::new(NotifierState {
+                status: status.into(),
+                ..NotifierState::default()
+            }),
+            notifier: Mutex::new(None),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, NotifierState> {
         self.state
             .lock()
@@ -59,52 +129,166 @@ impl Subscription {
         self.state().awaiting_pull = false;
     }
 
+    /// Events of `kind` are recorded for it (also while it is `off`, for the backlog).
     fn wants(&self, kind: EventKind) -> bool {
-        self.config.status == Status::Active && self.config.events.contains(&kind)
+        self.config.events.contains(&kind)
+    }
+
+    /// Whether `given` is this subscription's API key at `now_ms` (the previous key too,
+    /// until its grace period ends). Constant time.
+    pub fn accepts(&self, given: &str, now_ms: i64) -> bool {
+        let given = Sha256::digest(given.as_bytes());
+        match &self.keys {
+            Keys::File(key) => {
+                let expected = Sha256::digest(key.expose().as_bytes());
+                given.ct_eq(&expected).into()
+            }
+            Keys::Hashed { current, previous } => {
+                let now = given.ct_eq(current);
+                let before = match previous {
+                    Some((hash, until)) => {
+                        given.ct_eq(hash) & subtle::Choice::from(u8::from(now_ms < *until))
+                    }
+                    None => subtle::Choice::from(0),
+                };
+                (now | before).into()
+            }
+        }
+    }
+
+    /// Until when (ms) the key before the last rotation is still taken, if it is.
+    pub fn previous_key_until(&self, now_ms: i64) -> Option<i64> {
+        match &self.keys {
+            Keys::Hashed {
+                previous: Some((_, until)),
+                ..
+            } if *until > now_ms => Some(*until),
+            _ => None,
+        }
+    }
+
+    /// Starts the notifier when the subscription is active and has an endpoint.
+    fn start_notifier(self: &Arc<Self>, storage: &Storage, client: &reqwest::Client) {
+        if self.config.status == Status::Active && self.config.endpoint.is_some() {
+            let task = tokio::spawn(notify_loop(self.clone(), storage.clone(), client.clone()));
+            *self
+                .notifier
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task.abort_handle());
+        }
+    }
+
+    /// Stops the notifier (the subscription was changed or deleted).
+    fn stop(&self) {
+        if let Some(task) = self
+            .notifier
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            task.abort();
+        }
     }
 }
 
-/// All subscriptions, by name.
+/// SHA-256 of an API key, in hex: how a stored subscription keeps it.
+pub fn key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn parse_hash(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A new API key: 256 random bits from the operating system, as 64 hex digits.
+pub fn new_key() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A stored row as a running subscription; the problems when it does not read.
+fn build(row: &SubscriptionRow) -> Result<Subscription, Vec<String>> {
+    let config = spec::check(&row.name, &spec::from_row(row))?;
+    let current = parse_hash(&row.api_key_hash).ok_or_else(|| {
+        vec![format!(
+            "subscription `{}`: the stored API key hash is damaged; rotate the key",
+            row.name
+        )]
+    })?;
+    let previous = match (&row.previous_key_hash, row.previous_key_until) {
+        (Some(hash), Some(until)) => parse_hash(hash).map(|h| (h, until)),
+        _ => None,
+    };
+    Ok(Subscription::new(
+        &row.name,
+        config,
+        Source::Api,
+        Keys::Hashed { current, previous },
+        row.revision,
+    ))
+}
+
+type Set = Arc<BTreeMap<String, Arc<Subscription>>>;
+
+/// All subscriptions, by name: belroute.yaml's and the stored ones.
 #[derive(Debug, Default)]
 pub struct Subscriptions {
-    all: BTreeMap<String, Arc<Subscription>>,
+    current: RwLock<Set>,
+    /// Where notifiers deliver from, once [`Subscriptions::start`] ran.
+    runtime: OnceLock<(Storage, reqwest::Client)>,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+    /// Stored subscriptions (name → revision) that did not read, reported once.
+    reported: Mutex<HashMap<String, i64>>,
 }
 
 impl Subscriptions {
+    /// belroute.yaml's subscriptions; the stored ones join with [`Subscriptions::start`].
     pub fn new(configs: &BTreeMap<String, SubscriptionConfig>) -> Self {
         let all = configs
             .iter()
             .map(|(name, config)| {
-                let status = match config.status {
-                    Status::Active => "active",
-                    Status::Off => "off",
-                };
-                let state = NotifierState {
-                    status: status.into(),
-                    ..NotifierState::default()
-                };
-                let subscription = Subscription {
-                    name: name.clone(),
-                    config: config.clone(),
-                    wake: Notify::new(),
-                    state: Mutex::new(state),
-                };
+                let keys = Keys::File(config.api_key.clone());
+                let subscription = Subscription::new(name, config.clone(), Source::File, keys, 0);
                 (name.clone(), Arc::new(subscription))
             })
             .collect();
-        Subscriptions { all }
+        Subscriptions {
+            current: RwLock::new(Arc::new(all)),
+            ..Subscriptions::default()
+        }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<Subscription>> {
-        self.all.get(name)
+    fn set(&self) -> Set {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Subscription>> {
-        self.all.values()
+    pub fn get(&self, name: &str) -> Option<Arc<Subscription>> {
+        self.set().get(name).cloned()
     }
 
-    /// Starts one notifier task per active subscription with an endpoint.
-    pub fn start_notifiers(&self, storage: &Storage) -> anyhow::Result<()> {
+    /// Every subscription, by name.
+    pub fn all(&self) -> Vec<Arc<Subscription>> {
+        self.set().values().cloned().collect()
+    }
+
+    /// Starts belroute.yaml's notifiers, reads the stored subscriptions (a database that is
+    /// down is logged, and read again later), and reloads them every [`RELOAD_EVERY`].
+    pub async fn start(self: &Arc<Self>, storage: &Storage) -> anyhow::Result<()> {
         belroute_plugins::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -112,25 +296,124 @@ impl Subscriptions {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("belroute/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        for subscription in self.all.values() {
-            if subscription.config.status == Status::Active
-                && subscription.config.endpoint.is_some()
-            {
-                tokio::spawn(notify_loop(
-                    subscription.clone(),
-                    storage.clone(),
-                    client.clone(),
-                ));
+        for subscription in self.set().values() {
+            subscription.start_notifier(storage, &client);
+        }
+        let _ = self.runtime.set((storage.clone(), client));
+        // Bounded: a database that is down must not hold up start-up (calls are answered).
+        let first = tokio::time::timeout(Duration::from_secs(3), self.reload()).await;
+        if let Err(e) = first
+            .map_err(|_| "no answer within 3s".to_string())
+            .and_then(|done| done.map_err(|e| e.to_string()))
+        {
+            tracing::warn!(
+                "cannot read the stored subscriptions yet ({e}); trying again every {}s",
+                RELOAD_EVERY.as_secs()
+            );
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELOAD_EVERY).await;
+                let Some(this) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(e) = this.reload().await {
+                    tracing::debug!("cannot read the stored subscriptions: {e}");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The HTTP client notifications go out with.
+    pub fn client(&self) -> Option<&reqwest::Client> {
+        self.runtime.get().map(|(_, client)| client)
+    }
+
+    /// Reads the stored subscriptions and brings the running set in line: new ones start,
+    /// changed ones (their revision moved) are rebuilt, deleted ones stop. belroute.yaml's
+    /// stay; a stored one with the same name is ignored (logged).
+    pub async fn reload(&self) -> Result<(), sqlx::Error> {
+        let Some((storage, client)) = self.runtime.get() else {
+            return Ok(());
+        };
+        let _one = self.reloading.lock().await;
+        let rows = storage.stored_subscriptions().await?;
+        let old = self.set();
+        let mut next: BTreeMap<String, Arc<Subscription>> = old
+            .iter()
+            .filter(|(_, s)| s.source == Source::File)
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        for row in &rows {
+            let before = old.get(&row.name);
+            if let Some(existing) = before {
+                if existing.source == Source::File {
+                    self.report_once(row, || {
+                        tracing::warn!(subscription = %row.name, "a subscription of this name is in belroute.yaml and in the database; belroute.yaml's is served: delete the stored one (DELETE /api/v1/subscriptions/{}) or rename one", row.name);
+                    });
+                    continue;
+                }
+                if existing.revision == row.revision {
+                    next.insert(row.name.clone(), existing.clone());
+                    continue;
+                }
+            }
+            match build(row) {
+                Ok(subscription) => {
+                    let subscription = Arc::new(subscription);
+                    subscription.start_notifier(storage, client);
+                    if before.is_none() {
+                        tracing::info!(subscription = %row.name, revision = row.revision, status = %row.status, "stored subscription now served");
+                    } else {
+                        tracing::info!(subscription = %row.name, revision = row.revision, status = %row.status, "stored subscription changed; now served as changed");
+                    }
+                    next.insert(row.name.clone(), subscription);
+                }
+                Err(problems) => {
+                    self.report_once(row, || {
+                        tracing::error!(subscription = %row.name, revision = row.revision, "stored subscription cannot be served on this instance ({}); fix it with PATCH /api/v1/subscriptions/{}{}", problems.join("; "), row.name, if before.is_some() { " (the previous version keeps serving)" } else { "" });
+                    });
+                    if let Some(existing) = before {
+                        next.insert(row.name.clone(), existing.clone());
+                    }
+                }
             }
         }
+        for (name, subscription) in old.iter() {
+            if subscription.source == Source::Api
+                && !next.get(name).is_some_and(|s| Arc::ptr_eq(s, subscription))
+            {
+                subscription.stop();
+                if !next.contains_key(name) {
+                    tracing::info!(subscription = %name, "stored subscription deleted; no longer served");
+                }
+            }
+        }
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
         Ok(())
+    }
+
+    fn report_once(&self, row: &SubscriptionRow, report: impl FnOnce()) {
+        let mut reported = self
+            .reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if reported.get(&row.name) != Some(&row.revision) {
+            reported.insert(row.name.clone(), row.revision);
+            report();
+        }
     }
 }
 
 impl EventSink for Subscriptions {
-    /// The active subscriptions that want events of `kind`.
+    /// The subscriptions that want events of `kind` (active or off).
     fn subscribers(&self, kind: EventKind) -> Vec<String> {
-        self.all
+        self.set()
             .values()
             .filter(|s| s.wants(kind))
             .map(|s| s.name.clone())
@@ -139,12 +422,57 @@ impl EventSink for Subscriptions {
 
     /// New events were committed for these subscriptions: their notifiers look now.
     fn wake(&self, names: &[String]) {
+        let set = self.set();
         for name in names {
-            if let Some(subscription) = self.all.get(name) {
+            if let Some(subscription) = set.get(name) {
                 subscription.wake.notify_one();
             }
         }
     }
+}
+
+/// What the endpoint made of a test notification.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestOutcome {
+    /// The HTTP status, when the endpoint answered.
+    pub status: Option<u16>,
+    pub delivered: bool,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+}
+
+/// Sends one notification to `subscription`'s endpoint (its headers, plus
+/// `x-belroute-test: true`) and reports how the endpoint answered; `None` without an endpoint.
+pub async fn send_test(
+    subscription: &Subscription,
+    client: &reqwest::Client,
+) -> Option<TestOutcome> {
+    let endpoint = subscription.config.endpoint.as_ref()?;
+    let mut request = client
+        .post(endpoint.expose())
+        .header("x-belroute-subscription", &subscription.name)
+        .header("x-belroute-test", "true")
+        .header("content-length", "0");
+    for (name, value) in &subscription.config.headers {
+        request = request.header(name.as_str(), value.expose());
+    }
+    let started = Instant::now();
+    let answer = request.send().await;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    Some(match answer {
+        Ok(response) => TestOutcome {
+            status: Some(response.status().as_u16()),
+            delivered: response.status().is_success(),
+            latency_ms,
+            error: (!response.status().is_success()).then(|| format!("HTTP {}", response.status())),
+        },
+        Err(e) => TestOutcome {
+            status: None,
+            delivered: false,
+            latency_ms,
+            error: Some(e.without_url().to_string()),
+        },
+    })
 }
 
 /// How often a notifier looks for events without being woken (events written by another
@@ -153,8 +481,13 @@ const CHECK_EVERY: Duration = Duration::from_secs(30);
 
 async fn notify_loop(subscription: Arc<Subscription>, storage: Storage, client: reqwest::Client) {
     let renotify_after = subscription.config.renotify_after;
+    // Look at once: a subscription that starts (or resumes) may have a backlog.
+    let mut first = true;
     loop {
-        let _ = tokio::time::timeout(CHECK_EVERY, subscription.wake.notified()).await;
+        if !first {
+            let _ = tokio::time::timeout(CHECK_EVERY, subscription.wake.notified()).await;
+        }
+        first = false;
         {
             let state = subscription.state();
             if state.awaiting_pull

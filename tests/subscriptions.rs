@@ -575,3 +575,588 @@ async fn parked_events_can_be_returned_to_new() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Subscriptions managed while running (issue 14)
+
+const ADMIN_ONLY: &str = "admin:\n  token: admintoken\n";
+
+/// An admin API request: (status, JSON body or the text as a JSON string).
+async fn admin_call(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut request = server
+        .client
+        .request(method.parse().unwrap(), server.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn admin_do(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    admin_call(server, method, path, body, Some("admintoken")).await
+}
+
+/// Calls keep coming in (one every 20 ms) until the returned sender is dropped.
+fn calls_flowing(server: &Arc<TestServer>, prefix: &str) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = server.clone();
+    let prefix = prefix.to_string();
+    tokio::spawn(async move {
+        let mut i = 0;
+        while matches!(
+            stopped.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty)
+        ) {
+            let body = json!({ "uuid": format!("{prefix}-{i}"), "caller_number": "31152026057" });
+            assert_eq!(
+                server
+                    .post_json("/hooks/main", body.to_string())
+                    .await
+                    .status(),
+                200
+            );
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    stop
+}
+
+async fn deliveries(server: &TestServer, name: &str, status: &str) -> i64 {
+    let (_, shown) = admin_do(
+        server,
+        "GET",
+        &format!("/api/v1/subscriptions/{name}"),
+        None,
+    )
+    .await;
+    shown["deliveries"][status].as_i64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_created_while_calls_flow_is_served_at_once_paused_and_resumed() {
+    for (server, pg) in
+        on_each_database("a_subscription_created_while_calls_flow", ADMIN_ONLY).await
+    {
+        let server = Arc::new(server);
+        let receiver = Receiver::start().await;
+        let flow = calls_flowing(&server, "flow");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (status, created) = admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions",
+            Some(json!({
+                "name": "crm",
+                "status": "active",
+                "endpoint": receiver.url,
+                "headers": { "identifier": "runtime-id" },
+                "events": ["call.routed"],
+                "retry_initial": "100ms",
+                "retry_max": "400ms",
+                "renotify_after": "1s",
+            })),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["source"], "api");
+        let key = created["api_key"].as_str().unwrap().to_string();
+        assert_eq!(key.len(), 64);
+        receiver.pull_from(&server.base, "crm", &key);
+        server
+            .eventually(
+                Duration::from_secs(10),
+                "events of calls after the creation pulled",
+                || async { receiver.events().len() >= 3 },
+            )
+            .await;
+        assert!(receiver.notifications().iter().all(|headers| {
+            headers.contains(&("identifier".to_string(), "runtime-id".to_string()))
+        }));
+        // Listed beside belroute.yaml's, as stored.
+        let (_, list) = admin_do(&server, "GET", "/api/v1/subscriptions", None).await;
+        assert_eq!(list["subscriptions"][0]["name"], "crm");
+        assert_eq!(list["subscriptions"][0]["source"], "api");
+        drop(flow);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+        server
+            .eventually(Duration::from_secs(10), "the flow drained", || async {
+                deliveries(&server, "crm", "new").await == 0
+                    && deliveries(&server, "crm", "claimed").await == 0
+            })
+            .await;
+
+        // Off: events are still recorded, nobody is notified.
+        let (status, paused) = admin_do(
+            &server,
+            "PATCH",
+            "/api/v1/subscriptions/crm",
+            Some(json!({"status": "off"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{paused}");
+        assert_eq!(paused["status"], "off");
+        assert_eq!(paused["notifier"]["status"], "off");
+        let notified = receiver.notifications().len();
+        calls(&server, "paused", 3).await;
+        assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            receiver.notifications().len(),
+            notified,
+            "no notification while off"
+        );
+        assert!(
+            !uuids(&receiver.events())
+                .iter()
+                .any(|u| u.starts_with("paused-")),
+            "nothing pulled while off"
+        );
+        assert_eq!(
+            deliveries(&server, "crm", "new").await,
+            3,
+            "recorded while off"
+        );
+
+        // Resumed: the backlog is delivered.
+        let (status, _) = admin_do(
+            &server,
+            "PATCH",
+            "/api/v1/subscriptions/crm",
+            Some(json!({"status": "active"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        server
+            .eventually(
+                Duration::from_secs(10),
+                "the backlog delivered after resuming",
+                || async {
+                    let got = uuids(&receiver.events());
+                    (0..3).all(|i| got.contains(&format!("paused-{i}")))
+                },
+            )
+            .await;
+        assert!(receiver.notifications().len() > notified);
+        let server = Arc::into_inner(server).unwrap();
+        server.stop().await;
+        receiver.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+/// Two instances on one PostgreSQL: what one stores, the other serves within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_created_on_one_instance_is_served_by_the_other() {
+    let Some(pg) =
+        common::db::postgres("a_subscription_created_on_one_instance_is_served_by_the_other").await
+    else {
+        return;
+    };
+    let a = TestServer::with_database(&[("main.yaml", RULES)], ADMIN_ONLY, &pg.url).await;
+    let b = TestServer::with_database(&[("main.yaml", RULES)], ADMIN_ONLY, &pg.url).await;
+    let receiver = Receiver::start().await;
+    let (status, created) = admin_do(
+        &a,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(json!({ "name": "crm", "endpoint": receiver.url, "headers": { "identifier": "x" }, "renotify_after": "1s" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["api_key"].as_str().unwrap().to_string();
+    let took = b
+        .eventually(
+            Duration::from_secs(6),
+            "b serves a's subscription",
+            || async {
+                admin_do(&b, "GET", "/api/v1/subscriptions/crm", None)
+                    .await
+                    .0
+                    == 200
+            },
+        )
+        .await;
+    eprintln!("instance b served the new subscription after {took:?}");
+    receiver.pull_from(&b.base, "crm", &key);
+    calls(&b, "on-b", 4).await;
+    b.eventually(
+        Duration::from_secs(10),
+        "b's calls delivered by b",
+        || async { receiver.events().len() >= 4 },
+    )
+    .await;
+    assert!(
+        receiver
+            .notifications()
+            .iter()
+            .all(|h| h.contains(&("x-belroute-subscription".to_string(), "crm".to_string())))
+    );
+    // A change and a deletion on a reach b as well.
+    assert_eq!(
+        admin_do(
+            &a,
+            "PATCH",
+            "/api/v1/subscriptions/crm",
+            Some(json!({"status": "off"}))
+        )
+        .await
+        .0,
+        200
+    );
+    b.eventually(Duration::from_secs(6), "b sees the change", || async {
+        admin_do(&b, "GET", "/api/v1/subscriptions/crm", None)
+            .await
+            .1["status"]
+            == "off"
+    })
+    .await;
+    assert_eq!(
+        admin_do(&a, "DELETE", "/api/v1/subscriptions/crm", None)
+            .await
+            .0,
+        200
+    );
+    b.eventually(
+        Duration::from_secs(6),
+        "b drops the deleted one",
+        || async {
+            admin_do(&b, "GET", "/api/v1/subscriptions/crm", None)
+                .await
+                .0
+                == 404
+        },
+    )
+    .await;
+    assert_eq!(next(&b, "crm", &key).await.0, 401);
+    a.stop().await;
+    b.stop().await;
+    receiver.stop().await;
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_works_at_once_and_the_old_one_until_its_grace_ends() {
+    for (server, pg) in on_each_database("a_rotated_key_works_at_once", ADMIN_ONLY).await {
+        let (status, created) = admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions",
+            Some(json!({"name": "poller"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let old = created["api_key"].as_str().unwrap().to_string();
+        calls(&server, "rot", 2).await;
+        assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+        assert_eq!(next(&server, "poller", &old).await.0, 200);
+
+        let (status, rotated) = admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions/poller/rotate-key",
+            Some(json!({"grace": "1s"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{rotated}");
+        let new = rotated["api_key"].as_str().unwrap().to_string();
+        assert_ne!(new, old);
+        assert!(rotated["previous_key_valid_until"].is_string());
+        assert_eq!(
+            next(&server, "poller", &new).await.0,
+            200,
+            "the new key at once"
+        );
+        assert_eq!(
+            next(&server, "poller", &old).await.0,
+            204,
+            "the old key during the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            next(&server, "poller", &old).await.0,
+            401,
+            "the old key after the grace period"
+        );
+        assert_eq!(next(&server, "poller", &new).await.0, 204);
+
+        // The grace period has a range, said the way belroute.yaml says it; without a body: 1h.
+        let (status, refused) = admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions/poller/rotate-key",
+            Some(json!({"grace": "9d"})),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(refused, "`grace` is 9d; it must be between 0s and 7d\n");
+        let (status, rotated) = admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions/poller/rotate-key",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{rotated}");
+        let newest = rotated["api_key"].as_str().unwrap();
+        assert_eq!(next(&server, "poller", newest).await.0, 204);
+        assert_eq!(
+            next(&server, "poller", &new).await.0,
+            204,
+            "1h of grace by default"
+        );
+        server.stop().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+/// The messages of belroute.yaml for the same settings, without `file:line:col: `.
+fn yaml_problems(settings: &str) -> Vec<String> {
+    let yaml = format!("subscriptions:\n  crm:\n    api_key: k\n{settings}");
+    match belroute::config::Config::parse(std::path::Path::new("belroute.yaml"), &yaml) {
+        Err(belroute::config::ConfigError::Invalid(found)) => {
+            let mut found: Vec<String> = found.into_iter().map(|d| d.message).collect();
+            found.sort();
+            found
+        }
+        other => panic!("belroute.yaml should refuse this: {other:?}"),
+    }
+}
+
+fn api_problems(body: &Value) -> Vec<String> {
+    let mut found: Vec<String> = body.as_str().unwrap().lines().map(str::to_string).collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn runtime_settings_are_refused_with_belroute_yaml_s_messages() {
+    let cfg = config(&[subscription("filed", None, "")]);
+    let server = TestServer::with_config(&[("main.yaml", RULES)], &cfg).await;
+    let cases = [
+        (
+            json!({"endpoint": "ftp://crm.example.nl/notify"}),
+            "    endpoint: ftp://crm.example.nl/notify\n",
+        ),
+        (
+            json!({"endpoint": "not a url"}),
+            "    endpoint: not a url\n",
+        ),
+        (
+            json!({"headers": {"bad header": "x"}}),
+            "    headers: { \"bad header\": x }\n",
+        ),
+        (
+            json!({"max_retries": 0, "visibility_timeout": "2d", "retry_initial": "2s", "retry_max": "1s"}),
+            "    max_retries: 0\n    visibility_timeout: 2d\n    retry_initial: 2s\n    retry_max: 1s\n",
+        ),
+        (
+            json!({"status": "paused", "events": ["call.made"], "colour": "red"}),
+            "    status: paused\n    events: [call.made]\n    colour: red\n",
+        ),
+    ];
+    for (settings, yaml) in cases {
+        let expected = yaml_problems(yaml);
+        let mut body = settings.clone();
+        body["name"] = json!("crm");
+        let (status, refused) =
+            admin_do(&server, "POST", "/api/v1/subscriptions", Some(body)).await;
+        assert_eq!(status, 400, "{settings}");
+        assert_eq!(api_problems(&refused), expected, "{settings}");
+    }
+    assert_eq!(
+        admin_do(&server, "GET", "/api/v1/subscriptions/crm", None)
+            .await
+            .0,
+        404
+    );
+
+    // A change is checked the same way and leaves the subscription as it was.
+    let (status, _) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(json!({"name": "crm", "max_retries": 7})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, refused) = admin_do(
+        &server,
+        "PATCH",
+        "/api/v1/subscriptions/crm",
+        Some(json!({"max_retries": 0})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        api_problems(&refused),
+        yaml_problems("    max_retries: 0\n")
+    );
+    let (_, shown) = admin_do(&server, "GET", "/api/v1/subscriptions/crm", None).await;
+    assert_eq!(shown["max_retries"], 7);
+    assert_eq!(
+        admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions",
+            Some(json!({"name": "bad name"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions",
+            Some(json!({"name": "crm2", "api_key": "mine"}))
+        )
+        .await
+        .0,
+        400,
+        "belroute makes the key"
+    );
+
+    // belroute.yaml's subscription is listed, read-only.
+    let (_, list) = admin_do(&server, "GET", "/api/v1/subscriptions", None).await;
+    let filed = list["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "filed")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (filed["source"].clone(), filed["read_only"].clone()),
+        (json!("file"), json!(true))
+    );
+    for (method, path) in [
+        ("PATCH", "/api/v1/subscriptions/filed"),
+        ("DELETE", "/api/v1/subscriptions/filed"),
+        ("POST", "/api/v1/subscriptions/filed/rotate-key"),
+    ] {
+        let (status, said) = admin_do(&server, method, path, Some(json!({}))).await;
+        assert_eq!(status, 409, "{method} {path}");
+        assert!(said.as_str().unwrap().contains("belroute.yaml"), "{said}");
+    }
+    assert_eq!(
+        admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions",
+            Some(json!({"name": "filed"}))
+        )
+        .await
+        .0,
+        409
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_the_admin_token_every_change_is_refused() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::with_config(&[("main.yaml", RULES)], ADMIN_ONLY).await;
+    let (status, created) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(json!({"name": "crm", "endpoint": receiver.url})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let key = created["api_key"].as_str().unwrap().to_string();
+    let attempts = [
+        (
+            "POST",
+            "/api/v1/subscriptions",
+            Some(json!({"name": "other"})),
+        ),
+        ("GET", "/api/v1/subscriptions/crm", None),
+        (
+            "PATCH",
+            "/api/v1/subscriptions/crm",
+            Some(json!({"status": "off"})),
+        ),
+        ("DELETE", "/api/v1/subscriptions/crm", None),
+        ("POST", "/api/v1/subscriptions/crm/rotate-key", None),
+        ("POST", "/api/v1/subscriptions/crm/test", None),
+    ];
+    for (method, path, body) in attempts {
+        for token in [None, Some("wrong"), Some(key.as_str())] {
+            let (status, _) = admin_call(&server, method, path, body.clone(), token).await;
+            assert_eq!(status, 401, "{method} {path} with {token:?}");
+        }
+    }
+    let (_, shown) = admin_do(&server, "GET", "/api/v1/subscriptions/crm", None).await;
+    assert_eq!(shown["status"], "active", "nothing changed");
+    assert_eq!(
+        admin_do(&server, "GET", "/api/v1/subscriptions/other", None)
+            .await
+            .0,
+        404
+    );
+    assert!(receiver.notifications().is_empty(), "no test notification");
+    assert_eq!(
+        next(&server, "crm", &key).await.0,
+        204,
+        "the key was not rotated"
+    );
+
+    // With it: a test notification reports the endpoint's answer.
+    let (status, tested) = admin_do(&server, "POST", "/api/v1/subscriptions/crm/test", None).await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["delivered"], true);
+    assert_eq!(tested["status"], 202);
+    assert!(tested["latency_ms"].is_u64());
+    assert_eq!(receiver.notifications().len(), 1);
+    receiver.set_down(true);
+    let (_, tested) = admin_do(&server, "POST", "/api/v1/subscriptions/crm/test", None).await;
+    assert_eq!(
+        (tested["delivered"].clone(), tested["status"].clone()),
+        (json!(false), json!(503))
+    );
+    // Deleted with its events.
+    calls(&server, "del", 2).await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+    let (status, deleted) = admin_do(&server, "DELETE", "/api/v1/subscriptions/crm", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(deleted["deliveries_deleted"], 2);
+    let db = format!(
+        "sqlite://{}",
+        server.dir.path().join("belroute.db").display()
+    );
+    assert_eq!(
+        common::db::count(&db, "SELECT COUNT(*) FROM events").await,
+        0
+    );
+    assert_eq!(next(&server, "crm", &key).await.0, 401);
+    server.stop().await;
+    receiver.stop().await;
+}

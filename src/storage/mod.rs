@@ -66,7 +66,9 @@ macro_rules! insert_event {
 pub mod console;
 pub mod events;
 pub mod replay;
+pub mod subscriptions;
 pub use events::{ClaimedEvent, Closed, DeliveryStatus, EventKind, EventSink, NoSubscribers};
+pub use subscriptions::{SubscriptionRow, WriteError};
 
 /// Rows per INSERT statement: 12 parameters each stays under every engine's limit.
 const INSERT_ROWS: usize = 500;
