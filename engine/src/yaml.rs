@@ -249,10 +249,8 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
     let mut documents = 0;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
-            SyntaxError::syntax(
-                Position::new(e.marker().line(), e.marker().col() + 1),
-                e.info(),
-            )
+            let at = Position::new(e.marker().line(), e.marker().col() + 1);
+            SyntaxError::syntax(at.min(end_of(text)), e.info())
         })?;
         match event {
             Event::DocumentStart(_) => {
@@ -288,6 +286,26 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
         }
     }
     Ok(builder.root.unwrap_or_else(|| null(Position::START)))
+}
+
+/// Where `text` ends: the line after its last line break (as YAML counts them: `\n`, `\r\n`
+/// and `\r`), the column after its last character. The parser places an error found at the end
+/// of the text (`key` with no `:` on the last line) on a line after that, which no editor can
+/// jump to; such a position is moved here.
+fn end_of(text: &str) -> Position {
+    let (mut line, mut column) = (1, 1);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                (line, column) = (line + 1, 1);
+            }
+            '\n' => (line, column) = (line + 1, 1),
+            _ => column += 1,
+        }
+    }
+    Position::new(line, column)
 }
 
 fn null(position: Position) -> Node {
@@ -595,6 +613,27 @@ mod tests {
     fn syntax_error_has_position() {
         let err = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
         assert!(err.position.line >= 2, "{err:?}");
+    }
+
+    /// Found by the `rule_file` and `config_file` fuzzers: an error at the end of the text was
+    /// placed on a line after the last one.
+    #[test]
+    fn syntax_error_at_the_end_points_into_the_file() {
+        for (text, at) in [
+            ("rules:\nk", Position::new(2, 2)),
+            (
+                "lookups: [tickets]\nrules:\n  - name: a\nrules:\nk",
+                Position::new(5, 2),
+            ),
+            ("a: 1\r\nk", Position::new(2, 2)),
+            ("a: 1\rk", Position::new(2, 2)),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.position, at, "{text:?}: {err}");
+        }
+        // Before the end, the parser's own position stands.
+        assert_eq!(end_of("a\nbc\n"), Position::new(3, 1));
+        assert_eq!(end_of(""), Position::START);
     }
 
     #[test]
