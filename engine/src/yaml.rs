@@ -247,6 +247,7 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
         ..Builder::default()
     };
     let mut documents = 0;
+    let mut end: Option<Position> = None;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
             let at = Position::new(e.marker().line(), e.marker().col() + 1);
@@ -264,7 +265,13 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
             }
             Event::Scalar(value, style, anchor, _tag) => {
                 builder.grow(Size::ONE, false, span)?;
-                let node = scalar(value.into_owned(), style, span);
+                let mut node = scalar(value.into_owned(), style, span);
+                // An empty key or value on the last line (`key:`, `?`) is placed on the line
+                // after it, like an error found at the end.
+                let end = *end.get_or_insert_with(|| end_of(text));
+                if node.position > end {
+                    (node.position, node.content) = (end, end);
+                }
                 builder.add(node, Size::ONE, anchor);
             }
             Event::SequenceStart(anchor, _) => {
@@ -290,8 +297,8 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
 
 /// Where `text` ends: the line after its last line break (as YAML counts them: `\n`, `\r\n`
 /// and `\r`), the column after its last character. The parser places an error found at the end
-/// of the text (`key` with no `:` on the last line) on a line after that, which no editor can
-/// jump to; such a position is moved here.
+/// of the text (`key` with no `:` on the last line), and an empty scalar there, on a line after
+/// that, which no editor can jump to; such a position is moved here.
 fn end_of(text: &str) -> Position {
     let (mut line, mut column) = (1, 1);
     let mut chars = text.chars().peekable();
@@ -631,6 +638,11 @@ mod tests {
             let err = parse(text).unwrap_err();
             assert_eq!(err.position, at, "{text:?}: {err}");
         }
+        // An empty key or value on the last line, too (`plugins.x`: keys must be text).
+        let doc = parse("a:\n  ?   ").unwrap();
+        let key = &doc.as_map().unwrap()[0].1.as_map().unwrap()[0].0;
+        assert!(key.is_null());
+        assert_eq!(key.position, Position::new(2, 7));
         // Before the end, the parser's own position stands.
         assert_eq!(end_of("a\nbc\n"), Position::new(3, 1));
         assert_eq!(end_of(""), Position::START);

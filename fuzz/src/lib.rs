@@ -194,7 +194,7 @@ pub fn rule_file(data: &[u8]) {
         Ok(set) => {
             assert_eq!(&*set.name, "main");
             assert!((MIN_TIMEOUT..=MAX_TIMEOUT).contains(&set.timeout));
-            assert!(set.default_route.len() <= MAX_ROUTE_LEN);
+            assert!(set.default_route.chars().count() <= MAX_ROUTE_LEN);
             if let Err(e) = check_route(&set.default_route) {
                 panic!("default route `{}` was accepted: {e}", set.default_route);
             }
