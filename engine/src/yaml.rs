@@ -97,7 +97,15 @@ impl Node {
     /// Exact for single-line plain and quoted scalars and for literal blocks (`|`); for folded
     /// blocks and multi-line flow scalars it points at the right line start.
     pub fn text_position(&self, line: usize, column: usize) -> Position {
-        let (line, column) = (line.max(1), column.max(1));
+        let (mut line, mut column) = (line.max(1), column.max(1));
+        // Rhai points past the text's last line break (a `|` block ends in one) for an error
+        // found at the end: that is the end of the text's last line.
+        let text = self.as_str().unwrap_or("");
+        let lines = text.lines().count().max(1);
+        if line > lines {
+            line = lines;
+            column = text.lines().last().map_or(0, |l| l.chars().count()) + 1;
+        }
         match self.style {
             Style::Literal => Position::new(
                 self.content.line + line - 1,
@@ -299,7 +307,7 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
 /// and `\r`), the column after its last character. The parser places an error found at the end
 /// of the text (`key` with no `:` on the last line), and an empty scalar there, on a line after
 /// that, which no editor can jump to; such a position is moved here.
-fn end_of(text: &str) -> Position {
+pub fn end_of(text: &str) -> Position {
     let (mut line, mut column) = (1, 1);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -614,6 +622,16 @@ mod tests {
         let node = &doc.as_map().unwrap()[0].1;
         assert_eq!(node.as_str(), Some("let a = 1;\n  a + b\n"));
         assert_eq!(node.text_position(2, 5), Position::new(3, 7));
+    }
+
+    /// Found by the `rule_file` fuzzer: a Rhai error at the end of a `|` block at the end of
+    /// the file pointed at the line after the file's last.
+    #[test]
+    fn positions_past_a_blocks_end_are_its_last_line() {
+        let doc = parse("script: |\n  a +\n  b %").unwrap();
+        let node = &doc.as_map().unwrap()[0].1;
+        assert_eq!(node.as_str(), Some("a +\nb %\n"));
+        assert_eq!(node.text_position(3, 1), Position::new(3, 6));
     }
 
     #[test]
