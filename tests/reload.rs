@@ -156,7 +156,7 @@ async fn a_file_broken_from_the_start_is_503_and_the_others_serve() {
             .text()
             .await
             .unwrap()
-            .contains("bad.yaml:2:1: YAML syntax")
+            .contains("bad.yaml:1:9: YAML syntax")
     );
     server.stop().await;
 }

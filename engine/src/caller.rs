@@ -183,9 +183,9 @@ impl Normaliser {
             return caller;
         }
         let parsed = if plus {
-            self.parse_valid(&format!("+{digits}"))
+            self.parse_international(&format!("+{digits}"))
         } else if let Some(international) = digits.strip_prefix("00") {
-            self.parse_valid(&format!("+{international}"))
+            self.parse_international(&format!("+{international}"))
         } else if digits.starts_with('0') {
             self.parse_valid(digits)
         } else if digits.len() <= 6 {
@@ -196,7 +196,7 @@ impl Normaliser {
         } else {
             // Callvoip's own form: country code without `+`; a national number without its
             // trunk `0` is the fallback.
-            self.parse_valid(&format!("+{digits}"))
+            self.parse_international(&format!("+{digits}"))
                 .or_else(|| self.parse_valid(digits))
         };
         if let Some(number) = parsed {
@@ -205,6 +205,32 @@ impl Normaliser {
         caller
     }
 
+    /// A number written with its country code, `+` and digits only. Its E.164 form must be
+    /// what was written, less at most a trunk `0` after the country code (`+31 0 15…`,
+    /// `+44 020…`). phonenumber 0.3 strips national prefixes more eagerly than libphonenumber:
+    /// read with the default region it strips that region's prefix from any country's number
+    /// (with NL, Rome's `+39 06…` lost its `0` and was refused; with US, `+31 11 100113357`
+    /// became another caller, `+31 10 011 3357`), read without one it strips Russia's `8`
+    /// (`+7 812…`). So both readings are tried and one that changed the number is not used.
+    fn parse_international(&self, text: &str) -> Option<PhoneNumber> {
+        [None, Some(self.region)].into_iter().find_map(|region| {
+            let number = phonenumber::parse(region, text)
+                .ok()
+                .filter(phonenumber::is_valid)?;
+            let e164 = number.format().mode(Mode::E164).to_string();
+            let code = number.code().value().to_string();
+            let as_written = e164 == text
+                || text
+                    .strip_prefix('+')
+                    .and_then(|t| t.strip_prefix(code.as_str()))
+                    .and_then(|t| t.strip_prefix('0'))
+                    .zip(e164.get(1 + code.len()..))
+                    .is_some_and(|(written, national)| written == national);
+            as_written.then_some(number)
+        })
+    }
+
+    /// A national number, read by the default region's numbering plan.
     fn parse_valid(&self, text: &str) -> Option<PhoneNumber> {
         phonenumber::parse(Some(self.region), text)
             .ok()
@@ -493,5 +519,39 @@ mod tests {
         let be = Normaliser::new("be").unwrap();
         assert_eq!(be.normalise("0470123456").e164, "+32470123456");
         assert!(Normaliser::new("XX").is_err());
+    }
+
+    /// Found by the `normalise` fuzzer: a number with its country code must not be read by
+    /// the default region's trunk prefix.
+    #[test]
+    fn numbers_with_a_country_code_keep_their_digits() {
+        let nl = Normaliser::default();
+        // Rome, as Callvoip sends it and as people write it: the Italian 0 is part of the number.
+        for raw in ["390669880000", "+39 06 6988 0000", "0039 06 6988 0000"] {
+            let caller = nl.parse(raw);
+            assert!(caller.valid, "{raw}: {caller:?}");
+            assert_eq!(caller.e164, "+390669880000", "{raw}");
+            assert_eq!(caller.country_code, 39);
+            assert_eq!(
+                (caller.national.as_str(), caller.kind),
+                ("0669880000", "unknown")
+            );
+            // +39 is shared with Vatican City: phonenumber names no country or kind for it.
+            assert_eq!(caller.country, "");
+        }
+        // St Petersburg: Russia's trunk prefix is 8, which the number also starts with.
+        assert_eq!(nl.parse("+7 812 345 6789").e164, "+78123456789");
+        // A trunk 0 written after the country code is still forgiven.
+        assert_eq!(nl.parse("+31 015 2026057").e164, "+31152026057");
+        assert_eq!(nl.parse("+44 020 7946 0018").e164, "+442079460018");
+
+        let us = Normaliser::new("US").unwrap();
+        // US's trunk prefix 1 was stripped from a Dutch number, making it another caller's.
+        let wrong = us.parse("+31 (1)11001)13357");
+        assert!(!wrong.valid, "{wrong:?}");
+        let right = us.parse("+31100113357");
+        assert_eq!(right.e164, "+31100113357");
+        assert_eq!(us.parse(&right.e164).e164, right.e164);
+        assert_eq!(us.parse("(650) 253-0000").e164, "+16502530000");
     }
 }

@@ -175,6 +175,22 @@ impl RuleSet {
         text: &str,
         ctx: &LoadContext<'_>,
     ) -> Result<RuleSet, Vec<Diagnostic>> {
+        RuleSet::load_text(name, file, text, ctx).map_err(|mut problems| {
+            // Every problem is a place an editor can jump to: none past the end of the file.
+            let end = yaml::end_of(text);
+            for problem in &mut problems {
+                problem.position = problem.position.min(end);
+            }
+            problems
+        })
+    }
+
+    fn load_text(
+        name: &str,
+        file: &Path,
+        text: &str,
+        ctx: &LoadContext<'_>,
+    ) -> Result<RuleSet, Vec<Diagnostic>> {
         let mut diags = Diagnostics::new(file);
         if !valid_name(name) {
             diags.error(

@@ -97,7 +97,15 @@ impl Node {
     /// Exact for single-line plain and quoted scalars and for literal blocks (`|`); for folded
     /// blocks and multi-line flow scalars it points at the right line start.
     pub fn text_position(&self, line: usize, column: usize) -> Position {
-        let (line, column) = (line.max(1), column.max(1));
+        let (mut line, mut column) = (line.max(1), column.max(1));
+        // Rhai points past the text's last line break (a `|` block ends in one) for an error
+        // found at the end: that is the end of the text's last line.
+        let text = self.as_str().unwrap_or("");
+        let lines = text.lines().count().max(1);
+        if line > lines {
+            line = lines;
+            column = text.lines().last().map_or(0, |l| l.chars().count()) + 1;
+        }
         match self.style {
             Style::Literal => Position::new(
                 self.content.line + line - 1,
@@ -273,12 +281,11 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
         ..Builder::default()
     };
     let mut documents = 0;
+    let mut end: Option<Position> = None;
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| {
-            SyntaxError::syntax(
-                Position::new(e.marker().line(), e.marker().col() + 1),
-                e.info(),
-            )
+            let at = Position::new(e.marker().line(), e.marker().col() + 1);
+            SyntaxError::syntax(at.min(end_of(text)), e.info())
         })?;
         match event {
             Event::DocumentStart(_) => {
@@ -292,7 +299,13 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
             }
             Event::Scalar(value, style, anchor, _tag) => {
                 builder.grow(Size::ONE, false, span)?;
-                let node = scalar(value.into_owned(), style, span);
+                let mut node = scalar(value.into_owned(), style, span);
+                // An empty key or value on the last line (`key:`, `?`) is placed on the line
+                // after it, like an error found at the end.
+                let end = *end.get_or_insert_with(|| end_of(text));
+                if node.position > end {
+                    (node.position, node.content) = (end, end);
+                }
                 builder.add(node, Size::ONE, anchor);
             }
             Event::SequenceStart(anchor, _) => {
@@ -314,6 +327,26 @@ fn parse_within(text: &str, max_nodes: usize) -> Result<Node, SyntaxError> {
         }
     }
     Ok(builder.root.unwrap_or_else(|| null(Position::START)))
+}
+
+/// Where `text` ends: the line after its last line break (as YAML counts them: `\n`, `\r\n`
+/// and `\r`), the column after its last character. The parser places an error found at the end
+/// of the text (`key` with no `:` on the last line), and an empty scalar there, on a line after
+/// that, which no editor can jump to; such a position is moved here.
+pub fn end_of(text: &str) -> Position {
+    let (mut line, mut column) = (1, 1);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                chars.next_if_eq(&'\n');
+                (line, column) = (line + 1, 1);
+            }
+            '\n' => (line, column) = (line + 1, 1),
+            _ => column += 1,
+        }
+    }
+    Position::new(line, column)
 }
 
 fn null(position: Position) -> Node {
@@ -617,10 +650,46 @@ mod tests {
         assert_eq!(node.text_position(2, 5), Position::new(3, 7));
     }
 
+    /// Found by the `rule_file` fuzzer: a Rhai error at the end of a `|` block at the end of
+    /// the file pointed at the line after the file's last.
+    #[test]
+    fn positions_past_a_blocks_end_are_its_last_line() {
+        let doc = parse("script: |\n  a +\n  b %").unwrap();
+        let node = &doc.as_map().unwrap()[0].1;
+        assert_eq!(node.as_str(), Some("a +\nb %\n"));
+        assert_eq!(node.text_position(3, 1), Position::new(3, 6));
+    }
+
     #[test]
     fn syntax_error_has_position() {
         let err = parse("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
         assert!(err.position.line >= 2, "{err:?}");
+    }
+
+    /// Found by the `rule_file` and `config_file` fuzzers: an error at the end of the text was
+    /// placed on a line after the last one.
+    #[test]
+    fn syntax_error_at_the_end_points_into_the_file() {
+        for (text, at) in [
+            ("rules:\nk", Position::new(2, 2)),
+            (
+                "lookups: [tickets]\nrules:\n  - name: a\nrules:\nk",
+                Position::new(5, 2),
+            ),
+            ("a: 1\r\nk", Position::new(2, 2)),
+            ("a: 1\rk", Position::new(2, 2)),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.position, at, "{text:?}: {err}");
+        }
+        // An empty key or value on the last line, too (`plugins.x`: keys must be text).
+        let doc = parse("a:\n  ?   ").unwrap();
+        let key = &doc.as_map().unwrap()[0].1.as_map().unwrap()[0].0;
+        assert!(key.is_null());
+        assert_eq!(key.position, Position::new(2, 7));
+        // Before the end, the parser's own position stands.
+        assert_eq!(end_of("a\nbc\n"), Position::new(3, 1));
+        assert_eq!(end_of(""), Position::START);
     }
 
     #[test]
