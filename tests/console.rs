@@ -104,7 +104,7 @@ fn csrf_of(page: &str) -> String {
 }
 
 /// Every console page and action, as (method, path).
-const EVERYTHING: [(&str, &str); 13] = [
+const EVERYTHING: [(&str, &str); 14] = [
     ("GET", "/admin"),
     ("GET", "/admin/"),
     ("GET", "/admin/calls"),
@@ -117,6 +117,7 @@ const EVERYTHING: [(&str, &str); 13] = [
     ("POST", "/admin/try"),
     ("POST", "/admin/calls/some-uuid/reveal"),
     ("POST", "/admin/plugins/crm/invalidate"),
+    ("POST", "/admin/subscriptions/wallboard/requeue"),
     ("POST", "/admin/logout"),
 ];
 
@@ -539,6 +540,23 @@ async fn plugins_and_subscriptions_pages_show_their_state() {
     assert!(
         !subscriptions.contains("k3y-for-the-wallboard"),
         "no secrets on the page"
+    );
+    assert!(subscriptions.contains("action=\"/admin/subscriptions/wallboard/requeue\""));
+    let requeued = client
+        .post(server.url("/admin/subscriptions/wallboard/requeue"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf_of(&subscriptions))]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(requeued.contains("notice ok"), "{requeued}");
+    assert!(
+        requeued.contains("wallboard: 0 returned to new"),
+        "{requeued}"
     );
     server.stop().await;
 }

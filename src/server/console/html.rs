@@ -119,6 +119,17 @@ const LABELS: &[(&str, &str, &str)] = &[
         "De console staat uit: stel admin.token in belroute.yaml in en herstart belroute.",
     ),
     ("rulesets", "Rule sets", "Regelsets"),
+    (
+        "last_replay",
+        "After the last reload",
+        "Na de laatste herlaadbeurt",
+    ),
+    (
+        "requeue",
+        "Re-queue parked events",
+        "Geparkeerde events opnieuw aanbieden",
+    ),
+    ("requeued", "returned to new", "opnieuw aangeboden"),
     ("ruleset", "Rule set", "Regelset"),
     ("version", "Version", "Versie"),
     ("rules", "Rules", "Regels"),

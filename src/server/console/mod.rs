@@ -59,7 +59,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/plugins/{name}/invalidate",
                 web::post().to(pages::invalidate),
             )
-            .route("/subscriptions", web::get().to(pages::subscriptions)),
+            .route("/subscriptions", web::get().to(pages::subscriptions))
+            .route(
+                "/subscriptions/{name}/requeue",
+                web::post().to(pages::requeue),
+            ),
     );
 }
 

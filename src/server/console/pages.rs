@@ -78,10 +78,18 @@ pub async fn overview(req: HttpRequest, state: web::Data<Belroute>, session: Ses
             .map_or(0, |c| c.get());
         let _ = write!(
             body,
-            "<tr><td><strong>{name}</strong><br><span class=\"muted\">{description}</span></td>\
+            "<tr><td><strong>{name}</strong><br><span class=\"muted\">{description}</span>{replay}</td>\
              <td class=\"mono\">{version}</td><td class=\"num\">{rules}</td>\
              <td class=\"wide mono\">{file}</td><td>{saved}</td><td class=\"mono\">{default}</td>\
              <td class=\"num\">{deadline_hits}</td></tr>",
+            replay = state
+                .replays
+                .get(&set.name)
+                .map_or(String::new(), |r| format!(
+                    "<br><span class=\"replay\">{}: {}</span>",
+                    lang.t("last_replay"),
+                    esc(&r.line)
+                )),
             name = esc(&set.name),
             description = esc(&set.description),
             version = esc(&set.version),
@@ -987,7 +995,40 @@ pub async fn subscriptions(
     session: Ses,
 ) -> HttpResponse {
     let lang = Lang::of(&req);
-    let mut body = String::new();
+    subscriptions_page(lang, &state, &session, String::new()).await
+}
+
+/// `POST /admin/subscriptions/{name}/requeue`: every parked event back to new, as
+/// `POST /api/v1/subscriptions/{name}/requeue` does.
+pub async fn requeue(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let name = req.match_info().get("name").unwrap_or_default();
+    let message = if state.subscriptions.get(name).is_none() {
+        notice("error", &format!("no subscription named `{name}`"))
+    } else {
+        let now = epoch_ms(std::time::SystemTime::now());
+        match state.storage.requeue_parked(name, None, now).await {
+            Ok(n) => {
+                tracing::info!(subscription = %escape(name), requeued = n, "console: parked events returned to new");
+                crate::storage::EventSink::wake(&*state.subscriptions, &[name.to_string()]);
+                notice("ok", &format!("{name}: {n} {}", lang.t("requeued")))
+            }
+            Err(e) => {
+                tracing::warn!("console: call log database: {e}");
+                notice("error", lang.t("database_unavailable"))
+            }
+        }
+    };
+    subscriptions_page(lang, &state, &session, message).await
+}
+
+async fn subscriptions_page(
+    lang: Lang,
+    state: &Belroute,
+    session: &Session,
+    message: String,
+) -> HttpResponse {
+    let mut body = message;
     let mut any = false;
     for subscription in state.subscriptions.all() {
         any = true;
@@ -1043,7 +1084,12 @@ pub async fn subscriptions(
              <dt>{status}</dt><dd class=\"status-{status_v}\">{status_v}</dd>\
              <dt>endpoint</dt><dd class=\"mono\">{endpoint}</dd><dt>events</dt><dd class=\"mono\">{events}</dd>\
              <dt>{last_error}</dt><dd>{last_error_v}</dd>\
-             <dt>{in_a_row}</dt><dd>{in_a_row_v}</dd><dt>{sent}</dt><dd>{sent_v}</dd>{deliveries}</dl></section>",
+             <dt>{in_a_row}</dt><dd>{in_a_row_v}</dd><dt>{sent}</dt><dd>{sent_v}</dd>{deliveries}</dl>\
+             <form method=\"post\" action=\"/admin/subscriptions/{path}/requeue\" class=\"filters\">{csrf}\
+             <button>{requeue}</button></form></section>",
+            path = esc(&url_part(&subscription.name)),
+            csrf = csrf_field(session),
+            requeue = lang.t("requeue"),
             id = esc(&subscription.name),
             name = esc(&subscription.name),
             status = lang.t("status"),
@@ -1074,7 +1120,7 @@ pub async fn subscriptions(
         lang,
         lang.t("subscriptions"),
         "/admin/subscriptions",
-        &session,
+        session,
         &body,
     )
 }
