@@ -15,6 +15,7 @@
 //! claiming events, and reaches the subscriptions only through [`EventSink`], which
 //! [`Subscriptions`] implements. The dependency goes one way: subscriptions → storage.
 
+pub mod admin;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};

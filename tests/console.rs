@@ -104,7 +104,7 @@ fn csrf_of(page: &str) -> String {
 }
 
 /// Every console page and action, as (method, path).
-const EVERYTHING: [(&str, &str); 14] = [
+const EVERYTHING: [(&str, &str); 18] = [
     ("GET", "/admin"),
     ("GET", "/admin/"),
     ("GET", "/admin/calls"),
@@ -118,6 +118,10 @@ const EVERYTHING: [(&str, &str); 14] = [
     ("POST", "/admin/calls/some-uuid/reveal"),
     ("POST", "/admin/plugins/crm/invalidate"),
     ("POST", "/admin/subscriptions/wallboard/requeue"),
+    ("POST", "/admin/subscriptions"),
+    ("POST", "/admin/subscriptions/wallboard"),
+    ("POST", "/admin/subscriptions/wallboard/test"),
+    ("POST", "/admin/subscriptions/wallboard/rotate-key"),
     ("POST", "/admin/logout"),
 ];
 
@@ -559,4 +563,242 @@ async fn plugins_and_subscriptions_pages_show_their_state() {
         "{requeued}"
     );
     server.stop().await;
+}
+
+/// The API key shown once on a console page (`<code id="api-key">`).
+fn key_of(page: &str) -> String {
+    let start = page.find("<code id=\"api-key\">").expect("an API key") + 19;
+    let end = start + page[start..].find("</code>").unwrap();
+    page[start..end].to_string()
+}
+
+fn html_escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[tokio::test]
+async fn the_subscriptions_form_creates_tests_and_rotates_a_key() {
+    let console = Console::start(&[("main.yaml", CALLER_RULES)]).await;
+    let page = console.page("/admin/subscriptions").await;
+    assert!(page.contains("action=\"/admin/subscriptions\""), "{page}");
+    assert!(page.contains("RestHook") && page.contains("notification-only"));
+    let subscriber = common::receiver::Receiver::start().await;
+    let url = subscriber.url.clone();
+    let csrf = console.csrf.clone();
+    let created = console
+        .post(
+            "/admin/subscriptions",
+            &[
+                ("csrf", &csrf),
+                ("name", "crm"),
+                ("status", "active"),
+                ("endpoint", &url),
+                ("headers", "Authorization: Bearer s3cret-header\n"),
+                ("events", "call.routed"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), 200);
+    let created = created.text().await.unwrap();
+    assert!(created.contains("notice ok"), "{created}");
+    let key = key_of(&created);
+    assert!(key.len() >= 32, "{key}");
+    assert!(created.contains("id=\"subscription-crm\""), "{created}");
+    assert!(created.contains("action=\"/admin/subscriptions/crm\""));
+    assert!(
+        !created.contains("s3cret-header"),
+        "header values never shown"
+    );
+    // The key works on the API, and is shown once: not on the next page.
+    let next = console
+        .client
+        .post(console.server.url("/api/v1/subscriptions/crm/next"))
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 204);
+    let listed = console.page("/admin/subscriptions").await;
+    assert!(listed.contains("id=\"subscription-crm\""));
+    assert!(!listed.contains(&key), "the key is shown once");
+    assert!(!listed.contains("api-key"));
+
+    // A test notification: the endpoint's status and latency.
+    let tested = console
+        .post("/admin/subscriptions/crm/test", &[("csrf", &csrf)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(tested.contains("notice ok"), "{tested}");
+    assert!(
+        tested.contains("HTTP 202") && tested.contains(" ms"),
+        "{tested}"
+    );
+
+    // The edit form: a blank header value keeps the stored one; the status changes.
+    let edited = console
+        .post(
+            "/admin/subscriptions/crm",
+            &[
+                ("csrf", &csrf),
+                ("status", "off"),
+                ("endpoint", &url),
+                ("headers", "Authorization: \n"),
+                ("events", "call.routed"),
+                ("events", "call.agent"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(edited.contains("crm: changes saved"), "{edited}");
+    let (status, shown) = api_get(&console, "/api/v1/subscriptions/crm").await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["status"], "off");
+    assert_eq!(shown["header_names"], serde_json::json!(["Authorization"]));
+    assert_eq!(
+        shown["events"],
+        serde_json::json!(["call.routed", "call.agent"])
+    );
+
+    // Rotate key: a new key, shown once; the new one works.
+    let rotated = console
+        .post("/admin/subscriptions/crm/rotate-key", &[("csrf", &csrf)])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let new_key = key_of(&rotated);
+    assert_ne!(new_key, key);
+    let next = console
+        .client
+        .post(console.server.url("/api/v1/subscriptions/crm/next"))
+        .header("authorization", format!("Bearer {new_key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 204);
+    subscriber.stop().await;
+    console.server.stop().await;
+}
+
+async fn api_get(console: &Console, path: &str) -> (u16, serde_json::Value) {
+    let response = console
+        .client
+        .get(console.server.url(path))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_subscriptions_form_shows_belroute_yaml_s_messages_and_wants_csrf() {
+    let cfg = format!(
+        "{}subscriptions:\n  wallboard:\n    api_key: k3y-for-the-wallboard\n    events: [call.routed]\n",
+        config()
+    );
+    let server = TestServer::with_config(&[("main.yaml", CALLER_RULES)], &cfg).await;
+    let console = {
+        let client = client();
+        let response = client
+            .post(server.url("/admin/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("token", TOKEN)]))
+            .send()
+            .await
+            .unwrap();
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let mut console = Console {
+            server,
+            client,
+            cookie,
+            csrf: String::new(),
+        };
+        console.csrf = csrf_of(&console.page("/admin/subscriptions").await);
+        console
+    };
+    let page = console.page("/admin/subscriptions").await;
+    assert!(page.contains("From the configuration file"), "{page}");
+    assert!(!page.contains("action=\"/admin/subscriptions/wallboard\""));
+    assert!(!page.contains("action=\"/admin/subscriptions/wallboard/rotate-key\""));
+
+    // The message belroute.yaml gives for the same endpoint.
+    let expected = match belroute::config::Config::parse(
+        std::path::Path::new("belroute.yaml"),
+        "subscriptions:\n  crm:\n    api_key: k\n    endpoint: ftp://crm.example.nl/notify\n",
+    ) {
+        Err(belroute::config::ConfigError::Invalid(found)) => found[0].message.clone(),
+        other => panic!("belroute.yaml should refuse this: {other:?}"),
+    };
+    let fields = [
+        ("name", "crm"),
+        ("status", "active"),
+        ("endpoint", "ftp://crm.example.nl/notify"),
+        ("headers", ""),
+        ("events", "call.routed"),
+    ];
+    let mut pairs = fields.to_vec();
+    pairs.push(("csrf", &console.csrf));
+    let refused = console.post("/admin/subscriptions", &pairs).await;
+    assert_eq!(refused.status(), 200);
+    let refused = refused.text().await.unwrap();
+    assert!(refused.contains("notice error"), "{refused}");
+    assert!(
+        refused.contains(&html_escaped(&expected)),
+        "{expected} in {refused}"
+    );
+    assert!(!refused.contains("id=\"subscription-crm\""));
+    assert!(!refused.contains("api-key"));
+
+    // A file subscription cannot be changed or re-keyed from the console either.
+    let read_only = console
+        .post(
+            "/admin/subscriptions/wallboard/rotate-key",
+            &[("csrf", &console.csrf)],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(read_only.contains("read-only here"), "{read_only}");
+    assert!(!read_only.contains("api-key"));
+
+    // Without the session's CSRF token every new form is refused, and nothing is made.
+    let mut good = fields.to_vec();
+    good[2] = ("endpoint", "https://crm.example.nl/notify");
+    let other = "0".repeat(64);
+    for csrf in [None, Some(""), Some("x"), Some(other.as_str())] {
+        let mut pairs = good.clone();
+        if let Some(csrf) = csrf {
+            pairs.push(("csrf", csrf));
+        }
+        for path in [
+            "/admin/subscriptions",
+            "/admin/subscriptions/wallboard",
+            "/admin/subscriptions/wallboard/test",
+            "/admin/subscriptions/wallboard/rotate-key",
+        ] {
+            let response = console.post(path, &pairs).await;
+            assert_eq!(response.status(), 403, "{path} with csrf {csrf:?}");
+            let body = response.text().await.unwrap();
+            assert!(body.contains("reload the page"), "{body}");
+        }
+    }
+    let (status, _) = api_get(&console, "/api/v1/subscriptions/crm").await;
+    assert_eq!(status, 404, "nothing was created without the CSRF token");
+    console.server.stop().await;
 }

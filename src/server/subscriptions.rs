@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 
 use super::api::{text, unavailable};
 use crate::app::Belroute;
-use crate::storage::{Closed, DeliveryStatus, SubscriptionRow, WriteError, epoch_ms};
-use crate::subscriptions::{Source, Subscription, spec};
+use crate::storage::{Closed, DeliveryStatus, WriteError, epoch_ms};
+use crate::subscriptions::admin::{self, AdminError};
+use crate::subscriptions::{Source, Subscription};
 
 /// The subscription whose API key the request carries (checked by [`super::auth::api_guard`]).
 type Subscriber = web::ReqData<Arc<Subscription>>;
@@ -179,14 +180,6 @@ pub async fn events(
 /// Who changed a subscription, for the log: these endpoints take only the admin token.
 const BY_ADMIN_TOKEN: &str = "admin token";
 
-/// How long the key before a rotation is still taken, by default and at most.
-const GRACE_DEFAULT: std::time::Duration = std::time::Duration::from_secs(3_600);
-const GRACE: belroute_engine::settings::Range<std::time::Duration> =
-    belroute_engine::settings::Range::new(
-        std::time::Duration::ZERO,
-        std::time::Duration::from_secs(7 * 86_400),
-    );
-
 fn ms_rfc3339(ms: i64) -> Value {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
@@ -227,17 +220,21 @@ async fn view(state: &Belroute, subscription: &Subscription) -> Result<Value, sq
     }))
 }
 
-fn problems(list: &[String]) -> HttpResponse {
-    text(StatusCode::BAD_REQUEST, &list.join("\n"))
+/// The answer for an [`AdminError`]: 400 / 404 / 409 / 503 / 500 with its message.
+fn refused(error: &AdminError) -> HttpResponse {
+    let status = match error {
+        AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+        AdminError::Conflict(_) => StatusCode::CONFLICT,
+        AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AdminError::Database(e) => return unavailable(e),
+        AdminError::NoKey => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    text(status, &error.to_string())
 }
 
-fn read_only(name: &str) -> HttpResponse {
-    text(
-        StatusCode::CONFLICT,
-        &format!(
-            "subscription `{name}` is defined in belroute.yaml and is read-only here: change it in belroute.yaml and restart belroute"
-        ),
-    )
+fn problems(list: &[String]) -> HttpResponse {
+    text(StatusCode::BAD_REQUEST, &list.join("\n"))
 }
 
 fn not_found(name: &str) -> HttpResponse {
@@ -245,16 +242,6 @@ fn not_found(name: &str) -> HttpResponse {
         StatusCode::NOT_FOUND,
         &format!("no subscription named `{name}`; GET /api/v1/subscriptions lists them"),
     )
-}
-
-/// Brings this instance's set in line with the database after a change made here, so the
-/// change is served at once (other instances follow within seconds).
-async fn reload_now(state: &Belroute) {
-    if let Err(e) = state.subscriptions.reload().await {
-        tracing::warn!(
-            "subscriptions changed but cannot be read back yet ({e}); this instance picks the change up within seconds"
-        );
-    }
 }
 
 /// The subscription's JSON view, or the answer saying why there is none.
@@ -297,78 +284,13 @@ pub async fn create(state: web::Data<Belroute>, body: web::Json<Value>) -> HttpR
             );
         }
     };
-    if state
-        .subscriptions
-        .get(&name)
-        .is_some_and(|s| s.source == crate::subscriptions::Source::File)
-    {
-        return text(
-            StatusCode::CONFLICT,
-            &format!(
-                "subscription `{name}` is defined in belroute.yaml already: choose another name"
-            ),
-        );
-    }
-    let mut spec = Value::Object(serde_json::Map::new());
-    spec::merge_patch(&mut spec, &Value::Object(body));
-    let spec = match spec {
-        Value::Object(spec) => spec,
-        _ => serde_json::Map::new(),
+    let created = match admin::create(&state, &name, body, BY_ADMIN_TOKEN).await {
+        Ok(created) => created,
+        Err(e) => return refused(&e),
     };
-    let config = match spec::check(&name, &spec) {
-        Ok(config) => config,
-        Err(list) => return problems(&list),
-    };
-    let key = match crate::subscriptions::new_key() {
-        Ok(key) => key,
-        Err(e) => {
-            tracing::error!(
-                "cannot make an API key: the operating system's random source failed: {e}"
-            );
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot make an API key now; try again",
-            );
-        }
-    };
-    let now = epoch_ms(SystemTime::now());
-    let mut row = SubscriptionRow {
-        name: name.clone(),
-        status: String::new(),
-        endpoint: None,
-        headers: String::new(),
-        events: String::new(),
-        visibility_timeout_ms: 0,
-        max_retries: 0,
-        retry_initial_ms: 0,
-        retry_max_ms: 0,
-        renotify_after_ms: 0,
-        api_key_hash: crate::subscriptions::key_hash(&key),
-        previous_key_hash: None,
-        previous_key_until: None,
-        revision: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    spec::into_row(&spec, &config, &mut row);
-    match state.storage.insert_subscription(&row).await {
-        Ok(()) => {}
-        Err(WriteError::Exists(_)) => {
-            return text(
-                StatusCode::CONFLICT,
-                &format!(
-                    "subscription `{name}` exists already: change it with PATCH /api/v1/subscriptions/{name}, or choose another name"
-                ),
-            );
-        }
-        Err(WriteError::Missing(_)) => return not_found(&name),
-        Err(WriteError::Database(e)) => return unavailable(&e),
-    }
-    tracing::info!(subscription = %name, by = BY_ADMIN_TOKEN, changes = %spec::describe_change(&serde_json::Map::new(), &spec), "subscription created (API key made; not logged)");
-    reload_now(&state).await;
     match shown(&state, &name).await {
         Ok(mut shown) => {
-            shown["api_key"] = json!(key);
+            shown["api_key"] = json!(created.key);
             shown["api_key_note"] =
                 json!("shown once: give it to the subscriber now; belroute keeps only its hash");
             HttpResponse::Created().json(shown)
@@ -389,22 +311,6 @@ pub async fn get(req: HttpRequest, state: web::Data<Belroute>) -> HttpResponse {
     }
 }
 
-/// The stored row of `name`, or the answer saying why it cannot be changed.
-async fn stored(state: &Belroute, name: &str) -> Result<SubscriptionRow, HttpResponse> {
-    if state
-        .subscriptions
-        .get(name)
-        .is_some_and(|s| s.source == crate::subscriptions::Source::File)
-    {
-        return Err(read_only(name));
-    }
-    match state.storage.stored_subscription(name).await {
-        Ok(Some(row)) => Ok(row),
-        Ok(None) => Err(not_found(name)),
-        Err(e) => Err(unavailable(&e)),
-    }
-}
-
 /// `PATCH /api/v1/subscriptions/{name}`: a JSON merge patch (RFC 7396) of the settings —
 /// what is given replaces, `null` removes (back to the default), `headers` merge by name.
 pub async fn patch(
@@ -417,44 +323,9 @@ pub async fn patch(
         Ok(body) => body,
         Err(message) => return text(StatusCode::BAD_REQUEST, &message),
     };
-    if body.contains_key("name") {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "`name` cannot be changed: create a subscription with the new name and delete this one",
-        );
+    if let Err(e) = admin::update(&state, name, body, BY_ADMIN_TOKEN).await {
+        return refused(&e);
     }
-    let mut row = match stored(&state, name).await {
-        Ok(row) => row,
-        Err(response) => return response,
-    };
-    let before = spec::from_row(&row);
-    let mut merged = Value::Object(before.clone());
-    spec::merge_patch(&mut merged, &Value::Object(body));
-    let after = match merged {
-        Value::Object(after) => after,
-        _ => serde_json::Map::new(),
-    };
-    let config = match spec::check(name, &after) {
-        Ok(config) => config,
-        Err(list) => return problems(&list),
-    };
-    spec::into_row(&after, &config, &mut row);
-    row.updated_at = epoch_ms(SystemTime::now());
-    match state.storage.update_subscription(&row).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return text(
-                StatusCode::CONFLICT,
-                &format!(
-                    "subscription `{name}` was changed or deleted meanwhile: GET it again and repeat the change"
-                ),
-            );
-        }
-        Err(WriteError::Database(e)) => return unavailable(&e),
-        Err(_) => return not_found(name),
-    }
-    tracing::info!(subscription = %name, by = BY_ADMIN_TOKEN, changes = %spec::describe_change(&before, &spec::from_row(&row)), "subscription changed");
-    reload_now(&state).await;
     match shown(&state, name).await {
         Ok(shown) => HttpResponse::Ok().json(shown),
         Err(response) => response,
@@ -465,13 +336,17 @@ pub async fn patch(
 /// no other subscription has.
 pub async fn delete(req: HttpRequest, state: web::Data<Belroute>) -> HttpResponse {
     let name = req.match_info().get("name").unwrap_or_default();
-    if let Err(response) = stored(&state, name).await {
-        return response;
+    if let Err(e) = admin::deletable(&state, name).await {
+        return refused(&e);
     }
     match state.storage.delete_subscription(name).await {
         Ok(deliveries) => {
             tracing::info!(subscription = %name, by = BY_ADMIN_TOKEN, deliveries, "subscription deleted with its events");
-            reload_now(&state).await;
+            if let Err(e) = state.subscriptions.reload().await {
+                tracing::warn!(
+                    "subscriptions changed but cannot be read back yet ({e}); this instance picks the change up within seconds"
+                );
+            }
             HttpResponse::Ok().json(json!({ "deleted": name, "deliveries_deleted": deliveries }))
         }
         Err(WriteError::Database(e)) => unavailable(&e),
@@ -486,7 +361,7 @@ pub async fn rotate_key(
     state: web::Data<Belroute>,
     body: web::Bytes,
 ) -> HttpResponse {
-    use belroute_engine::settings::{Section, format_duration};
+    use belroute_engine::settings::Section;
     let name = req.match_info().get("name").unwrap_or_default();
     let text_body = String::from_utf8_lossy(&body);
     let text_body = if text_body.trim().is_empty() {
@@ -514,7 +389,7 @@ pub async fn rotate_key(
             belroute_engine::diagnostic::Diagnostics::new(std::path::Path::new("request"));
         let grace = {
             let mut s = Section::read(&root, "", &["grace"], &mut diags);
-            s.duration("grace", GRACE_DEFAULT, GRACE)
+            s.duration("grace", admin::GRACE_DEFAULT, admin::GRACE)
         };
         let found: Vec<String> = diags.into_vec().into_iter().map(|d| d.message).collect();
         if !found.is_empty() {
@@ -522,82 +397,30 @@ pub async fn rotate_key(
         }
         grace
     };
-    let mut row = match stored(&state, name).await {
-        Ok(row) => row,
-        Err(response) => return response,
-    };
-    let key = match crate::subscriptions::new_key() {
-        Ok(key) => key,
-        Err(e) => {
-            tracing::error!(
-                "cannot make an API key: the operating system's random source failed: {e}"
-            );
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot make an API key now; try again",
-            );
-        }
-    };
-    let now = epoch_ms(SystemTime::now());
-    let until = now + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
-    if grace.is_zero() {
-        row.previous_key_hash = None;
-        row.previous_key_until = None;
-    } else {
-        row.previous_key_hash = Some(row.api_key_hash.clone());
-        row.previous_key_until = Some(until);
+    match admin::rotate_key(&state, name, grace, BY_ADMIN_TOKEN).await {
+        Ok(rotated) => HttpResponse::Ok().json(json!({
+            "subscription": name,
+            "api_key": rotated.key,
+            "api_key_note": "shown once: give it to the subscriber now; belroute keeps only its hash",
+            "previous_key_valid_until": rotated.previous_valid_until.map_or(Value::Null, ms_rfc3339),
+        })),
+        Err(e) => refused(&e),
     }
-    row.api_key_hash = crate::subscriptions::key_hash(&key);
-    row.updated_at = now;
-    match state.storage.update_subscription(&row).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return text(
-                StatusCode::CONFLICT,
-                &format!("subscription `{name}` was changed or deleted meanwhile: rotate again"),
-            );
-        }
-        Err(WriteError::Database(e)) => return unavailable(&e),
-        Err(_) => return not_found(name),
-    }
-    tracing::info!(subscription = %name, by = BY_ADMIN_TOKEN, grace = %format_duration(grace), "API key rotated (keys not logged); the previous key is taken until the grace period ends");
-    reload_now(&state).await;
-    HttpResponse::Ok().json(json!({
-        "subscription": name,
-        "api_key": key,
-        "api_key_note": "shown once: give it to the subscriber now; belroute keeps only its hash",
-        "previous_key_valid_until": if grace.is_zero() { Value::Null } else { ms_rfc3339(until) },
-    }))
 }
 
 /// `POST /api/v1/subscriptions/{name}/test`: one notification, as the subscriber would get
 /// it (plus `x-belroute-test: true`); the endpoint's status and latency.
 pub async fn test(req: HttpRequest, state: web::Data<Belroute>) -> HttpResponse {
     let name = req.match_info().get("name").unwrap_or_default();
-    let Some(subscription) = state.subscriptions.get(name) else {
-        return not_found(name);
-    };
-    let Some(client) = state.subscriptions.client() else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "notifications are not started yet; try again",
-        );
-    };
-    let Some(outcome) = crate::subscriptions::send_test(&subscription, client).await else {
-        return text(
-            StatusCode::CONFLICT,
-            &format!(
-                "subscription `{name}` has no endpoint (its subscriber polls): set `endpoint` first"
-            ),
-        );
-    };
-    tracing::info!(subscription = %name, by = BY_ADMIN_TOKEN, status = ?outcome.status, latency_ms = outcome.latency_ms, error = ?outcome.error, "test notification sent");
-    HttpResponse::Ok().json(json!({
-        "subscription": name,
-        "endpoint": subscription.config.endpoint.as_ref().map(|e| spec::masked_url(e.written())),
-        "delivered": outcome.delivered,
-        "status": outcome.status,
-        "latency_ms": outcome.latency_ms,
-        "error": outcome.error,
-    }))
+    match admin::send_test(&state, name, BY_ADMIN_TOKEN).await {
+        Ok(tested) => HttpResponse::Ok().json(json!({
+            "subscription": name,
+            "endpoint": tested.endpoint,
+            "delivered": tested.outcome.delivered,
+            "status": tested.outcome.status,
+            "latency_ms": tested.outcome.latency_ms,
+            "error": tested.outcome.error,
+        })),
+        Err(e) => refused(&e),
+    }
 }

@@ -60,6 +60,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(pages::invalidate),
             )
             .route("/subscriptions", web::get().to(pages::subscriptions))
+            .route("/subscriptions", web::post().to(pages::create_subscription))
+            .route(
+                "/subscriptions/{name}",
+                web::post().to(pages::update_subscription),
+            )
+            .route(
+                "/subscriptions/{name}/test",
+                web::post().to(pages::test_subscription),
+            )
+            .route(
+                "/subscriptions/{name}/rotate-key",
+                web::post().to(pages::rotate_subscription_key),
+            )
             .route(
                 "/subscriptions/{name}/requeue",
                 web::post().to(pages::requeue),

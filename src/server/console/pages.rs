@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use belroute_engine::text::{escape, mask_numbers};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::html::{Lang, csrf_field, esc, notice, page, url_part};
 use super::{Form, Session, html_response};
@@ -16,6 +16,8 @@ use crate::app::Belroute;
 use crate::metrics::DecisionLabels;
 use crate::storage::console::ConsoleCallFilter;
 use crate::storage::{StoredCall, epoch_ms};
+use crate::subscriptions::admin::{self, AdminError};
+use crate::subscriptions::{Source, Subscription};
 
 type Ses = web::ReqData<Session>;
 type Posted = web::ReqData<Form>;
@@ -1022,6 +1024,260 @@ pub async fn requeue(req: HttpRequest, state: web::Data<Belroute>, session: Ses)
     subscriptions_page(lang, &state, &session, message).await
 }
 
+/// Who changed a subscription, for the log.
+const BY_CONSOLE: &str = "console";
+
+/// The events a subscription can take, as the form's checkboxes.
+const EVENT_KINDS: [&str; 2] = ["call.routed", "call.agent"];
+
+/// A notice per message of a refused change; the database's trouble as the usual notice.
+fn refused(lang: Lang, error: &AdminError) -> String {
+    match error {
+        AdminError::Invalid(list) => list.iter().map(|m| notice("error", m)).collect(),
+        AdminError::Database(e) => {
+            tracing::warn!("console: call log database: {e}");
+            notice("error", lang.t("database_unavailable"))
+        }
+        other => notice("error", &other.to_string()),
+    }
+}
+
+/// A new API key, shown once.
+fn key_notice(lang: Lang, name: &str, key: &str) -> String {
+    format!(
+        "<p class=\"notice ok\" role=\"status\">{} <strong>{}</strong>: <code id=\"api-key\">{}</code><br>{}</p>",
+        lang.t("api_key_for"),
+        esc(name),
+        esc(key),
+        lang.t("api_key_once"),
+    )
+}
+
+/// The settings the Subscriptions form gives, as the admin API's JSON: a whole spec for a
+/// new subscription (`stored` is `None`), or a merge patch of the stored one, whose header
+/// names are `stored` (a header line with a blank value keeps its stored value; a stored
+/// header not listed is removed).
+fn form_settings(form: &Form, stored: Option<&[String]>) -> Result<Map<String, Value>, String> {
+    let mut settings = Map::new();
+    settings.insert("status".into(), Value::String(form.get("status").into()));
+    let endpoint = form.get("endpoint").trim();
+    if !endpoint.is_empty() {
+        settings.insert("endpoint".into(), Value::String(endpoint.into()));
+    } else if stored.is_some() {
+        settings.insert("endpoint".into(), Value::Null);
+    }
+    let mut headers = Map::new();
+    for line in lines(form.get("headers")) {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let (name, value) = (name.trim(), value.trim());
+        if name.is_empty() {
+            return Err(format!(
+                "`headers`: the line `{line}` has no header name: write one header per line as `Name: value`"
+            ));
+        }
+        if value.is_empty() {
+            if stored.is_some_and(|names| names.iter().any(|n| n == name)) {
+                continue; // blank: keeps the stored value
+            }
+            return Err(format!(
+                "`headers`: `{name}` has no value: write it as `{name}: value`"
+            ));
+        }
+        headers.insert(name.into(), Value::String(value.into()));
+    }
+    if let Some(names) = stored {
+        let listed: Vec<&str> = lines(form.get("headers"))
+            .map(|l| l.split_once(':').map_or(l, |(n, _)| n).trim())
+            .collect();
+        for name in names {
+            if !listed.contains(&name.as_str()) {
+                headers.insert(name.clone(), Value::Null);
+            }
+        }
+    }
+    settings.insert("headers".into(), Value::Object(headers));
+    let events: Vec<Value> = form
+        .0
+        .iter()
+        .filter(|(k, _)| k == "events")
+        .map(|(_, v)| Value::String(v.clone()))
+        .collect();
+    settings.insert("events".into(), Value::Array(events));
+    Ok(settings)
+}
+
+/// The form's fields: `existing` filled in (header values never shown), or empty for a new one.
+fn subscription_fields(lang: Lang, existing: Option<&Subscription>) -> String {
+    let active = existing.is_none_or(|s| s.config.status == crate::config::Status::Active);
+    let mut out = String::new();
+    if existing.is_none() {
+        let _ = write!(
+            out,
+            "<label>{}<input name=\"name\" required pattern=\"[A-Za-z0-9_-]+\" placeholder=\"crm\"></label>",
+            lang.t("name")
+        );
+    }
+    let _ = write!(
+        out,
+        "<label>{status}<select name=\"status\"><option value=\"active\"{a}>active</option><option value=\"off\"{o}>off</option></select></label>\
+         <label>{channel}<input value=\"RestHook\" readonly></label>\
+         <label>{endpoint}<input name=\"endpoint\" type=\"url\" value=\"{endpoint_v}\" placeholder=\"https://crm.example.nl/belroute/notify\"></label>\
+         <label>{payload}<input value=\"notification-only\" readonly></label>\
+         <label>{headers}<textarea name=\"headers\" placeholder=\"Authorization: Bearer …\">{headers_v}</textarea></label>\
+         <fieldset><legend>{events}</legend>",
+        status = lang.t("status"),
+        a = if active { " selected" } else { "" },
+        o = if active { "" } else { " selected" },
+        channel = lang.t("channel_type"),
+        endpoint = lang.t("endpoint"),
+        endpoint_v = esc(existing
+            .and_then(|s| s.config.endpoint.as_ref())
+            .map_or("", |e| e.written())),
+        payload = lang.t("payload_type"),
+        headers = if existing.is_some() {
+            lang.t("headers_keep")
+        } else {
+            lang.t("headers")
+        },
+        headers_v = esc(&existing.map_or_else(String::new, |s| {
+            s.config
+                .headers
+                .keys()
+                .map(|name| format!("{name}: \n"))
+                .collect::<String>()
+        })),
+        events = lang.t("events"),
+    );
+    let taken: Vec<String> = existing.map_or_else(
+        || EVENT_KINDS.iter().map(|k| (*k).to_string()).collect(),
+        |s| {
+            s.config
+                .events
+                .iter()
+                .filter_map(|e| serde_json::to_value(e).ok())
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        },
+    );
+    for kind in EVENT_KINDS {
+        let _ = write!(
+            out,
+            "<label><input type=\"checkbox\" name=\"events\" value=\"{kind}\"{}> {kind}</label>",
+            if taken.iter().any(|t| t == kind) {
+                " checked"
+            } else {
+                ""
+            }
+        );
+    }
+    out.push_str("</fieldset>");
+    out
+}
+
+/// `POST /admin/subscriptions`: a new stored subscription from the form; its API key shown once.
+pub async fn create_subscription(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    session: Ses,
+    form: Posted,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let name = form.get("name").trim().to_string();
+    let message = if name.is_empty() {
+        notice("error", lang.t("name_missing"))
+    } else {
+        match form_settings(&form, None) {
+            Err(problem) => notice("error", &problem),
+            Ok(settings) => match admin::create(&state, &name, settings, BY_CONSOLE).await {
+                Ok(created) => key_notice(lang, &name, &created.key),
+                Err(e) => refused(lang, &e),
+            },
+        }
+    };
+    subscriptions_page(lang, &state, &session, message).await
+}
+
+/// `POST /admin/subscriptions/{name}`: the edit form of a stored subscription.
+pub async fn update_subscription(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    session: Ses,
+    form: Posted,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let name = req.match_info().get("name").unwrap_or_default();
+    let stored: Vec<String> = state
+        .subscriptions
+        .get(name)
+        .map(|s| s.config.headers.keys().cloned().collect())
+        .unwrap_or_default();
+    let message = match form_settings(&form, Some(&stored)) {
+        Err(problem) => notice("error", &problem),
+        Ok(patch) => match admin::update(&state, name, patch, BY_CONSOLE).await {
+            Ok(()) => notice("ok", &format!("{name}: {}", lang.t("changes_saved"))),
+            Err(e) => refused(lang, &e),
+        },
+    };
+    subscriptions_page(lang, &state, &session, message).await
+}
+
+/// `POST /admin/subscriptions/{name}/test`: one test notification; the status and latency.
+pub async fn test_subscription(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    session: Ses,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let name = req.match_info().get("name").unwrap_or_default();
+    let message = match admin::send_test(&state, name, BY_CONSOLE).await {
+        Ok(tested) => {
+            let outcome = &tested.outcome;
+            let status = outcome
+                .status
+                .map_or_else(|| "—".to_string(), |s| s.to_string());
+            let mut text = format!(
+                "{name}: {} {} · HTTP {status} · {} ms",
+                lang.t("test_sent"),
+                tested.endpoint.as_deref().unwrap_or(""),
+                outcome.latency_ms
+            );
+            if let Some(error) = &outcome.error {
+                let _ = write!(text, " · {error}");
+            }
+            notice(if outcome.delivered { "ok" } else { "error" }, &text)
+        }
+        Err(e) => refused(lang, &e),
+    };
+    subscriptions_page(lang, &state, &session, message).await
+}
+
+/// `POST /admin/subscriptions/{name}/rotate-key`: a new API key (shown once); the old one is
+/// still taken for an hour, as the API's default grace.
+pub async fn rotate_subscription_key(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    session: Ses,
+) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let name = req.match_info().get("name").unwrap_or_default();
+    let message = match admin::rotate_key(&state, name, admin::GRACE_DEFAULT, BY_CONSOLE).await {
+        Ok(rotated) => {
+            let mut text = key_notice(lang, name, &rotated.key);
+            if let Some(until) = rotated.previous_valid_until {
+                let _ = write!(
+                    text,
+                    "<p class=\"muted\">{} {}</p>",
+                    lang.t("previous_key_until"),
+                    esc(&local(&state, until))
+                );
+            }
+            text
+        }
+        Err(e) => refused(lang, &e),
+    };
+    subscriptions_page(lang, &state, &session, message).await
+}
+
 async fn subscriptions_page(
     lang: Lang,
     state: &Belroute,
@@ -1029,6 +1285,16 @@ async fn subscriptions_page(
     message: String,
 ) -> HttpResponse {
     let mut body = message;
+    let _ = write!(
+        body,
+        "<details class=\"card\" id=\"new-subscription\"><summary>{new}</summary>\
+         <form method=\"post\" action=\"/admin/subscriptions\" class=\"try\">{csrf}{fields}\
+         <button>{create}</button></form></details>",
+        new = lang.t("new_subscription"),
+        csrf = csrf_field(session),
+        fields = subscription_fields(lang, None),
+        create = lang.t("create"),
+    );
     let mut any = false;
     for subscription in state.subscriptions.all() {
         any = true;
@@ -1086,7 +1352,8 @@ async fn subscriptions_page(
              <dt>{last_error}</dt><dd>{last_error_v}</dd>\
              <dt>{in_a_row}</dt><dd>{in_a_row_v}</dd><dt>{sent}</dt><dd>{sent_v}</dd>{deliveries}</dl>\
              <form method=\"post\" action=\"/admin/subscriptions/{path}/requeue\" class=\"filters\">{csrf}\
-             <button>{requeue}</button></form></section>",
+             <button>{requeue}</button></form>{manage}</section>",
+            manage = manage(lang, session, &subscription),
             path = esc(&url_part(&subscription.name)),
             csrf = csrf_field(session),
             requeue = lang.t("requeue"),
@@ -1122,5 +1389,29 @@ async fn subscriptions_page(
         "/admin/subscriptions",
         session,
         &body,
+    )
+}
+
+/// A stored subscription's edit form and its test and rotate-key buttons; for one from
+/// belroute.yaml, only where it comes from.
+fn manage(lang: Lang, session: &Session, subscription: &Subscription) -> String {
+    if subscription.source == Source::File {
+        return format!("<p class=\"muted\">{}</p>", lang.t("from_file"));
+    }
+    let path = esc(&url_part(&subscription.name));
+    let csrf = csrf_field(session);
+    format!(
+        "<details class=\"card\"><summary>{edit}</summary>\
+         <form method=\"post\" action=\"/admin/subscriptions/{path}\" class=\"try\">{csrf}{fields}\
+         <button>{save}</button></form></details>\
+         <form method=\"post\" action=\"/admin/subscriptions/{path}/test\" class=\"filters\">{csrf}\
+         <button>{test}</button></form>\
+         <form method=\"post\" action=\"/admin/subscriptions/{path}/rotate-key\" class=\"filters\">{csrf}\
+         <button>{rotate}</button></form>",
+        edit = lang.t("edit"),
+        fields = subscription_fields(lang, Some(subscription)),
+        save = lang.t("save"),
+        test = lang.t("send_test"),
+        rotate = lang.t("rotate_key"),
     )
 }
