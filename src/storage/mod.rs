@@ -278,7 +278,7 @@ impl Storage {
                         uuids.push_bind(row.uuid.as_str());
                     }
                     select.push(")");
-                    for found in select.build().fetch_all(&mut *tx).await? {
+                    for found in select.build().persistent(false).fetch_all(&mut *tx).await? {
                         existing.insert((found.try_get("uuid")?, found.try_get("received_at")?));
                     }
                 }
@@ -304,15 +304,22 @@ impl Storage {
                         .push_bind(row.call_data.as_str())
                         .push_bind(row.trace.as_str());
                 });
+                // Each row count is its own statement: only the full batch (the common one under
+                // load) is kept prepared, so the statement cache does not hold one per size.
+                let keep = chunk.len() == INSERT_ROWS;
                 if subscribers.is_empty() {
-                    insert.build().execute(&mut *tx).await?;
+                    insert.build().persistent(keep).execute(&mut *tx).await?;
                     continue;
                 }
                 // The ids of one multi-row INSERT ascend in the order of its VALUES (SQLite
                 // appends; PostgreSQL draws the sequence row by row), whatever order RETURNING
                 // gives them in: sorted, they pair with the rows.
                 insert.push(" RETURNING id");
-                let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+                let mut ids: Vec<i64> = insert
+                    .build_query_scalar()
+                    .persistent(keep)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 ids.sort_unstable();
                 for (row, call_id) in chunk.iter().zip(ids) {
                     let data = events::routed_payload(row);
