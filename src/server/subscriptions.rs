@@ -119,20 +119,11 @@ pub async fn requeue(
     query: web::Query<RequeueQuery>,
 ) -> HttpResponse {
     let name = req.match_info().get("name").unwrap_or_default();
-    if state.subscriptions.get(name).is_none() {
-        return text(
-            StatusCode::NOT_FOUND,
-            &format!("no subscription named `{name}`"),
-        );
-    }
-    let now = epoch_ms(SystemTime::now());
-    match state.storage.requeue_parked(name, query.event, now).await {
+    match admin::requeue(&state, name, query.event, BY_ADMIN_TOKEN).await {
         Ok(requeued) => {
-            tracing::info!(subscription = %name, event = ?query.event, requeued, "parked events returned to new");
-            crate::storage::EventSink::wake(&*state.subscriptions, &[name.to_string()]);
             HttpResponse::Ok().json(json!({ "subscription": name, "requeued": requeued }))
         }
-        Err(e) => unavailable(&e),
+        Err(e) => refused(&e),
     }
 }
 

@@ -109,6 +109,28 @@ async fn stored(app: &Belroute, name: &str) -> Result<SubscriptionRow, AdminErro
 }
 
 /// Checks that `name` may be deleted (stored, not from belroute.yaml).
+/// Returns `name`'s parked events to new — all, or only `event` — and wakes its notifier; how
+/// many. For file and stored subscriptions alike.
+pub async fn requeue(
+    app: &Belroute,
+    name: &str,
+    event: Option<i64>,
+    by: &str,
+) -> Result<u64, AdminError> {
+    if app.subscriptions.get(name).is_none() {
+        return Err(AdminError::NotFound(format!(
+            "no subscription named `{name}`"
+        )));
+    }
+    let requeued = app
+        .storage
+        .requeue_parked(name, event, epoch_ms(SystemTime::now()))
+        .await?;
+    tracing::info!(subscription = %belroute_engine::text::escape(name), ?event, requeued, by, "parked events returned to new");
+    crate::storage::EventSink::wake(&*app.subscriptions, &[name.to_string()]);
+    Ok(requeued)
+}
+
 pub async fn deletable(app: &Belroute, name: &str) -> Result<(), AdminError> {
     stored(app, name).await.map(|_| ())
 }

@@ -1005,21 +1005,9 @@ pub async fn subscriptions(
 pub async fn requeue(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
     let lang = Lang::of(&req);
     let name = req.match_info().get("name").unwrap_or_default();
-    let message = if state.subscriptions.get(name).is_none() {
-        notice("error", &format!("no subscription named `{name}`"))
-    } else {
-        let now = epoch_ms(std::time::SystemTime::now());
-        match state.storage.requeue_parked(name, None, now).await {
-            Ok(n) => {
-                tracing::info!(subscription = %escape(name), requeued = n, "console: parked events returned to new");
-                crate::storage::EventSink::wake(&*state.subscriptions, &[name.to_string()]);
-                notice("ok", &format!("{name}: {n} {}", lang.t("requeued")))
-            }
-            Err(e) => {
-                tracing::warn!("console: call log database: {e}");
-                notice("error", lang.t("database_unavailable"))
-            }
-        }
+    let message = match admin::requeue(&state, name, None, BY_CONSOLE).await {
+        Ok(n) => notice("ok", &format!("{name}: {n} {}", lang.t("requeued"))),
+        Err(e) => refused(lang, &e),
     };
     subscriptions_page(lang, &state, &session, message).await
 }
