@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use belroute_engine::text::escape;
 use belroute_engine::{
-    Call, Caller, Deadline, Decision, Lookups, Reason, Router, RuleSet, RuleStore, ScriptEngine,
-    StoreContext,
+    Call, Caller, Deadline, Decision, Lookups, PoolSettings, Reason, Router, RuleSet, RuleStore,
+    ScriptEngine, StoreContext, WorkerCommand,
 };
 use belroute_plugins::BuildContext;
 
@@ -42,11 +42,18 @@ pub struct Belroute {
 impl Belroute {
     /// Opens (and migrates) the database, builds the engine and reads the rules directory once.
     /// Rule files that fail are refused (logged, and shown by `/readyz`), not fatal; a database
-    /// that cannot be reached is logged and retried: calls are answered meanwhile.
-    pub async fn open(config: Config, rules_dir: &Path, database: &str) -> anyhow::Result<Self> {
+    /// that cannot be reached is logged and retried: calls are answered meanwhile. Rules not
+    /// proven bounded run in worker processes started with `worker` (this binary's `worker`
+    /// subcommand: [`WorkerCommand::this_binary`]).
+    pub async fn open(
+        config: Config,
+        rules_dir: &Path,
+        database: &str,
+        worker: WorkerCommand,
+    ) -> anyhow::Result<Self> {
         let storage = Storage::open(database)?;
         migrate_at_start(&storage).await?;
-        let router = Arc::new(router(&config, &storage)?);
+        let router = Arc::new(router(&config, &storage, worker.clone(), true)?);
         let context = StoreContext {
             scripts: router.scripts().clone(),
             configured_lookups: router.lookups().names(),
@@ -80,6 +87,8 @@ impl Belroute {
                 router.scripts().clone(),
                 router.normaliser().clone(),
                 config.hooks.margin,
+                &config.sandbox.pool,
+                worker,
             ),
             config.reload.replay.clone(),
             replays.clone(),
@@ -203,19 +212,29 @@ fn spawn_retention(storage: Storage, retention: Duration) {
     });
 }
 
-/// The router `check` and `test` use: rules and scripts, no plugins (tests give the facts).
-pub fn offline_router(config: &Config) -> Router {
-    Router::with_pool(
+/// The router `check`, `test`, `simulate` and `replay` use: rules and scripts, no plugins
+/// (tests give the facts); rules not proven bounded run in worker processes of this binary,
+/// started when first needed.
+pub fn offline_router(config: &Config) -> anyhow::Result<Router> {
+    Ok(Router::with_workers(
         Arc::new(ScriptEngine::new(&config.sandbox.limits)),
         config.default_region.0.clone(),
         Lookups::default(),
-        config.sandbox.pool,
-    )
+        config.sandbox.pool.clone(),
+        WorkerCommand::this_binary().context("cannot find this program to start rule workers")?,
+        false,
+    ))
 }
 
-/// The router for `config`: the sandboxed script engine, caller normalisation and plugins.
+/// The router for `config`: the sandboxed script engine, caller normalisation, plugins and
+/// the worker processes (`eager`: started now, as a server does; else when first needed).
 /// `storage` is belroute's own database, for the `history` plugin.
-pub fn router(config: &Config, storage: &Storage) -> anyhow::Result<Router> {
+pub fn router(
+    config: &Config,
+    storage: &Storage,
+    worker: WorkerCommand,
+    eager: bool,
+) -> anyhow::Result<Router> {
     let scripts = Arc::new(ScriptEngine::new(&config.sandbox.limits));
     let normaliser = config.default_region.0.clone();
     // The numbering-plan database loads on first use (~1 s in debug builds): not on a live call.
@@ -232,10 +251,21 @@ pub fn router(config: &Config, storage: &Storage) -> anyhow::Result<Router> {
             .map_err(|e| anyhow::anyhow!("plugin `{}`: {e}", instance.name))?;
         lookups.insert(&instance.name, plugin, instance.settings.clone());
     }
-    Ok(Router::with_pool(
+    Ok(Router::with_workers(
         scripts,
         normaliser,
         lookups,
-        config.sandbox.pool,
+        config.sandbox.pool.clone(),
+        worker,
+        eager,
     ))
+}
+
+/// The pool a replay uses: one worker of its own, so a replay never takes a live call's place.
+pub fn replay_pool(settings: &PoolSettings) -> PoolSettings {
+    PoolSettings {
+        workers: 1,
+        share: 1,
+        ..settings.clone()
+    }
 }

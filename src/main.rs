@@ -59,6 +59,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// A rule worker process, started by `serve` (and the other commands) itself.
+    #[command(hide = true)]
+    Worker {
+        /// Its settings, as JSON.
+        spec: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -196,6 +202,10 @@ struct InitArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A worker confines itself before anything else runs: no logging, no async runtime.
+    if let Command::Worker { spec } = &cli.command {
+        return belroute_engine::sandbox::worker::main(spec);
+    }
     if let Command::Completions { shell } = cli.command {
         use clap::CommandFactory;
         use std::io::Write;
@@ -291,7 +301,7 @@ fn rescan_on_hangup(store: std::sync::Arc<belroute_engine::RuleStore>) {
 
 async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
-        Command::Completions { .. } => Ok(true),
+        Command::Completions { .. } | Command::Worker { .. } => Ok(true),
         Command::Serve(args) => {
             let (config, config_file) = cli::load_config(args.rules.config.as_deref())?;
             match &config_file {
@@ -301,7 +311,10 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 ),
             }
             say_what_is_configured(&config);
-            let belroute = Belroute::open(config, &args.rules.rules, &args.database.url()).await?;
+            let worker = belroute_engine::WorkerCommand::this_binary()
+                .context("cannot find this program to start rule workers")?;
+            let belroute =
+                Belroute::open(config, &args.rules.rules, &args.database.url(), worker).await?;
             let _watcher = belroute_engine::watch::watch(belroute.store.clone())
                 .context("cannot watch the rules directory")?;
             rescan_on_hangup(belroute.store.clone());
@@ -317,7 +330,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         }
         Command::Check(args) => {
             let config = cli::load_config_for_check(args.rules.config.as_deref())?;
-            let router = app::offline_router(&config);
+            let router = app::offline_router(&config)?;
             let mut out = String::new();
             let ok = match args.format {
                 cli::report::CheckFormat::Text => {
@@ -339,7 +352,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         Command::Simulate(args) => simulate(args).await,
         Command::Replay(args) => {
             let config = cli::load_config_for_check(args.rules.config.as_deref())?;
-            let router = app::offline_router(&config);
+            let router = app::offline_router(&config)?;
             let storage = belroute::storage::Storage::open_read_only(&args.database.url())?;
             let request = cli::replay::ReplayRequest {
                 rulesets: args.rulesets,
@@ -372,7 +385,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
         }
         Command::Test(args) => {
             let config = cli::load_config_for_check(args.rules.config.as_deref())?;
-            let router = app::offline_router(&config);
+            let router = app::offline_router(&config)?;
             let mut out = String::new();
             let ok = cli::test_as(
                 &args.rules.rules,
@@ -472,10 +485,12 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
         eprintln!("note: {note}");
     }
     let router = if offline {
-        app::offline_router(&config)
+        app::offline_router(&config)?
     } else {
         let storage = belroute::storage::Storage::open(&args.database.url())?;
-        app::router(&config, &storage)?
+        let worker = belroute_engine::WorkerCommand::this_binary()
+            .context("cannot find this program to start rule workers")?;
+        app::router(&config, &storage, worker, false)?
     };
     let simulation = cli::Simulation {
         ruleset: args.ruleset,

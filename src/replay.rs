@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use belroute_engine::text::{escape, mask_numbers};
 use belroute_engine::{
     Call, Decision, LookupResult, Lookups, Normaliser, PoolSettings, Reason, Router, RuleSet,
-    RuleStore, ScriptEngine,
+    RuleStore, ScriptEngine, WorkerCommand,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -30,8 +30,9 @@ pub const EXAMPLES: usize = 3;
 /// From → to rows kept; further changes are counted in the last, `(other changes)` row.
 pub const MAX_ROWS: usize = 100;
 
-/// Decides logged calls again: its own script engine handle, caller normalisation and a small
-/// evaluation pool of its own, so a replay never takes a live call's share of the pool.
+/// Decides logged calls again: its own script engine handle, caller normalisation and one
+/// worker process of its own (started when first needed), so a replay never takes a live
+/// call's share of the pool.
 #[derive(Debug)]
 pub struct Replayer {
     router: Router,
@@ -53,16 +54,21 @@ pub struct Replayed {
 
 impl Replayer {
     /// `margin`: as `hooks.margin`, so a rule set gets the same time for its rules as live.
-    pub fn new(scripts: Arc<ScriptEngine>, normaliser: Normaliser, margin: Duration) -> Self {
+    pub fn new(
+        scripts: Arc<ScriptEngine>,
+        normaliser: Normaliser,
+        margin: Duration,
+        pool: &PoolSettings,
+        worker: WorkerCommand,
+    ) -> Self {
         Replayer {
-            router: Router::with_pool(
+            router: Router::with_workers(
                 scripts,
                 normaliser,
                 Lookups::default(),
-                PoolSettings {
-                    threads: 1,
-                    share: 1,
-                },
+                crate::app::replay_pool(pool),
+                worker,
+                false,
             ),
             margin,
         }

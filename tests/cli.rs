@@ -250,7 +250,7 @@ fn serve_never_logs_a_secret_and_logs_failing_rules_by_name() {
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(
         rules.join("main.yaml"),
-        "default: fallback\nrules:\n  - name: Endless loop\n    script: 'loop {}'\n  - name: Next\n    route: next\n",
+        "default: fallback\nrules:\n  - name: Endless loop\n    script: 'let n = 0; while n >= 0 { n += 1 }'\n  - name: Next\n    route: next\n",
     )
     .unwrap();
     let config = dir.path().join("belroute.yaml");

@@ -82,7 +82,7 @@ rules:
   - name: Recursion through the deepest function body stops at max_call_levels
     script: 'fn f(n) { if n == 0 { 0 } else { (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + f(n - 1)))))))))))) } } f(100000)'
   - name: A doubling string stops at max_string_size
-    script: 'let s = "x"; loop { s += s; }'
+    script: 'let s = "x"; while s.len() > 0 { s += s; }'
   - name: The deepest nesting max_expr_depth allows
     when: '(1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + (1 + 1))))))))))))))))))))))))))))))) == 2'
     route: nested

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use phonenumber::country::Id;
 use phonenumber::{Mode, PhoneNumber, Type};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The normalised caller, as rules see it in `caller` and plugins receive it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -256,6 +256,70 @@ impl Normaliser {
             .map(|id| id.as_ref().to_string())
             .unwrap_or_default();
         caller.kind = kind_name(number.number_type(&phonenumber::metadata::DATABASE));
+    }
+}
+
+/// Every `kind` a caller can have.
+pub const KINDS: [&str; 15] = [
+    "fixed",
+    "mobile",
+    "fixed_or_mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal",
+    "voip",
+    "pager",
+    "uan",
+    "emergency",
+    "voicemail",
+    "short_code",
+    "sip",
+    "unknown",
+];
+
+/// A caller read back (a worker receives the caller the server normalised): `kind` as text.
+#[derive(Deserialize)]
+struct CallerRead {
+    raw: String,
+    e164: String,
+    national: String,
+    international: String,
+    digits: String,
+    country: String,
+    country_code: u16,
+    kind: String,
+    valid: bool,
+    anonymous: bool,
+    is_sip_account: bool,
+}
+
+impl<'de> Deserialize<'de> for Caller {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        CallerRead::deserialize(d).map(Caller::from)
+    }
+}
+
+impl From<CallerRead> for Caller {
+    fn from(read: CallerRead) -> Self {
+        Caller {
+            raw: read.raw,
+            e164: read.e164,
+            national: read.national,
+            international: read.international,
+            digits: read.digits,
+            country: read.country,
+            country_code: read.country_code,
+            kind: KINDS
+                .iter()
+                .find(|k| **k == read.kind)
+                .copied()
+                .unwrap_or("unknown"),
+            valid: read.valid,
+            anonymous: read.anonymous,
+            is_sip_account: read.is_sip_account,
+            script_view: ScriptView::default(),
+        }
     }
 }
 

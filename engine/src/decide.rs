@@ -1,23 +1,29 @@
 //! Deciding a call's route: lookups started at once, rules tried in order, always in time, and
 //! never at another rule set's expense.
 //!
-//! A call is decided by an [`Evaluation`] that steps through the rules. It first runs inline,
-//! on the thread that took the call, for at most [`INLINE_BUDGET`]: nearly every rule set is
-//! done by then. A rule still running at that point is stopped and run again from its start
-//! in the evaluation [`Pool`] (rules have no side effects), where each rule set has a bounded
-//! share; a rule set over its share answers its default at once. A rule set that needed the
-//! pool goes straight there for a while ([`HEAVY_FOR`]). Waiting for lookups happens between
-//! steps, never on a pool thread. Every wait ends by the call's [`Deadline`].
+//! A call is decided by an [`Evaluation`] that steps through the rules. Rules the checker
+//! proved bounded (no loop, no function or closure, only [`BOUNDED_FUNCTIONS`]) run inline, on
+//! the thread that took the call, for at most [`INLINE_BUDGET`]: nearly every rule set is done
+//! by then. The first rule that is not proven bounded, or a rule still running when the inline
+//! budget is spent (stopped, and run again from its start: rules have no side effects), hands
+//! the rest of the evaluation to the [`Pool`]: a worker process the operating system limits
+//! and the server kills at the deadline, where each rule set has a bounded share; a rule set
+//! over its share answers its default at once. A rule set that overran the inline budget goes
+//! straight to the pool for a while ([`HEAVY_FOR`]). Waiting for lookups happens between
+//! steps, in the server, never in a worker. Every wait ends by the call's [`Deadline`].
+//!
+//! [`BOUNDED_FUNCTIONS`]: crate::script::BOUNDED_FUNCTIONS
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use rhai::{Dynamic, Scope};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::call::Call;
@@ -26,8 +32,10 @@ use crate::clock::{Deadline, micros};
 use crate::diagnostic::Position;
 use crate::lookups::{LookupResult, LookupTrace, Lookups, PendingLookup};
 use crate::plugin::{Facts, LookupRequest};
-use crate::pool::{Pool, PoolError, PoolSettings, Slot};
 use crate::ruleset::{Action, Rule, RuleSet, check_route};
+use crate::sandbox::{
+    Job, Outcome, Pool, PoolError, PoolSettings, Ran, STOP_EARLY, WorkerCommand, WorkerSpec,
+};
 use crate::script::{Frame, FrameGuard, Run, ScriptEngine, ScriptError};
 
 /// Time kept back from lookups for the rules that run after them.
@@ -35,20 +43,11 @@ pub const RULES_RESERVE: Duration = Duration::from_millis(50);
 /// How long a call's rules may run on the thread that took the call before the rest is handed
 /// to the evaluation pool.
 pub const INLINE_BUDGET: Duration = Duration::from_millis(1);
-/// How long a rule set that needed the pool skips the inline attempt.
+/// How long a rule set that overran the inline budget skips the inline attempt.
 pub const HEAVY_FOR: Duration = Duration::from_secs(10);
-/// A job in the pool gives its thread back after the rule that crosses this slice.
-pub const POOL_SLICE: Duration = Duration::from_millis(10);
-/// Rules on a pool thread stop this long before the call's deadline, so the job (and its
-/// trace) is back by the deadline even when its thread has to wait for a CPU: on a busy
-/// machine a runnable thread can wait a scheduler period (~20 ms) for its turn.
-pub const POOL_STOP_EARLY: Duration = Duration::from_millis(20);
-/// How long past the deadline a call waits for its pool job, for a thread that was even later;
-/// after that the default answers without the job's trace (never later).
-pub const POOL_RETURN: Duration = Duration::from_millis(5);
 
 /// Why the answer is what it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// A rule matched.
@@ -63,8 +62,12 @@ pub enum Reason {
     /// The request carried no readable call data (not a JSON object or form data, too large,
     /// not UTF-8, not complete in time): the default.
     Unreadable,
-    /// Something inside belroute failed (a panic, caught): the default.
+    /// Something failed: a panic (caught), or the worker process evaluating the rules died
+    /// (its memory cap, a crash): the default.
     Failed,
+    /// The rule set's evaluations kept making the operating system stop workers: it answers
+    /// its default at once until its file changes or an operator releases it.
+    Quarantined,
 }
 
 impl Reason {
@@ -77,21 +80,23 @@ impl Reason {
             Reason::OverShare => "over_share",
             Reason::Unreadable => "unreadable",
             Reason::Failed => "failed",
+            Reason::Quarantined => "quarantined",
         }
     }
 
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::Matched,
         Reason::NoMatch,
         Reason::Deadline,
         Reason::OverShare,
         Reason::Unreadable,
         Reason::Failed,
+        Reason::Quarantined,
     ];
 }
 
 /// What happened to one rule for one call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum RuleOutcome {
     Matched,
@@ -178,10 +183,13 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router whose pool runs on threads of this process (tools and tests; see
+    /// [`Router::with_workers`] for a server).
     pub fn new(scripts: Arc<ScriptEngine>, normaliser: Normaliser, lookups: Lookups) -> Self {
         Router::with_pool(scripts, normaliser, lookups, PoolSettings::default())
     }
 
+    /// As [`Router::new`], with `pool`'s size and share.
     pub fn with_pool(
         scripts: Arc<ScriptEngine>,
         normaliser: Normaliser,
@@ -189,10 +197,30 @@ impl Router {
         pool: PoolSettings,
     ) -> Self {
         Router {
+            pool: Pool::threads(pool, scripts.clone()),
             scripts,
             normaliser,
             lookups,
-            pool: Pool::new(pool),
+        }
+    }
+
+    /// A router whose pool is worker processes started with `command`, limited by the
+    /// operating system and killed at the deadline. `eager` starts them now (a server), else
+    /// on first need (a command that may never need one).
+    pub fn with_workers(
+        scripts: Arc<ScriptEngine>,
+        normaliser: Normaliser,
+        lookups: Lookups,
+        pool: PoolSettings,
+        command: WorkerCommand,
+        eager: bool,
+    ) -> Self {
+        let spec = WorkerSpec::new(scripts.limits(), pool.worker_memory);
+        Router {
+            pool: Pool::processes(pool, command, spec, eager),
+            scripts,
+            normaliser,
+            lookups,
         }
     }
 
@@ -223,6 +251,9 @@ impl Router {
         now: DateTime<Utc>,
     ) -> Decision {
         let request = self.request(call);
+        if set.quarantine.is_active() {
+            return Decision::fallback(set, request.caller, Reason::Quarantined, &deadline);
+        }
         let deciding = AssertUnwindSafe(async {
             let pending: Vec<PendingLookup> = set
                 .lookups
@@ -238,7 +269,7 @@ impl Router {
                 tracing::error!(
                     ruleset = %set.name,
                     "deciding a call panicked; answering the default: {}",
-                    crate::text::escape(&crate::pool::panic_message(panic.as_ref()))
+                    crate::text::escape(&crate::sandbox::panic_message(panic.as_ref()))
                 );
                 Decision::fallback(set, request.caller.clone(), Reason::Failed, &deadline)
             }
@@ -267,7 +298,8 @@ impl Router {
         LookupRequest { caller, call }
     }
 
-    /// Steps the evaluation: inline first, then in the pool; lookups awaited in between.
+    /// Steps the evaluation: inline while the rules are proven bounded and quick, then in the
+    /// pool; lookups awaited in between.
     async fn drive(
         &self,
         set: &Arc<RuleSet>,
@@ -283,45 +315,22 @@ impl Router {
             }
         }
         let mut inline = !set.is_heavy();
-        let mut slot: Option<Slot> = None;
+        let mut slot = None;
         loop {
             let step = if inline {
                 let until = crate::clock::saturating_add(Instant::now(), INLINE_BUDGET);
-                eval.step(&self.scripts, Mode::Inline { until })
+                eval.step(&self.scripts, Mode::Inline { until }, None)
             } else {
-                let slot = match &slot {
-                    Some(slot) => slot,
+                let admitted = match &slot {
+                    Some(admitted) => admitted,
                     None => match self.pool.admit(&set.name) {
                         Ok(admitted) => slot.insert(admitted),
-                        Err(e) => return eval.refused(e, &mut source),
+                        Err(e) => return eval.lost(e, &self.pool, &mut source),
                     },
                 };
-                let scripts = self.scripts.clone();
-                let job = self.pool.run(slot, move || {
-                    let step = eval.step(&scripts, Mode::Pool);
-                    (eval, step)
-                });
-                let back_by = crate::clock::saturating_add(deadline.at, POOL_RETURN);
-                match tokio::time::timeout_at(back_by, job).await {
-                    Ok(Ok((back, step))) => {
-                        eval = back;
-                        step
-                    }
-                    Ok(Err(e)) => {
-                        return Decision::failed(set, request, &deadline, e, &mut source);
-                    }
-                    Err(_) => {
-                        // Still queued or running when time ran out: the job finishes on its
-                        // own (every rule checks the deadline) and its result is dropped.
-                        return Decision::failed(
-                            set,
-                            request,
-                            &deadline,
-                            PoolError::Full,
-                            &mut source,
-                        )
-                        .with_reason(Reason::Deadline);
-                    }
+                match self.pool.run(admitted, set, eval.job(), deadline.at).await {
+                    Ok(outcome) => eval.absorb(outcome),
+                    Err(e) => return eval.lost(e, &self.pool, &mut source),
                 }
             };
             match step {
@@ -336,48 +345,62 @@ impl Router {
                     set.mark_heavy(HEAVY_FOR);
                     inline = false;
                 }
-                Step::Yield => {}
+                Step::Unbounded => inline = false,
             }
         }
     }
 }
 
-impl Decision {
-    /// The default after the pool refused or a job failed, with what the lookups gave so far.
-    fn failed(
-        set: &RuleSet,
-        request: &LookupRequest,
-        deadline: &Deadline,
-        error: PoolError,
-        source: &mut Source<'_>,
-    ) -> Decision {
-        let reason = match &error {
-            PoolError::OverShare | PoolError::Full => Reason::OverShare,
-            PoolError::Panicked(_) | PoolError::Closed => Reason::Failed,
-        };
-        if reason == Reason::Failed {
-            tracing::error!(ruleset = %set.name, "answering the default: {error}");
+/// Goes on with `job` of `set`: what a worker process (or an evaluation thread) does with a
+/// job. `progress`, when given, always holds the index of the rule running.
+pub(crate) fn evaluate(
+    set: &Arc<RuleSet>,
+    job: &Job,
+    scripts: &ScriptEngine,
+    progress: Option<&AtomicUsize>,
+) -> Outcome {
+    let now = DateTime::from_timestamp_millis(job.now).unwrap_or_else(Utc::now);
+    let request = LookupRequest {
+        caller: job.caller.clone(),
+        call: job.call.clone(),
+    };
+    let deadline = Deadline::new(Instant::now(), Duration::from_micros(job.budget));
+    let mut eval = Evaluation::new(set.clone(), &request, deadline, now);
+    eval.next = job.next;
+    for (index, facts) in job.facts.iter().enumerate() {
+        if let (Some(result), Some(name)) = (facts, set.lookups.get(index)) {
+            eval.provide(index, given_trace(name, result.clone()));
         }
-        let mut decision = Decision::fallback(set, request.caller.clone(), reason, deadline);
-        decision.lookups = (0..set.lookups.len())
-            .map(|i| source.unawaited(i, &set.lookups[i]))
-            .collect();
-        decision
     }
-
-    fn with_reason(mut self, reason: Reason) -> Self {
-        self.reason = reason;
-        self
+    let step = eval.step(scripts, Mode::Worker, progress);
+    Outcome {
+        next: eval.next,
+        rules: eval
+            .traces
+            .into_iter()
+            .map(|t| Ran {
+                outcome: t.outcome,
+                micros: t.micros,
+            })
+            .collect(),
+        matched: eval.answer,
+        reason: eval.reason,
+        read: (0..eval.read.len()).filter(|&i| eval.read[i]).collect(),
+        need: match step {
+            Step::Need(index) => Some(index),
+            _ => None,
+        },
+        printed: crate::script::take_output(),
     }
 }
 
 /// How long one step may run.
 #[derive(Debug, Clone, Copy)]
 enum Mode {
-    /// On the thread that took the call, until `until`.
+    /// On the thread that took the call, until `until`, and only rules proven bounded.
     Inline { until: Instant },
-    /// On a pool thread, for a slice.
-    Pool,
+    /// In a worker (or an evaluation thread): every rule, until shortly before the deadline.
+    Worker,
 }
 
 /// Where a step stopped.
@@ -389,17 +412,18 @@ enum Step {
     Need(usize),
     /// The inline attempt's time ran out in the middle of a rule.
     OverInline,
-    /// The pool slice is used up; more rules to go.
-    Yield,
+    /// The next rule is not proven bounded: it runs in the pool.
+    Unbounded,
 }
 
-/// One call's evaluation: where it is in the rules, and what it knows so far. Owned, so it can
-/// move to a pool thread and back.
+/// One call's evaluation: where it is in the rules, and what it knows so far.
 struct Evaluation {
     set: Arc<RuleSet>,
     frame: Frame,
     scope: Scope<'static>,
+    call: Arc<Call>,
     caller: Arc<Caller>,
+    now: DateTime<Utc>,
     deadline: Deadline,
     /// Lookups give up a little before the deadline, so the rules after one that waited in
     /// vain still run: "CRM hanging" answers with the next matching rule, not the default.
@@ -442,7 +466,9 @@ impl Evaluation {
             set,
             frame,
             scope,
+            call: request.call.clone(),
             caller: request.caller.clone(),
+            now,
             deadline,
             lookup_deadline,
             next: 0,
@@ -464,27 +490,31 @@ impl Evaluation {
         }
     }
 
-    fn step(&mut self, scripts: &ScriptEngine, mode: Mode) -> Step {
+    /// Runs rules from `next` until done, a lookup to wait for, or (inline) a rule that must
+    /// run in the pool. `progress` is told each rule's index before it runs.
+    fn step(&mut self, scripts: &ScriptEngine, mode: Mode, progress: Option<&AtomicUsize>) -> Step {
         let _frame = FrameGuard::set(self.frame.clone());
-        // On a pool thread rules stop a little early, so the job (and its trace) is back by
-        // the deadline even when the thread has to wait for a CPU.
+        // In a worker rules stop a little early, so the outcome (and its trace) is back by the
+        // deadline even when the process has to wait for a CPU.
         let stop_at = match mode {
             Mode::Inline { .. } => self.deadline.at,
-            Mode::Pool => self
+            Mode::Worker => self
                 .deadline
                 .at
-                .checked_sub(POOL_STOP_EARLY)
+                .checked_sub(STOP_EARLY)
                 .unwrap_or(self.deadline.at),
         };
         // One clock reading before and one after each rule serves every check in between.
         let mut now = Instant::now();
-        let slice_end = crate::clock::saturating_add(now, POOL_SLICE);
         let set = self.set.clone();
         while self.next < set.rules.len() {
             let rule = &set.rules[self.next];
             if self.answer.is_some() || self.reason == Reason::Deadline {
                 self.record(rule, RuleOutcome::NotReached, 0);
                 continue;
+            }
+            if let (Mode::Inline { .. }, Some(_)) = (mode, rule.unbounded()) {
+                return Step::Unbounded;
             }
             let started = *self.rule_started.get_or_insert(now);
             if now >= stop_at {
@@ -507,26 +537,18 @@ impl Evaluation {
                     Some(_) => {}
                 }
             }
+            if let Some(progress) = progress {
+                progress.store(self.next, Ordering::Relaxed);
+            }
             let inline_until = match mode {
                 Mode::Inline { until } => Some(until),
-                Mode::Pool => None,
+                Mode::Worker => None,
             };
             let outcome =
                 match self.run_rule(scripts, rule, &unavailable, now, stop_at, inline_until) {
                     Some(outcome) => outcome,
                     None => return Step::OverInline,
                 };
-            if let RuleOutcome::Error { message, position } = &outcome {
-                tracing::warn!(
-                    ruleset = %set.name,
-                    rule = %rule.name,
-                    "rule failed at {}:{}:{}: {}",
-                    set.file.display(),
-                    position.line,
-                    position.column,
-                    crate::text::mask_numbers(message)
-                );
-            }
             now = Instant::now();
             if self.answer.is_none() && now >= stop_at {
                 self.reason = Reason::Deadline;
@@ -536,9 +558,6 @@ impl Evaluation {
                 outcome,
                 micros(now.saturating_duration_since(started)),
             );
-            if matches!(mode, Mode::Pool) && now >= slice_end && self.next < set.rules.len() {
-                return Step::Yield;
-            }
         }
         Step::Done
     }
@@ -554,6 +573,135 @@ impl Evaluation {
         });
         self.next += 1;
         self.rule_started = None;
+    }
+
+    /// The rest of this evaluation, for the pool.
+    fn job(&self) -> Job {
+        let budget = self.deadline.at.saturating_duration_since(Instant::now());
+        Job {
+            set: String::new(),
+            call: self.call.clone(),
+            caller: self.caller.clone(),
+            now: self.now.timestamp_millis(),
+            budget: micros(budget),
+            next: self.next,
+            facts: self
+                .facts
+                .iter()
+                .map(|f| f.as_ref().map(|t| t.result.clone()))
+                .collect(),
+        }
+    }
+
+    /// Takes in what the pool ran: its rules' traces, the answer, the lookups read.
+    fn absorb(&mut self, outcome: Outcome) -> Step {
+        for ran in outcome.rules {
+            let name = self
+                .set
+                .rules
+                .get(self.next)
+                .map(|r| r.name.clone())
+                .unwrap_or_default();
+            self.traces.push(RuleTrace {
+                name,
+                outcome: ran.outcome,
+                micros: ran.micros,
+            });
+            self.next += 1;
+        }
+        self.next = outcome.next.min(self.set.rules.len());
+        self.rule_started = None;
+        if outcome.matched.is_some() {
+            self.answer = outcome.matched;
+        }
+        if outcome.reason != Reason::NoMatch {
+            self.reason = outcome.reason;
+        }
+        for index in outcome.read {
+            if let Some(read) = self.read.get_mut(index) {
+                *read = true;
+            }
+        }
+        for line in &outcome.printed {
+            crate::script::log_output(&self.set.print, &self.set.name, line.debug, &line.text);
+        }
+        match outcome.need {
+            Some(index) if index < self.set.lookups.len() => Step::Need(index),
+            _ => Step::Done,
+        }
+    }
+
+    /// The default after the pool refused the call, or lost its evaluation: rules run before
+    /// stay traced, the one that was running (if known) says what stopped it.
+    fn lost(mut self, error: PoolError, pool: &Pool, source: &mut Source<'_>) -> Decision {
+        let reason = match &error {
+            PoolError::OverShare | PoolError::Full => Reason::OverShare,
+            PoolError::Killed { .. } | PoolError::Late => Reason::Deadline,
+            PoolError::Died { .. }
+            | PoolError::Panicked(_)
+            | PoolError::Unavailable(_)
+            | PoolError::Closed => Reason::Failed,
+        };
+        let set = self.set.clone();
+        let running = error
+            .rule()
+            .filter(|&i| i >= self.next && i < set.rules.len());
+        match &error {
+            PoolError::OverShare | PoolError::Full => {
+                tracing::debug!(ruleset = %set.name, "answering the default: {error}");
+            }
+            PoolError::Late => {}
+            _ => {
+                let rule = running.map_or("(unknown)", |i| set.rules[i].name.as_str());
+                tracing::warn!(ruleset = %set.name, rule = %crate::text::escape(rule), "answering the default: {error}");
+            }
+        }
+        if error.stopped_a_worker() {
+            let rule = running.map_or("(unknown)", |i| set.rules[i].name.as_str());
+            let cause = match &error {
+                PoolError::Killed { .. } => "killed at the call's deadline".to_string(),
+                other => other.to_string(),
+            };
+            if let Some(q) = set
+                .quarantine
+                .record(rule, &cause, &pool.settings().quarantine)
+            {
+                tracing::error!(
+                    ruleset = %set.name,
+                    rule = %crate::text::escape(&q.rule),
+                    "rule set quarantined: its rules made the operating system stop {} worker process(es) within {}; the last time: {}. Its calls answer `{}` at once until the file changes or an operator releases it (POST /api/v1/rulesets/{}/release)",
+                    q.kills,
+                    humantime::format_duration(pool.settings().quarantine.window),
+                    q.cause,
+                    set.default_route,
+                    set.name,
+                );
+            }
+        }
+        if let Some(index) = running {
+            while self.next < index {
+                self.record(&set.rules[self.next], RuleOutcome::NotReached, 0);
+            }
+            let message = match &error {
+                PoolError::Killed { .. } => {
+                    "still running at the call's deadline: its worker process was killed"
+                        .to_string()
+                }
+                other => other.to_string(),
+            };
+            self.record(
+                &set.rules[index],
+                RuleOutcome::Error {
+                    message,
+                    position: set.rules[index].position,
+                },
+                0,
+            );
+        }
+        self.answer = None;
+        let mut decision = self.finish(source);
+        decision.reason = reason;
+        decision
     }
 
     /// Runs one rule: its condition, then its route. `None` when the inline attempt ran out.
@@ -617,17 +765,6 @@ impl Evaluation {
         Some(RuleOutcome::Matched)
     }
 
-    /// The default at once: the pool refused this call (rules run inline before stay traced).
-    fn refused(self, error: PoolError, source: &mut Source<'_>) -> Decision {
-        tracing::debug!(ruleset = %self.set.name, "answering the default: {error}");
-        let mut decision = self.finish(source);
-        decision.reason = match error {
-            PoolError::OverShare | PoolError::Full => Reason::OverShare,
-            PoolError::Panicked(_) | PoolError::Closed => Reason::Failed,
-        };
-        decision
-    }
-
     fn finish(mut self, source: &mut Source<'_>) -> Decision {
         // Rules the loop never reached (refused, or done early).
         let set = self.set.clone();
@@ -646,8 +783,24 @@ impl Evaluation {
                 trace
             })
             .collect();
-        let (route, rule) = match self.answer {
-            Some((route, index)) => (route, Some(set.rules[index].name.clone())),
+        for (rule, trace) in set.rules.iter().zip(&self.traces) {
+            if let RuleOutcome::Error { message, position } = &trace.outcome {
+                tracing::warn!(
+                    ruleset = %set.name,
+                    rule = %rule.name,
+                    "rule failed at {}:{}:{}: {}",
+                    set.file.display(),
+                    position.line,
+                    position.column,
+                    crate::text::mask_numbers(message)
+                );
+            }
+        }
+        let matched = self
+            .answer
+            .and_then(|(route, index)| Some((route, set.rules.get(index)?.name.clone())));
+        let (route, rule) = match matched {
+            Some((route, name)) => (route, Some(name)),
             None => (set.default_route.clone(), None),
         };
         Decision {
@@ -714,6 +867,10 @@ fn given(facts: &BTreeMap<String, LookupResult>, name: &str) -> LookupTrace {
         .unwrap_or_else(|| LookupResult::Unavailable {
             reason: "no facts given".into(),
         });
+    given_trace(name, result)
+}
+
+fn given_trace(name: &str, result: LookupResult) -> LookupTrace {
     LookupTrace {
         name: name.to_string(),
         result,

@@ -4,7 +4,18 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// A 1-based line and column in a text file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Position {
     pub line: usize,
     pub column: usize,

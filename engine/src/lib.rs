@@ -3,8 +3,9 @@
 //! Rule sets are YAML files with short Rhai expressions ([`RuleSet`]), validated completely
 //! and compiled once at load, served from a directory that is watched and swapped atomically
 //! ([`RuleStore`], [`watch`]). A call's route is decided by [`Router`]: its lookups (a plugin
-//! implements [`Lookup`]) start at once, rules run in order — inline when quick, in a bounded
-//! evaluation pool when not — and the answer is ready by the call's [`Deadline`] whatever a
+//! implements [`Lookup`]) start at once, rules run in order — inline when proven bounded and
+//! quick, else in worker processes the operating system limits and the server kills at the
+//! deadline ([`sandbox`]) — and the answer is ready by the call's [`Deadline`] whatever a
 //! plugin or a rule does.
 //!
 //! The engine knows nothing of HTTP, storage or any particular plugin. Its public surface is
@@ -20,8 +21,8 @@ mod decide;
 pub mod diagnostic;
 mod lookups;
 mod plugin;
-mod pool;
 mod ruleset;
+pub mod sandbox;
 mod script;
 pub mod settings;
 mod test_case;
@@ -38,8 +39,7 @@ pub use clock::{
     parse_local_time, parse_time_zone,
 };
 pub use decide::{
-    Decision, HEAVY_FOR, INLINE_BUDGET, POOL_RETURN, POOL_STOP_EARLY, Reason, Router, RuleOutcome,
-    RuleTrace, facts_to_dynamic,
+    Decision, HEAVY_FOR, INLINE_BUDGET, Reason, Router, RuleOutcome, RuleTrace, facts_to_dynamic,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Position, suggestion};
 pub use lookups::{
@@ -47,11 +47,17 @@ pub use lookups::{
     Lookups, PendingLookup,
 };
 pub use plugin::{Facts, Lookup, LookupError, LookupRequest};
-pub use pool::{Pool, PoolError, PoolSettings, panic_message};
 pub use ruleset::{
     CALL_VARIABLES, DEFAULT_TIMEOUT, LoadContext, MAX_ROUTE_LEN, MAX_TIMEOUT, MIN_TIMEOUT, Rule,
     RuleSet, check_route, content_version, valid_name,
 };
-pub use script::{FUNCTIONS, Limits, PRINT_LINES_PER_SECOND, PRINT_MAX_CHARS, ScriptEngine};
+pub use sandbox::{
+    Pool, PoolError, PoolSettings, PoolStatus, Quarantine, QuarantinePolicy, Quarantined,
+    WorkerCommand, panic_message,
+};
+pub use script::{
+    BOUNDED_FUNCTIONS, FUNCTIONS, Limits, PRINT_LINES_PER_SECOND, PRINT_MAX_CHARS, ScriptEngine,
+    Unbounded,
+};
 pub use test_case::{TestCase, load_test_file, read_tests, test_file_for};
 pub use test_run::{TestReport, TestedLoader, run_test};

@@ -31,7 +31,7 @@ pub struct LookupTrace {
 }
 
 /// What a rule sees of one lookup: facts, "not found" (an empty map) or unavailable (`()`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum LookupResult {
     Found { facts: Arc<Facts> },

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::{self, Deadline, Holidays, parse_time_zone};
 use crate::diagnostic::{Diagnostic, Diagnostics, Position};
-use crate::script::{OfficeHoursTable, PrintBudget, Script, ScriptEngine, ScriptKind};
+use crate::sandbox::Quarantine;
+use crate::script::{OfficeHoursTable, PrintBudget, Script, ScriptEngine, ScriptKind, Unbounded};
 use crate::test_case::{self, TestCase};
 use crate::yaml::{self, Fields, Node};
 
@@ -45,6 +46,8 @@ pub struct RuleSet {
     pub file: PathBuf,
     /// Short content hash: which version of the file answered a call.
     pub version: String,
+    /// The file's text, as loaded: what a worker process compiles.
+    pub source: Arc<str>,
     pub description: String,
     /// Callvoip's Request Timeout for this Webhook-app.
     pub timeout: Duration,
@@ -64,6 +67,8 @@ pub struct RuleSet {
     /// Until when (Unix milliseconds) its calls skip the inline attempt and go straight to the
     /// evaluation pool: a rule of this version needed more than the inline budget.
     heavy_until: AtomicU64,
+    /// This version's record of worker processes its rules made the operating system stop.
+    pub quarantine: Quarantine,
 }
 
 /// One rule: tried in order, the first that matches answers.
@@ -89,6 +94,12 @@ impl Rule {
     /// Does the rule read lookup `name` (in `when` or `script`)?
     pub fn reads(&self, name: &str) -> bool {
         self.scripts().any(|s| s.reads(name))
+    }
+
+    /// What makes this rule run in a worker process (its first loop, closure, function or
+    /// call not proven bounded); `None` when it runs in the server.
+    pub fn unbounded(&self) -> Option<&Unbounded> {
+        self.scripts().find_map(Script::unbounded)
     }
 
     /// Its `when` and its `script`, where it has them.
@@ -264,6 +275,7 @@ impl RuleSet {
             name: Arc::from(name),
             file: file.to_path_buf(),
             version: content_version(text),
+            source: Arc::from(text),
             description,
             timeout,
             default_route: default_route.unwrap_or_default(),
@@ -275,6 +287,7 @@ impl RuleSet {
             office_hours: Arc::new(office_hours),
             print: Arc::default(),
             heavy_until: AtomicU64::new(0),
+            quarantine: Quarantine::default(),
         })
     }
 }

@@ -167,6 +167,18 @@ pub struct Script {
     variables: Vec<String>,
     /// Literal `open_hours("…")` texts, read at load.
     office_hours: Vec<(String, Arc<OfficeHours>)>,
+    /// Why the script's cost is not bounded by its inputs; `None` when it provably is.
+    unbounded: Option<Unbounded>,
+}
+
+/// What makes a script's cost unbounded: the first loop, function, closure or function not on
+/// [`BOUNDED_FUNCTIONS`] in it. Such a script runs in a worker process, where the operating
+/// system can stop it; a provably bounded one runs in the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unbounded {
+    /// What it uses, for `check` and the docs: "`for` loop", "`map`", "a closure".
+    pub what: String,
+    pub position: Position,
 }
 
 impl Script {
@@ -184,6 +196,11 @@ impl Script {
     /// The office-hours texts written literally in this script, parsed.
     pub fn office_hours(&self) -> impl Iterator<Item = (&str, &Arc<OfficeHours>)> {
         self.office_hours.iter().map(|(s, h)| (s.as_str(), h))
+    }
+
+    /// Why this script must run in a worker process; `None` when it may run in the server.
+    pub fn unbounded(&self) -> Option<&Unbounded> {
+        self.unbounded.as_ref()
     }
 }
 
@@ -226,6 +243,7 @@ pub struct ScriptEngine {
     /// Runs rules inline: the same, but recursion capped at [`INLINE_CALL_LEVELS`].
     inline: rhai::Engine,
     rule_time: Duration,
+    limits: Limits,
     /// Every function name a rule can call, so a call to anything else is a load error.
     functions: std::collections::HashSet<String>,
 }
@@ -257,8 +275,14 @@ impl ScriptEngine {
             engine,
             inline,
             rule_time: limits.rule_time,
+            limits: limits.clone(),
             functions,
         }
+    }
+
+    /// The limits it was built with (a worker process builds its own engine from them).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Compiles the text of `node`, which may read the variables `names`.
@@ -286,6 +310,7 @@ impl ScriptEngine {
             origin: node.clone(),
             variables: Vec::new(),
             office_hours: Vec::new(),
+            unbounded: None,
         };
         check_ast(&mut script, &self.functions)?;
         Ok(script)
@@ -398,28 +423,76 @@ fn is_over_inline(error: &EvalAltResult) -> bool {
         if token.read_lock::<rhai::ImmutableString>().is_some_and(|t| t.as_str() == OVER_INLINE))
 }
 
-/// `print`/`debug` from a rule: escaped, shortened, and limited per rule set per second.
+/// A `print` or `debug` line written by a rule in a worker process, logged by the server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Printed {
+    pub debug: bool,
+    pub text: String,
+}
+
+thread_local! {
+    /// Where `print`/`debug` go on a worker process's thread: kept for the server, which logs
+    /// them under the rule set's own allowance.
+    static CAPTURED: RefCell<Option<Vec<Printed>>> = const { RefCell::new(None) };
+}
+
+/// From now on this thread keeps rules' `print`/`debug` lines instead of logging them.
+pub(crate) fn capture_output() {
+    CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+}
+
+/// The lines kept since the last call (at most a second's allowance).
+pub(crate) fn take_output() -> Vec<Printed> {
+    CAPTURED.with(|c| {
+        c.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    })
+}
+
+/// `print`/`debug` from a rule: kept for the server on a worker, else logged.
 fn rule_output(kind: &'static str, text: &str) {
+    let kept = CAPTURED.with(|c| match c.borrow_mut().as_mut() {
+        Some(lines) => {
+            if lines.len() < PRINT_LINES_PER_SECOND as usize {
+                lines.push(Printed {
+                    debug: kind != "print",
+                    // Escaped when the server logs it.
+                    text: text.chars().take(PRINT_MAX_CHARS + 1).collect(),
+                });
+            }
+            true
+        }
+        None => false,
+    });
+    if kept {
+        return;
+    }
     with_frame(|frame| {
-        let Some(frame) = frame else { return };
-        let (allowed, dropped_before) = frame.print.take();
-        if dropped_before > 0 {
-            tracing::warn!(target: "belroute::rules", ruleset = %frame.ruleset,
-                "{dropped_before} print/debug line(s) dropped in the last second (at most {PRINT_LINES_PER_SECOND} a second)");
-        }
-        if !allowed {
-            return;
-        }
-        let text = crate::text::shorten(text, PRINT_MAX_CHARS);
-        match kind {
-            "print" => {
-                tracing::info!(target: "belroute::rules", ruleset = %frame.ruleset, "print: {text}")
-            }
-            _ => {
-                tracing::debug!(target: "belroute::rules", ruleset = %frame.ruleset, "debug: {text}")
-            }
+        if let Some(frame) = frame {
+            log_output(&frame.print, &frame.ruleset, kind == "debug", text);
         }
     });
+}
+
+/// Logs one `print`/`debug` line of `ruleset`: escaped, shortened, and limited per rule set
+/// per second.
+pub(crate) fn log_output(budget: &PrintBudget, ruleset: &str, debug: bool, text: &str) {
+    let (allowed, dropped_before) = budget.take();
+    if dropped_before > 0 {
+        tracing::warn!(target: "belroute::rules", %ruleset,
+            "{dropped_before} print/debug line(s) dropped in the last second (at most {PRINT_LINES_PER_SECOND} a second)");
+    }
+    if !allowed {
+        return;
+    }
+    let text = crate::text::shorten(text, PRINT_MAX_CHARS);
+    if debug {
+        tracing::debug!(target: "belroute::rules", %ruleset, "debug: {text}")
+    } else {
+        tracing::info!(target: "belroute::rules", %ruleset, "print: {text}")
+    }
 }
 
 fn script_error(script: &Script, error: &EvalAltResult) -> ScriptError {
@@ -482,8 +555,9 @@ const KEYWORD_FUNCTIONS: [&str; 9] = [
     "is_def_fn",
 ];
 
-/// Finds the variables a script reads, checks every function it calls exists, and reads
-/// literal office-hours texts at load.
+/// Finds the variables a script reads, checks every function it calls exists, reads literal
+/// office-hours texts at load, refuses loops that can never end, and finds what (if anything)
+/// makes the script's cost unbounded.
 fn check_ast(
     script: &mut Script,
     functions: &std::collections::HashSet<String>,
@@ -491,13 +565,27 @@ fn check_ast(
     let mut variables = Vec::new();
     let mut office_hours = Vec::new();
     let mut error = None;
+    let mut unbounded: Option<(String, RhaiPosition)> = None;
     let own: Vec<String> = script
         .ast
         .iter_functions()
         .map(|f| f.name.to_string())
         .collect();
+    if let Some(f) = script.ast.iter_functions().next() {
+        // Closures are compiled to functions too: their names start with `anon$`.
+        let what = if f.name.starts_with("anon$") {
+            "a closure".to_string()
+        } else {
+            format!("a function (`fn {}`)", f.name)
+        };
+        unbounded = Some((what, RhaiPosition::new(1, 1)));
+    }
     script.ast.walk(&mut |path: &[ASTNode]| {
-        match path.last() {
+        let node = path.last();
+        if unbounded.is_none() {
+            unbounded = node.and_then(unbounded_node);
+        }
+        match node {
             Some(ASTNode::Expr(Expr::Variable(v, ..))) => variables.push(v.1.to_string()),
             Some(ASTNode::Expr(Expr::FnCall(call, pos)))
             | Some(ASTNode::Stmt(Stmt::FnCall(call, pos)))
@@ -530,11 +618,173 @@ fn check_ast(
     if let Some(e) = error {
         return Err(e);
     }
+    if let Some((keyword, pos)) = endless_loop(&script.ast) {
+        return Err(CompileError {
+            position: script.file_position(pos),
+            message: format!(
+                "this `{keyword}` has no `break`, `return` or `throw`, so it never ends: the rule \
+                 would run until its time limit and fail on every call; give it a way out \
+                 (`if … {{ break }}`) or remove it"
+            ),
+        });
+    }
     variables.sort();
     variables.dedup();
     script.variables = variables;
     script.office_hours = office_hours;
+    script.unbounded = unbounded.map(|(what, pos)| Unbounded {
+        what,
+        position: script.file_position(pos),
+    });
     Ok(())
+}
+
+/// Functions (and operators) whose cost is bounded by the size of their inputs, which the
+/// sandbox's limits bound: a script that calls only these, with no loop, no function of its
+/// own and no closure, finishes in time for any input, so it runs in the server. Left out on
+/// purpose: everything that takes a function (`map`, `filter`, `reduce`, `sort`, `retain`,
+/// `all`, `some`, `index_of` with a function, `call`, `curry`, `Fn`), and everything whose
+/// output can be much larger than its input or than the limits check before allocating
+/// (`replace`, `pad`, `split`, `repeat`, `to_chars`, `extract`, `append`, `crop`…).
+pub const BOUNDED_FUNCTIONS: [&str; 53] = [
+    // Operators (what `a == b`, `a + b`, `x in list`, `1..5` compile to).
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "!",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "**",
+    "&",
+    "|",
+    "^",
+    "<<",
+    ">>",
+    "..",
+    "..=",
+    "+=",
+    "-=",
+    "*=",
+    "/=",
+    "%=",
+    // Text, lists and maps: at most linear in their inputs.
+    "len",
+    "is_empty",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "to_lower",
+    "to_upper",
+    "trim",
+    "index_of",
+    "sub_string",
+    "get",
+    "keys",
+    "values",
+    "to_string",
+    "to_int",
+    "to_float",
+    "parse_int",
+    "parse_float",
+    "abs",
+    "min",
+    "max",
+    "type_of",
+    // Output (rate-limited) and belroute's own.
+    "print",
+    "debug",
+    "now",
+    "open_hours",
+    "holiday",
+    "is_holiday",
+];
+
+/// Why one AST node makes a script's cost unbounded, if it does.
+fn unbounded_node(node: &ASTNode<'_>) -> Option<(String, RhaiPosition)> {
+    match node {
+        ASTNode::Stmt(Stmt::While(flow, pos)) => {
+            let keyword = if matches!(flow.expr, Expr::Unit(_)) {
+                "`loop`"
+            } else {
+                "a `while` loop"
+            };
+            Some((keyword.into(), *pos))
+        }
+        ASTNode::Stmt(Stmt::Do(_, _, pos)) => Some(("a `do` loop".into(), *pos)),
+        ASTNode::Stmt(Stmt::For(_, pos)) => Some(("a `for` loop".into(), *pos)),
+        ASTNode::Expr(Expr::FnCall(call, pos) | Expr::MethodCall(call, pos))
+        | ASTNode::Stmt(Stmt::FnCall(call, pos))
+            if !BOUNDED_FUNCTIONS.contains(&call.name.as_str()) =>
+        {
+            Some((format!("`{}`", call.name), *pos))
+        }
+        ASTNode::Expr(Expr::DynamicConstant(value, pos)) if value.is_fnptr() => {
+            Some(("a function pointer".into(), *pos))
+        }
+        ASTNode::Expr(Expr::Custom(_, pos)) => Some(("custom syntax".into(), *pos)),
+        _ => None,
+    }
+}
+
+/// The first loop that can only end by an error: `loop`, `while true` or `do … while true`
+/// with no `break` of its own and no `return` or `throw` inside. Returns its keyword and place.
+fn endless_loop(ast: &AST) -> Option<(&'static str, RhaiPosition)> {
+    let mut forever: Vec<(*const Stmt, &'static str, RhaiPosition)> = Vec::new();
+    let mut exits: Vec<*const Stmt> = Vec::new();
+    let is_loop = |node: &ASTNode<'_>| {
+        matches!(
+            node,
+            ASTNode::Stmt(Stmt::While(..) | Stmt::Do(..) | Stmt::For(..))
+        )
+    };
+    let address = |node: &ASTNode<'_>| match node {
+        ASTNode::Stmt(stmt) => Some(std::ptr::from_ref::<Stmt>(stmt)),
+        _ => None,
+    };
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(node @ ASTNode::Stmt(Stmt::While(flow, pos))) => {
+                if matches!(flow.expr, Expr::Unit(_) | Expr::BoolConstant(true, _)) {
+                    let keyword = if matches!(flow.expr, Expr::Unit(_)) {
+                        "loop"
+                    } else {
+                        "while"
+                    };
+                    forever.extend(address(node).map(|a| (a, keyword, *pos)));
+                }
+            }
+            Some(node @ ASTNode::Stmt(Stmt::Do(flow, flags, pos))) => {
+                let until = flags.contains(rhai::ASTFlags::NEGATED);
+                if matches!(flow.expr, Expr::BoolConstant(b, _) if b != until) {
+                    forever.extend(address(node).map(|a| (a, "do", *pos)));
+                }
+            }
+            Some(ASTNode::Stmt(Stmt::BreakLoop(_, flags, _)))
+                if flags.contains(rhai::ASTFlags::BREAK) =>
+            {
+                // A `break` leaves the nearest loop around it.
+                if let Some(nearest) = path.iter().rev().skip(1).find(|n| is_loop(n)) {
+                    exits.extend(address(nearest));
+                }
+            }
+            Some(ASTNode::Stmt(Stmt::Return(..))) => {
+                // `return` and `throw` leave every loop around them.
+                exits.extend(path.iter().filter(|n| is_loop(n)).filter_map(address));
+            }
+            _ => {}
+        }
+        true
+    });
+    forever
+        .into_iter()
+        .find(|(at, ..)| !exits.contains(at))
+        .map(|(_, keyword, pos)| (keyword, pos))
 }
 
 fn is_identifier(name: &str) -> bool {
@@ -741,6 +991,111 @@ mod tests {
         assert!(s.reads("invoices") && s.reads("caller") && !s.reads("call"));
     }
 
+    /// An endless loop `check` cannot prove endless (it refuses `loop {}`).
+    const ENDLESS: &str = "'let n = 0; while n >= 0 { n += 1 }'";
+
+    #[test]
+    fn loops_that_can_never_end_are_load_errors() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        for (text, keyword) in [
+            ("'loop {}'", "loop"),
+            ("'let n = 0; loop { n += 1 }'", "loop"),
+            ("'while true { let x = 1; }'", "loop"),
+            ("'do { let x = 1; } while true'", "do"),
+            ("'do { let x = 1; } until false'", "do"),
+            // A `break` of an inner loop does not leave the outer one.
+            ("'loop { for i in 0..3 { break } }'", "loop"),
+            ("'fn f() { loop { } } f()'", "loop"),
+        ] {
+            let err = scripts
+                .compile(ScriptKind::Route, &node(text), &[])
+                .unwrap_err();
+            assert!(
+                err.message.starts_with(&format!(
+                    "this `{keyword}` has no `break`, `return` or `throw`"
+                )),
+                "{text}: {err:?}"
+            );
+        }
+        for text in [
+            "'let n = 0; loop { n += 1; if n > 3 { break } }'",
+            "'loop { return 1 }'",
+            "'loop { throw \"no\" }'",
+            "'let n = 0; loop { for i in 0..3 { return 2 } }'",
+            "'let n = 0; while n < 3 { n += 1 }'",
+            "'do { let x = 1; } while false'",
+        ] {
+            assert!(
+                scripts.compile(ScriptKind::Route, &node(text), &[]).is_ok(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_is_proven_bounded_and_what_runs_in_a_worker() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        let names = ["call", "caller", "crm"];
+        let bounded = [
+            "'caller.kind == \"mobile\" && !caller.anonymous'",
+            "'open_hours(\"mon-fri 08:30-17:30\") || is_holiday()'",
+            "'crm.open_count > 0 && crm.agent != ()'",
+            "'call.dp_in_number in [\"1003\", \"1004\"]'",
+            "'now().hour >= 17 && now().weekday != \"sun\"'",
+            "'call.caller_number.len() > 6 && call.caller_number.starts_with(\"31\")'",
+            "'`agent_${crm.agent}`'",
+            "'let a = call.uuid.to_lower(); if a.contains(\"x\") { \"x\" } else { () }'",
+            "'switch call.dp_in_number { \"1003\" => \"sales\", _ => () }'",
+            "'crm?.open ?? 0 > 1'",
+        ];
+        for text in bounded {
+            let script = scripts
+                .compile(ScriptKind::Route, &node(text), &names)
+                .unwrap();
+            assert_eq!(script.unbounded(), None, "{text}");
+        }
+        let unbounded = [
+            (
+                "'let a = []; a.pad(3000, 0); a.map(|x| x + 1).len() > 0'",
+                "a closure",
+            ),
+            (
+                "'fn twice(x) { x * 2 } twice(2)'",
+                "a function (`fn twice`)",
+            ),
+            ("'for i in 0..3 { print(i) } ()'", "a `for` loop"),
+            ("'let n = 0; while n < 3 { n += 1 } ()'", "a `while` loop"),
+            ("'let s = \"x\"; s.replace(\"x\", s); s'", "`replace`"),
+            ("'let s = \"\"; s.pad(100, \"x\"); s'", "`pad`"),
+            ("'call.uuid.split(\"-\").len() > 2'", "`split`"),
+            ("'[3, 1, 2].sort().len() > 0'", "`sort`"),
+            // Rhai turns `Fn("x")` into a constant at compile time.
+            ("'let f = Fn(\"x\"); 1'", "a function pointer"),
+            ("'let f = Fn(call.uuid); 1'", "`Fn`"),
+        ];
+        for (text, what) in unbounded {
+            let script = scripts
+                .compile(ScriptKind::Route, &node(text), &names)
+                .unwrap();
+            assert_eq!(
+                script.unbounded().map(|u| u.what.as_str()),
+                Some(what),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_bounded_function_exists() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        for name in BOUNDED_FUNCTIONS {
+            assert!(
+                !is_identifier(name) || scripts.functions.contains(name),
+                "{name} is not a function rules can call"
+            );
+        }
+    }
+
     #[test]
     fn endless_loop_stops_within_the_rule_budget() {
         let limits = Limits {
@@ -750,7 +1105,7 @@ mod tests {
         };
         let scripts = ScriptEngine::new(&limits);
         let s = scripts
-            .compile(ScriptKind::Route, &node("'loop {}'"), &[])
+            .compile(ScriptKind::Route, &node(ENDLESS), &[])
             .unwrap();
         let started = std::time::Instant::now();
         let Run::Failed(err) = run(&scripts, &s, &mut Scope::new()) else {
@@ -769,7 +1124,7 @@ mod tests {
         };
         let scripts = ScriptEngine::new(&limits);
         let s = scripts
-            .compile(ScriptKind::Route, &node("'loop {}'"), &[])
+            .compile(ScriptKind::Route, &node(ENDLESS), &[])
             .unwrap();
         let _guard = FrameGuard::set(frame());
         let started = std::time::Instant::now();

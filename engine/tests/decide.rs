@@ -187,8 +187,11 @@ async fn the_deadline_stops_slow_rules_and_answers_the_default() {
     };
     let router = router(vec![], limits, PoolSettings::default());
     let mut text = String::from("timeout: 1s\ndefault: receptie\nrules:\n");
+    // Endless, but not provably so (`check` refuses `loop {}`): it runs until stopped.
     for i in 0..5 {
-        text.push_str(&format!("  - name: Loop {i}\n    script: 'loop {{}}'\n"));
+        text.push_str(&format!(
+            "  - name: Loop {i}\n    script: 'let n = 0; while n >= 0 {{ n += 1 }}'\n"
+        ));
     }
     let set = load(&router, "slow", &text);
     let call = Arc::new(Call::default());
@@ -201,7 +204,7 @@ async fn the_deadline_stops_slow_rules_and_answers_the_default() {
     // delay, not more rules.
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(800) - belroute_engine::POOL_STOP_EARLY
+        took >= Duration::from_millis(800) - belroute_engine::sandbox::STOP_EARLY
             && took < Duration::from_secs(3),
         "{took:?}"
     );
@@ -210,6 +213,24 @@ async fn the_deadline_stops_slow_rules_and_answers_the_default() {
         "error",
         "the first rule was stopped"
     );
+}
+
+#[tokio::test]
+async fn a_bounded_rule_over_the_inline_budget_sends_the_rule_set_to_the_pool() {
+    let router = router(vec![], Limits::default(), PoolSettings::default());
+    // No loop, no function: proven bounded, so it starts inline; but 20,000 statements take
+    // longer than the 1 ms inline budget.
+    let statements = "x += call.caller_number.len(); ".repeat(20_000);
+    let set = load(
+        &router,
+        "long",
+        &format!(
+            "default: receptie\nrules:\n  - name: Long\n    script: 'let x = 0; {statements} if x < 0 {{ \"never\" }}'\n  - name: Then\n    route: next\n"
+        ),
+    );
+    assert!(set.rules[0].unbounded().is_none());
+    let decision = decide(&router, &set, "0152026057").await;
+    assert_eq!(decision.route, "next");
     assert!(set.is_heavy(), "the rule set now goes straight to the pool");
 }
 
@@ -224,20 +245,21 @@ async fn over_its_share_a_rule_set_answers_at_once() {
         vec![],
         limits,
         PoolSettings {
-            threads: 2,
+            workers: 2,
             share: 1,
+            ..PoolSettings::default()
         },
     );
     let set = load(
         &router,
         "slow",
-        "default: receptie\nrules:\n  - name: Loop\n    script: 'loop {}'\n",
+        "default: receptie\nrules:\n  - name: Loop\n    script: 'let n = 0; while n >= 0 { n += 1 }'\n",
     );
     let first = decide(&router, &set, "0152026057");
     let second = async {
-        // Let the first call take the rule set's place in the pool: it is admitted in the
-        // same step that marks the rule set heavy (on a busy machine that may take a while).
-        while !set.is_heavy() {
+        // Let the first call take the rule set's place in the pool (on a busy machine that
+        // may take a while): its loop is not proven bounded, so it goes there at once.
+        while router.pool().busy() == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let started = Instant::now();

@@ -77,6 +77,9 @@ pub async fn replay(
         router.scripts().clone(),
         router.normaliser().clone(),
         config.hooks.margin,
+        &config.sandbox.pool,
+        belroute_engine::WorkerCommand::this_binary()
+            .context("cannot find this program to start rule workers")?,
     );
     if let Some(uuid) = &request.call {
         return one_call(&replayer, storage, &sets, uuid, request.json, out).await;

@@ -179,7 +179,7 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "1000001",
             "sandbox:\n  max_map_size: {}\n",
         ),
-        // Deep recursion runs on the evaluation pool's 16 MiB threads (`Limits::MAX_CALL_LEVELS`).
+        // Deep recursion runs on a worker's 16 MiB thread (`Limits::MAX_CALL_LEVELS`).
         row(
             "sandbox.max_call_levels",
             Count,
@@ -188,6 +188,15 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "65",
             "sandbox:\n  max_call_levels: {}\n",
         ),
+        row(
+            "sandbox.workers",
+            Count,
+            "1",
+            "64",
+            "65",
+            "sandbox:\n  workers: {}\n",
+        ),
+        // The name before worker processes, still read.
         row(
             "sandbox.threads",
             Count,
@@ -202,7 +211,31 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "1",
             "64",
             "65",
-            "sandbox:\n  threads: 64\n  share: {}\n",
+            "sandbox:\n  workers: 64\n  share: {}\n",
+        ),
+        row(
+            "sandbox.worker_memory",
+            Size,
+            "64MiB",
+            "16GiB",
+            "16385MiB",
+            "sandbox:\n  worker_memory: {}\n",
+        ),
+        row(
+            "sandbox.quarantine_after",
+            Count,
+            "1",
+            "1000",
+            "1001",
+            "sandbox:\n  quarantine_after: {}\n",
+        ),
+        row(
+            "sandbox.quarantine_window",
+            Duration,
+            "1s",
+            "1d",
+            "86401s",
+            "sandbox:\n  quarantine_window: {}\n",
         ),
         row(
             "sandbox.max_expr_depth",
@@ -698,14 +731,17 @@ fn an_alias_bomb_is_refused() {
 #[test]
 fn a_rule_set_share_larger_than_the_pool_is_refused() {
     assert_eq!(
-        problems("sandbox:\n  threads: 2\n  share: 3\n"),
+        problems("sandbox:\n  workers: 2\n  share: 3\n"),
         [
-            "belroute.yaml:3:10: `sandbox.share` is 3, more than the pool's 2 threads; one rule set may use at most all of them"
+            "belroute.yaml:3:10: `sandbox.share` is 3, more than the pool's 2 workers; one rule set may use at most all of them"
         ]
     );
-    let config = parse("sandbox:\n  threads: 4\n  share: 2\n").unwrap();
+    let config = parse("sandbox:\n  workers: 4\n  share: 2\n").unwrap();
     assert_eq!(
-        (config.sandbox.pool.threads, config.sandbox.pool.share),
+        (config.sandbox.pool.workers, config.sandbox.pool.share),
         (4, 2)
     );
+    // `threads`, the name before worker processes, is read as `workers`.
+    let config = parse("sandbox:\n  threads: 3\n").unwrap();
+    assert_eq!(config.sandbox.pool.workers, 3);
 }

@@ -76,7 +76,7 @@ impl TestServer {
         }
         let config = Config::parse(Path::new("belroute.yaml"), config).unwrap();
         let default_db = format!("sqlite://{}", dir.path().join("belroute.db").display());
-        let app = Belroute::open(config, &rules, database.unwrap_or(&default_db))
+        let app = Belroute::open(config, &rules, database.unwrap_or(&default_db), worker())
             .await
             .unwrap();
         let watcher = watch::watch(app.store.clone()).unwrap();
@@ -175,6 +175,11 @@ rules:
 /// One rule set whose single rule answers `route`.
 pub fn answering(route: &str) -> String {
     format!("default: fallback\nrules:\n  - name: Always\n    route: {route}\n")
+}
+
+/// The real binary's `worker` subcommand: rules not proven bounded run there, as in `serve`.
+pub fn worker() -> belroute_engine::WorkerCommand {
+    belroute_engine::WorkerCommand::new(env!("CARGO_BIN_EXE_belroute"), &["worker"])
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {

@@ -1,12 +1,12 @@
-//! `sandbox:` in belroute.yaml: bounds on what one rule may do, and the evaluation pool slow
-//! rules run in.
+//! `sandbox:` in belroute.yaml: bounds on what one rule may do, and the worker processes that
+//! run the rules the checker cannot prove bounded.
 //!
 //! In Rhai a limit of `0` means "no limit", so every limit here has a minimum above 0 and a
 //! maximum that keeps one rule from holding a thread or allocating without end.
 
 use std::time::Duration;
 
-use crate::pool::PoolSettings;
+use crate::sandbox::{PoolSettings, QuarantinePolicy};
 use crate::script::Limits;
 
 use super::{Range, Section};
@@ -19,7 +19,7 @@ pub struct SandboxSettings {
 }
 
 impl SandboxSettings {
-    pub const KEYS: [&'static str; 9] = [
+    pub const KEYS: [&'static str; 13] = [
         "max_operations",
         "rule_time",
         "max_string_size",
@@ -27,8 +27,12 @@ impl SandboxSettings {
         "max_map_size",
         "max_call_levels",
         "max_expr_depth",
+        "workers",
         "threads",
         "share",
+        "worker_memory",
+        "quarantine_after",
+        "quarantine_window",
     ];
 
     pub fn read(section: &mut Section<'_, '_, '_>) -> Self {
@@ -40,31 +44,59 @@ impl SandboxSettings {
 }
 
 impl PoolSettings {
-    /// Threads of the evaluation pool: enough for every CPU, not so many that slow rules crowd
-    /// out the request threads.
-    pub const THREADS: Range<usize> = Range::new(1, 64);
+    /// Worker processes: enough for every CPU, not so many that slow rules crowd out the
+    /// server's own threads.
+    pub const WORKERS: Range<usize> = Range::new(1, 64);
     pub const SHARE: Range<usize> = Range::new(1, 64);
+    /// A worker's address space: below 64 MiB the worker itself does not start (measured: an
+    /// idle worker maps about 30 MiB); 16 GiB is more than any rule needs.
+    pub const WORKER_MEMORY: Range<u64> = Range::new(64 << 20, 16 << 30);
+    pub const QUARANTINE_AFTER: Range<u32> = Range::new(1, 1_000);
+    pub const QUARANTINE_WINDOW: Range<Duration> =
+        Range::new(Duration::from_secs(1), Duration::from_secs(86_400));
 
-    /// Reads `threads` and `share`; a share larger than the pool is refused.
+    /// Reads `workers` (`threads`, its name before worker processes, is read the same way),
+    /// `share`, `worker_memory` and the quarantine; a share larger than the pool is refused.
     pub fn read(section: &mut Section<'_, '_, '_>) -> Self {
         let default = PoolSettings::default();
-        let threads = section.count("threads", default.threads, Self::THREADS);
+        let key = if section.contains("workers") || !section.contains("threads") {
+            "workers"
+        } else {
+            "threads"
+        };
+        let workers = section.count(key, default.workers, Self::WORKERS);
         let share = section.count(
             "share",
-            default.share.min(threads),
+            default.share.min(workers),
             Self::SHARE.because("evaluations of one rule set in the pool at once"),
         );
-        if share > threads {
+        if share > workers {
             section.error(
                 "share",
                 format!(
-                    "is {share}, more than the pool's {threads} threads; one rule set may use at most all of them"
+                    "is {share}, more than the pool's {workers} workers; one rule set may use at most all of them"
                 ),
             );
         }
+        let worker_memory =
+            section.size("worker_memory", default.worker_memory, Self::WORKER_MEMORY);
+        let quarantine = QuarantinePolicy {
+            kills: section.count(
+                "quarantine_after",
+                default.quarantine.kills,
+                Self::QUARANTINE_AFTER,
+            ),
+            window: section.duration(
+                "quarantine_window",
+                default.quarantine.window,
+                Self::QUARANTINE_WINDOW,
+            ),
+        };
         PoolSettings {
-            threads,
-            share: share.min(threads),
+            workers,
+            share: share.min(workers),
+            worker_memory,
+            quarantine,
         }
     }
 }
