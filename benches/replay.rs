@@ -140,6 +140,7 @@ async fn write_calls(path: &str) {
                             .collect(),
                         lookups,
                         micros: 2500,
+                        panicked: false,
                     },
                 }
             })

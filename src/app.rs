@@ -51,6 +51,17 @@ impl Belroute {
         database: &str,
         worker: WorkerCommand,
     ) -> anyhow::Result<Self> {
+        let inherited = belroute_engine::inherited_descriptors();
+        if !inherited.is_empty() {
+            let list: Vec<String> = inherited
+                .iter()
+                .map(|(fd, target)| format!("{fd} ({})", escape(target)))
+                .collect();
+            tracing::warn!(
+                "belroute was started with open descriptors {}: its rule workers inherit them too; start it without them (systemd passes none)",
+                list.join(", ")
+            );
+        }
         let storage = Storage::open(database)?;
         migrate_at_start(&storage).await?;
         let router = Arc::new(router(&config, &storage, worker.clone(), true)?);
@@ -129,7 +140,7 @@ impl Belroute {
     /// the database). Every answer of the webhook, default or not, comes through here.
     pub fn answered(&self, decision: Decision, call: Arc<Call>, received_at: SystemTime) {
         self.metrics.observe(&decision);
-        if decision.reason == Reason::Failed {
+        if decision.panicked {
             self.metrics.panicked(&format!(
                 "deciding a call of rule set `{}` failed",
                 decision.ruleset
@@ -154,6 +165,7 @@ impl Belroute {
 
     /// Writes every queued call record; call after the server stopped taking requests.
     pub async fn shutdown(&self) {
+        self.router.pool().shutdown().await;
         self.call_log.close(FLUSH_ON_SHUTDOWN).await;
         self.storage.close().await;
     }

@@ -54,6 +54,9 @@ pub struct Checked {
     /// Tests from `{name}.test.yaml` files, by rule set name.
     pub test_files: Vec<(String, Vec<TestCase>)>,
     pub problems: Vec<Diagnostic>,
+    /// What does not stop a file loading but an operator should know: rules that run in a
+    /// worker process, and why.
+    pub warnings: Vec<Diagnostic>,
     pub files: usize,
 }
 
@@ -87,7 +90,10 @@ pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
         match RuleSet::load(&name, &file, &text, &ctx) {
-            Ok(set) => checked.rulesets.push(std::sync::Arc::new(set)),
+            Ok(set) => {
+                checked.warnings.extend(in_workers(&set));
+                checked.rulesets.push(std::sync::Arc::new(set));
+            }
             Err(problems) => checked.problems.extend(problems),
         }
         let test_file = test_file_for(&file);
@@ -99,6 +105,25 @@ pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result
         }
     }
     Ok(checked)
+}
+
+/// A warning for each rule that runs in a worker process: it costs more per call, and the
+/// operating system stops it at the deadline.
+pub fn in_workers(set: &RuleSet) -> Vec<Diagnostic> {
+    set.rules
+        .iter()
+        .filter_map(|rule| {
+            let why = rule.unbounded()?;
+            Some(Diagnostic::new(
+                &set.file,
+                why.position,
+                format!(
+                    "warning: rule `{}` runs in a worker process because it uses {}: a few dozen microseconds more per call, and stopped by the operating system at the deadline; a rule without loops, functions, closures and calls outside the bounded list runs in the server (docs/sandbox.md)",
+                    rule.name, why.what
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Checks `dir` and writes the configuration's notes and every problem to `out`.
@@ -114,6 +139,9 @@ fn checked_and_said(
     }
     for problem in &checked.problems {
         let _ = writeln!(out, "{problem}");
+    }
+    for warning in &checked.warnings {
+        let _ = writeln!(out, "{warning}");
     }
     Ok(checked)
 }

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub rule_errors: Family<RuleLabels, Counter>,
     pub rulesets_loaded: Gauge,
     pub rulesets_refused: Gauge,
+    /// 1 for each quarantined rule set; set at each scrape from the catalog.
+    pub quarantined: Family<RulesetLabels, Gauge>,
     pub panics: Counter,
     last_panic: Mutex<Option<(SystemTime, String)>>,
 }
@@ -102,12 +104,19 @@ impl Metrics {
             "Rule files refused by validation (last good version still serving)",
             rulesets_refused.clone(),
         );
+        let quarantined = Family::<RulesetLabels, Gauge>::default();
+        registry.register(
+            "ruleset_quarantined",
+            "1 while the rule set is quarantined (its calls answer its default at once)",
+            quarantined.clone(),
+        );
         let panics = Counter::default();
         registry.register(
             "panics",
             "Panics caught on a request path (each answered the rule set's default)",
             panics.clone(),
         );
+        registry.register_collector(Box::new(WorkerCollector(router.clone())));
         registry.register_collector(Box::new(LookupCollector(router)));
         registry.register_collector(Box::new(CallLogCollector(call_log)));
         Metrics {
@@ -118,6 +127,7 @@ impl Metrics {
             rule_errors,
             rulesets_loaded,
             rulesets_refused,
+            quarantined,
             panics,
             last_panic: Mutex::new(None),
         }
@@ -177,6 +187,60 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KillLabels {
+    ruleset: String,
+    rule: String,
+    /// `deadline` (killed at the call's deadline) or `died` (memory cap, crash).
+    cause: String,
+}
+
+/// The rule worker processes, read from the engine at each scrape.
+#[derive(Debug)]
+struct WorkerCollector(Arc<Router>);
+
+impl Collector for WorkerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = self.0.pool().status();
+        let running = encoder.encode_descriptor(
+            "workers_running",
+            "Rule worker processes running (idle or busy)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(status.running).unwrap_or(i64::MAX)).encode(running)?;
+        let busy = encoder.encode_descriptor(
+            "workers_busy",
+            "Evaluations in the pool now (running or waiting for a worker)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(status.busy).unwrap_or(i64::MAX)).encode(busy)?;
+        let started = encoder.encode_descriptor(
+            "worker_starts",
+            "Rule worker processes started (replacements included)",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(status.started).encode(started)?;
+        let mut kills = encoder.encode_descriptor(
+            "worker_kills",
+            "Worker processes the operating system stopped while a rule ran, by rule set, rule and cause",
+            None,
+            MetricType::Counter,
+        )?;
+        for kill in &status.kills {
+            let labels = KillLabels {
+                ruleset: kill.ruleset.clone(),
+                rule: kill.rule.clone(),
+                cause: kill.cause.to_string(),
+            };
+            ConstCounter::new(kill.count).encode(kills.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

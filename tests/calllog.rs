@@ -413,6 +413,7 @@ fn sample_decision() -> belroute_engine::Decision {
         rules: Vec::new(),
         lookups: Vec::new(),
         micros: 1,
+        panicked: false,
     }
 }
 

@@ -104,7 +104,7 @@ fn csrf_of(page: &str) -> String {
 }
 
 /// Every console page and action, as (method, path).
-const EVERYTHING: [(&str, &str); 18] = [
+const EVERYTHING: [(&str, &str); 19] = [
     ("GET", "/admin"),
     ("GET", "/admin/"),
     ("GET", "/admin/calls"),
@@ -122,6 +122,7 @@ const EVERYTHING: [(&str, &str); 18] = [
     ("POST", "/admin/subscriptions/wallboard"),
     ("POST", "/admin/subscriptions/wallboard/test"),
     ("POST", "/admin/subscriptions/wallboard/rotate-key"),
+    ("POST", "/admin/rulesets/main/release"),
     ("POST", "/admin/logout"),
 ];
 
@@ -801,4 +802,112 @@ async fn the_subscriptions_form_shows_belroute_yaml_s_messages_and_wants_csrf() 
     let (status, _) = api_get(&console, "/api/v1/subscriptions/crm").await;
     assert_eq!(status, 404, "nothing was created without the CSRF token");
     console.server.stop().await;
+}
+
+/// A rule set quarantined after its worker died shows on the overview with the rule and the
+/// cause, and the release button (CSRF-checked) lets its rules decide again.
+#[tokio::test]
+async fn a_quarantined_rule_set_is_shown_and_released() {
+    let rules = "timeout: 1s\ndefault: safe\nrules:\n  - name: Gigabytes\n    script: 'let s = \"\"; s.pad(65536, \"x\"); s.replace(\"x\", s); \"never\"'\n";
+    let server = TestServer::with_config(
+        &[("main.yaml", rules)],
+        &format!("{}sandbox:\n  quarantine_after: 1\n", config()),
+    )
+    .await;
+    let client = client();
+    let login = client
+        .post(server.url("/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", TOKEN)]))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let call = || async {
+        let response = server.post_json("/hooks/main", "{}").await;
+        response.headers()["x-belroute-reason"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(call().await, "failed", "the worker died");
+    assert_eq!(call().await, "quarantined");
+    let overview = |cookie: String| {
+        let (client, url) = (client.clone(), server.url("/admin"));
+        async move {
+            client
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let page = overview(cookie.clone()).await;
+    let section = &page[page.find("id=\"quarantined\"").unwrap()..];
+    assert!(
+        section.contains("<strong>Gigabytes</strong>")
+            && section.contains("worker process died")
+            && section.contains("action=\"/admin/rulesets/main/release\""),
+        "{section}"
+    );
+    // Without the session's CSRF token the release is refused.
+    let refused = client
+        .post(server.url("/admin/rulesets/main/release"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", "x")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(call().await, "quarantined");
+    let released = client
+        .post(server.url("/admin/rulesets/main/release"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("csrf", &csrf_of(&page))]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(released.contains("main: released"), "{released}");
+    assert!(released.contains("No rule set quarantined."), "{released}");
+    assert_eq!(call().await, "failed", "its rules decide again");
+    // The same over the admin API.
+    assert_eq!(call().await, "quarantined");
+    let api = |path: &str| client.post(server.url(path)).bearer_auth(TOKEN).send();
+    let body: serde_json::Value = api("/api/v1/rulesets/main/release")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"ruleset": "main", "released": true})
+    );
+    let body: serde_json::Value = api("/api/v1/rulesets/main/release")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["released"], false, "no longer quarantined");
+    assert_eq!(
+        api("/api/v1/rulesets/nope/release").await.unwrap().status(),
+        404
+    );
+    server.stop().await;
 }

@@ -369,6 +369,7 @@ async fn log_calls(url: &str, ruleset: &str, calls: &[(String, i64, &str)]) {
                     rules: Vec::new(),
                     lookups: Vec::new(),
                     micros: 100,
+                    panicked: false,
                 },
             }
         })

@@ -139,6 +139,10 @@ pub struct Decision {
     pub lookups: Vec<LookupTrace>,
     /// From the request's arrival to the decision.
     pub micros: u64,
+    /// A panic in belroute's own code was caught on the way (a bug to report, shown by
+    /// `/readyz`), as opposed to a rule's worker dying, which is the rule's doing.
+    #[serde(skip)]
+    pub panicked: bool,
 }
 
 impl Decision {
@@ -168,6 +172,7 @@ impl Decision {
                 .collect(),
             lookups: Vec::new(),
             micros: deadline.elapsed_micros(),
+            panicked: false,
         }
     }
 }
@@ -271,7 +276,10 @@ impl Router {
                     "deciding a call panicked; answering the default: {}",
                     crate::text::escape(&crate::sandbox::panic_message(panic.as_ref()))
                 );
-                Decision::fallback(set, request.caller.clone(), Reason::Failed, &deadline)
+                let mut decision =
+                    Decision::fallback(set, request.caller.clone(), Reason::Failed, &deadline);
+                decision.panicked = true;
+                decision
             }
         }
     }
@@ -368,8 +376,8 @@ pub(crate) fn evaluate(
     let mut eval = Evaluation::new(set.clone(), &request, deadline, now);
     eval.next = job.next;
     for (index, facts) in job.facts.iter().enumerate() {
-        if let (Some(result), Some(name)) = (facts, set.lookups.get(index)) {
-            eval.provide(index, given_trace(name, result.clone()));
+        if let (Some(given), Some(name)) = (facts, set.lookups.get(index)) {
+            eval.provide(index, given_trace(name, given.into()));
         }
     }
     let step = eval.step(scripts, Mode::Worker, progress);
@@ -378,10 +386,7 @@ pub(crate) fn evaluate(
         rules: eval
             .traces
             .into_iter()
-            .map(|t| Ran {
-                outcome: t.outcome,
-                micros: t.micros,
-            })
+            .map(|t| Ran(t.outcome.into(), t.micros))
             .collect(),
         matched: eval.answer,
         reason: eval.reason,
@@ -420,7 +425,9 @@ enum Step {
 struct Evaluation {
     set: Arc<RuleSet>,
     frame: Frame,
-    scope: Scope<'static>,
+    /// What rules see (`call`, `caller`, the lookups given so far): built when the first rule
+    /// runs here, so a call handed straight to a worker never builds it in the server.
+    scope: Option<Scope<'static>>,
     call: Arc<Call>,
     caller: Arc<Caller>,
     now: DateTime<Utc>,
@@ -457,15 +464,12 @@ impl Evaluation {
             office_hours: set.office_hours.clone(),
             print: set.print.clone(),
         };
-        let mut scope = Scope::new();
-        scope.push_constant_dynamic("call", call_map(&request.call));
-        scope.push_constant_dynamic("caller", caller_map(&request.caller));
         let lookups = set.lookups.len();
         Evaluation {
             traces: Vec::with_capacity(set.rules.len()),
             set,
             frame,
-            scope,
+            scope: None,
             call: request.call.clone(),
             caller: request.caller.clone(),
             now,
@@ -482,12 +486,30 @@ impl Evaluation {
 
     fn provide(&mut self, index: usize, trace: LookupTrace) {
         if self.facts[index].is_none() {
-            self.scope.push_constant_dynamic(
-                self.set.lookups[index].as_str(),
-                facts_value(&trace.result),
-            );
+            if let Some(scope) = &mut self.scope {
+                scope.push_constant_dynamic(
+                    self.set.lookups[index].as_str(),
+                    facts_value(&trace.result),
+                );
+            }
             self.facts[index] = Some(trace);
         }
+    }
+
+    /// The scope rules run in, built on first use.
+    fn scope(&mut self) -> &mut Scope<'static> {
+        let (call, caller, set, facts) = (&self.call, &self.caller, &self.set, &self.facts);
+        self.scope.get_or_insert_with(|| {
+            let mut scope = Scope::new();
+            scope.push_constant_dynamic("call", call_map(call));
+            scope.push_constant_dynamic("caller", caller_map(caller));
+            for (name, trace) in set.lookups.iter().zip(facts) {
+                if let Some(trace) = trace {
+                    scope.push_constant_dynamic(name.as_str(), facts_value(&trace.result));
+                }
+            }
+            scope
+        })
     }
 
     /// Runs rules from `next` until done, a lookup to wait for, or (inline) a rule that must
@@ -588,7 +610,7 @@ impl Evaluation {
             facts: self
                 .facts
                 .iter()
-                .map(|f| f.as_ref().map(|t| t.result.clone()))
+                .map(|f| f.as_ref().map(|t| (&t.result).into()))
                 .collect(),
         }
     }
@@ -604,8 +626,8 @@ impl Evaluation {
                 .unwrap_or_default();
             self.traces.push(RuleTrace {
                 name,
-                outcome: ran.outcome,
-                micros: ran.micros,
+                outcome: ran.0.into(),
+                micros: ran.1,
             });
             self.next += 1;
         }
@@ -701,6 +723,7 @@ impl Evaluation {
         self.answer = None;
         let mut decision = self.finish(source);
         decision.reason = reason;
+        decision.panicked = matches!(error, PoolError::Panicked(_));
         decision
     }
 
@@ -715,7 +738,7 @@ impl Evaluation {
         inline_until: Option<Instant>,
     ) -> Option<RuleOutcome> {
         if let Some(when) = &rule.when {
-            match scripts.run(when, &mut self.scope, now, stop_at, inline_until) {
+            match scripts.run(when, self.scope(), now, stop_at, inline_until) {
                 Run::OverInline => return None,
                 Run::Failed(e) => return Some(failure(e, unavailable)),
                 Run::Value(value) => match value.as_bool() {
@@ -737,7 +760,7 @@ impl Evaluation {
             }
             Action::Script(script) => script,
         };
-        let value = match scripts.run(script, &mut self.scope, now, stop_at, inline_until) {
+        let value = match scripts.run(script, self.scope(), now, stop_at, inline_until) {
             Run::OverInline => return None,
             Run::Failed(e) => return Some(failure(e, unavailable)),
             Run::Value(value) => value,
@@ -813,6 +836,7 @@ impl Evaluation {
             rules: self.traces,
             lookups,
             micros: self.deadline.elapsed_micros(),
+            panicked: false,
         }
     }
 }

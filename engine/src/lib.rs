@@ -53,7 +53,7 @@ pub use ruleset::{
 };
 pub use sandbox::{
     Pool, PoolError, PoolSettings, PoolStatus, Quarantine, QuarantinePolicy, Quarantined,
-    WorkerCommand, panic_message,
+    WorkerCommand, inherited_descriptors, panic_message,
 };
 pub use script::{
     BOUNDED_FUNCTIONS, FUNCTIONS, Limits, PRINT_LINES_PER_SECOND, PRINT_MAX_CHARS, ScriptEngine,

@@ -571,19 +571,10 @@ fn check_ast(
         .iter_functions()
         .map(|f| f.name.to_string())
         .collect();
-    if let Some(f) = script.ast.iter_functions().next() {
-        // Closures are compiled to functions too: their names start with `anon$`.
-        let what = if f.name.starts_with("anon$") {
-            "a closure".to_string()
-        } else {
-            format!("a function (`fn {}`)", f.name)
-        };
-        unbounded = Some((what, RhaiPosition::new(1, 1)));
-    }
     script.ast.walk(&mut |path: &[ASTNode]| {
         let node = path.last();
         if unbounded.is_none() {
-            unbounded = node.and_then(unbounded_node);
+            unbounded = node.and_then(|n| unbounded_node(n, &own));
         }
         match node {
             Some(ASTNode::Expr(Expr::Variable(v, ..))) => variables.push(v.1.to_string()),
@@ -617,6 +608,17 @@ fn check_ast(
     });
     if let Some(e) = error {
         return Err(e);
+    }
+    if unbounded.is_none()
+        && let Some(f) = script.ast.iter_functions().next()
+    {
+        // Closures are compiled to functions too: their names start with `anon$`.
+        let what = if f.name.starts_with("anon$") {
+            "a closure".to_string()
+        } else {
+            format!("a function (`fn {}`)", f.name)
+        };
+        unbounded = Some((what, RhaiPosition::new(1, 1)));
     }
     if let Some((keyword, pos)) = endless_loop(&script.ast) {
         return Err(CompileError {
@@ -705,8 +707,9 @@ pub const BOUNDED_FUNCTIONS: [&str; 53] = [
     "is_holiday",
 ];
 
-/// Why one AST node makes a script's cost unbounded, if it does.
-fn unbounded_node(node: &ASTNode<'_>) -> Option<(String, RhaiPosition)> {
+/// Why one AST node makes a script's cost unbounded, if it does; `own` are the script's own
+/// functions.
+fn unbounded_node(node: &ASTNode<'_>, own: &[String]) -> Option<(String, RhaiPosition)> {
     match node {
         ASTNode::Stmt(Stmt::While(flow, pos)) => {
             let keyword = if matches!(flow.expr, Expr::Unit(_)) {
@@ -722,10 +725,15 @@ fn unbounded_node(node: &ASTNode<'_>) -> Option<(String, RhaiPosition)> {
         | ASTNode::Stmt(Stmt::FnCall(call, pos))
             if !BOUNDED_FUNCTIONS.contains(&call.name.as_str()) =>
         {
-            Some((format!("`{}`", call.name), *pos))
+            let what = if own.iter().any(|f| *f == call.name.as_str()) {
+                format!("its own function `{}`", call.name)
+            } else {
+                format!("`{}`", call.name)
+            };
+            Some((what, *pos))
         }
         ASTNode::Expr(Expr::DynamicConstant(value, pos)) if value.is_fnptr() => {
-            Some(("a function pointer".into(), *pos))
+            Some(("a closure or function pointer".into(), *pos))
         }
         ASTNode::Expr(Expr::Custom(_, pos)) => Some(("custom syntax".into(), *pos)),
         _ => None,
@@ -1055,14 +1063,13 @@ mod tests {
             assert_eq!(script.unbounded(), None, "{text}");
         }
         let unbounded = [
-            (
-                "'let a = []; a.pad(3000, 0); a.map(|x| x + 1).len() > 0'",
-                "a closure",
-            ),
+            ("'let a = [1]; a.map(|x| x + 1).len() > 0'", "`map`"),
+            ("'let f = |x| x + 1; 2'", "a closure or function pointer"),
             (
                 "'fn twice(x) { x * 2 } twice(2)'",
-                "a function (`fn twice`)",
+                "its own function `twice`",
             ),
+            ("'fn unused(x) { x * 2 } 2'", "a function (`fn unused`)"),
             ("'for i in 0..3 { print(i) } ()'", "a `for` loop"),
             ("'let n = 0; while n < 3 { n += 1 } ()'", "a `while` loop"),
             ("'let s = \"x\"; s.replace(\"x\", s); s'", "`replace`"),
@@ -1070,7 +1077,7 @@ mod tests {
             ("'call.uuid.split(\"-\").len() > 2'", "`split`"),
             ("'[3, 1, 2].sort().len() > 0'", "`sort`"),
             // Rhai turns `Fn("x")` into a constant at compile time.
-            ("'let f = Fn(\"x\"); 1'", "a function pointer"),
+            ("'let f = Fn(\"x\"); 1'", "a closure or function pointer"),
             ("'let f = Fn(call.uuid); 1'", "`Fn`"),
         ];
         for (text, what) in unbounded {

@@ -43,11 +43,10 @@ pub async fn run_test(router: &Router, set: &Arc<RuleSet>, case: &TestCase) -> T
         ));
     }
     if decision.route != case.expect_route {
-        let by = decision
-            .rule
-            .as_deref()
-            .map(|r| format!("rule `{r}`"))
-            .unwrap_or_else(|| "the default".into());
+        let by = match decision.rule.as_deref() {
+            Some(rule) => format!("rule `{rule}`"),
+            None => why_the_default(&decision),
+        };
         problems.push(format!(
             "expected route `{}`, got `{}` (by {by})",
             case.expect_route, decision.route
@@ -69,6 +68,22 @@ pub async fn run_test(router: &Router, set: &Arc<RuleSet>, case: &TestCase) -> T
         case: case.clone(),
         decision,
         failure: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+/// "the default", and why when it is not simply that no rule matched: the first rule that
+/// failed (a worker that died, a rule stopped at its time limit) says it.
+fn why_the_default(decision: &Decision) -> String {
+    let failed = decision.rules.iter().find_map(|r| match &r.outcome {
+        crate::decide::RuleOutcome::Error { message, .. } => Some((r.name.as_str(), message)),
+        _ => None,
+    });
+    match (decision.reason, failed) {
+        (crate::decide::Reason::NoMatch, None) => "the default".into(),
+        (reason, None) => format!("the default, {}", reason.as_str()),
+        (reason, Some((rule, message))) => {
+            format!("the default, {}; rule `{rule}`: {message}", reason.as_str())
+        }
     }
 }
 

@@ -41,6 +41,8 @@ pub struct CheckReport {
     pub rules_dir: PathBuf,
     pub notes: Vec<String>,
     pub problems: Vec<Diagnostic>,
+    /// Rules that run in a worker process, and why (they do not fail the check).
+    pub warnings: Vec<Diagnostic>,
     pub counts: Counts,
 }
 
@@ -81,6 +83,7 @@ pub fn check_report(dir: &Path, router: &Router, config: &Config) -> anyhow::Res
             files_with_problems,
         },
         problems: checked.problems,
+        warnings: checked.warnings,
     })
 }
 

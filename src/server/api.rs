@@ -33,9 +33,12 @@ pub async fn rulesets(state: web::Data<Belroute>) -> HttpResponse {
             })
         })
         .collect();
-    HttpResponse::Ok().json(
-        json!({ "generation": catalog.generation, "rulesets": served, "refused": super::health::refused(&catalog) }),
-    )
+    HttpResponse::Ok().json(json!({
+        "generation": catalog.generation,
+        "rulesets": served,
+        "refused": super::health::refused(&catalog),
+        "quarantined": super::health::quarantined(&catalog),
+    }))
 }
 
 /// `GET /api/v1/rulesets/{name}`: one rule set as served, why a newer file was refused (if
@@ -71,9 +74,33 @@ pub async fn ruleset(req: HttpRequest, state: web::Data<Belroute>) -> HttpRespon
         "default": set.default_route,
         "lookups": set.lookups,
         "rules": set.rules.iter().map(|r| &r.name).collect::<Vec<_>>(),
+        "in_workers": set
+            .rules
+            .iter()
+            .filter_map(|r| Some(json!({ "rule": r.name, "because": r.unbounded()?.what })))
+            .collect::<Vec<_>>(),
+        "quarantine": set.quarantine.status(),
         "refused": refused,
         "last_replay": state.replays.get(name).as_deref(),
     }))
+}
+
+/// `POST /api/v1/rulesets/{name}/release`: ends a rule set's quarantine (its calls are decided
+/// by its rules again). `{"released": false}` when it was not quarantined.
+pub async fn release(req: HttpRequest, state: web::Data<Belroute>) -> HttpResponse {
+    let name = req.match_info().get("name").unwrap_or_default();
+    let catalog = state.store.catalog();
+    let Some(set) = catalog.get(name) else {
+        return text(
+            actix_web::http::StatusCode::NOT_FOUND,
+            &format!("no rule set `{name}`; GET /api/v1/rulesets lists them"),
+        );
+    };
+    let released = set.quarantine.release();
+    if released {
+        tracing::warn!(ruleset = %set.name, by = "admin token", "quarantine released: its calls are decided by its rules again");
+    }
+    HttpResponse::Ok().json(json!({ "ruleset": set.name, "released": released }))
 }
 
 /// `GET /api/v1/plugins`: each plugin's breaker, counters and cache size.

@@ -21,6 +21,28 @@ pub(super) fn refused(catalog: &belroute_engine::Catalog) -> Vec<serde_json::Val
         .collect()
 }
 
+/// The quarantined rule sets, one shape for `/readyz`, `/api/v1/rulesets` and the console.
+pub(crate) fn quarantined(catalog: &belroute_engine::Catalog) -> Vec<serde_json::Value> {
+    catalog
+        .rulesets
+        .iter()
+        .filter_map(|(name, set)| {
+            let q = set.quarantine.status()?;
+            let mut entry = json!({
+                "ruleset": name,
+                "version": set.version,
+                "release": format!("POST /api/v1/rulesets/{name}/release"),
+            });
+            if let (Some(entry), Ok(serde_json::Value::Object(q))) =
+                (entry.as_object_mut(), serde_json::to_value(&q))
+            {
+                entry.extend(q);
+            }
+            Some(entry)
+        })
+        .collect()
+}
+
 /// Alive: the process answers.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
@@ -28,7 +50,9 @@ pub async fn healthz() -> HttpResponse {
         .body("ok\n")
 }
 
-/// Ready when every rule file is valid; 503 listing each refused file and its problems.
+/// Ready when every rule file is valid; 503 listing each refused file and its problems. A
+/// quarantined rule set does not make the server unready (every other rule set is served):
+/// it is listed, with the worker processes' state.
 pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
     let catalog = state.store.catalog();
     let rulesets: serde_json::Map<String, serde_json::Value> = catalog
@@ -53,6 +77,8 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         "status": status,
         "rulesets": rulesets,
         "refused": refused,
+        "quarantined": quarantined(&catalog),
+        "workers": state.router.pool().status(),
         "last_panic": panic,
     });
     let mut response = if ready {
@@ -75,6 +101,16 @@ pub async fn metrics(state: web::Data<Belroute>) -> HttpResponse {
         .metrics
         .rulesets_refused
         .set(i64::try_from(catalog.refused.len()).unwrap_or(i64::MAX));
+    state.metrics.quarantined.clear();
+    for (name, set) in &catalog.rulesets {
+        state
+            .metrics
+            .quarantined
+            .get_or_create(&crate::metrics::RulesetLabels {
+                ruleset: name.clone(),
+            })
+            .set(i64::from(set.quarantine.is_active()));
+    }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render())

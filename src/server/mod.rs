@@ -125,6 +125,7 @@ endpoints!(API_ENDPOINTS, api, "/api/v1" {
     "/openapi.json" => { get => api::openapi },
     "/rulesets" => { get => api::rulesets },
     "/rulesets/{name}" => { get => api::ruleset },
+    "/rulesets/{name}/release" => { post => api::release },
     "/plugins" => { get => api::plugins },
     "/plugins/{name}/invalidate" => { post => api::invalidate },
     "/calls" => { get => api::calls },

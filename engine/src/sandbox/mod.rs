@@ -291,6 +291,14 @@ impl Pool {
         result
     }
 
+    /// Stops the worker processes: idle ones exit as their stdin closes. Calls after this that
+    /// need a worker answer their default (`failed`).
+    pub async fn shutdown(&self) {
+        if let Executor::Processes(workers) = &self.executor {
+            workers.shutdown().await;
+        }
+    }
+
     /// Evaluations waiting for a worker or running now.
     pub fn busy(&self) -> usize {
         self.admission.in_use().values().sum()
@@ -326,6 +334,42 @@ impl Pool {
             kills,
         }
     }
+}
+
+/// Descriptors above stderr that this process holds without close-on-exec: what whoever
+/// started it passed on, which every process it starts (a worker included) inherits too. Safe
+/// Rust cannot close a descriptor it does not own, so the server names them at start instead
+/// (systemd passes none). Empty where `/proc` cannot be read.
+pub fn inherited_descriptors() -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if fd <= 2 {
+            continue;
+        }
+        // `flags:` in fdinfo is octal; O_CLOEXEC is 0o2000000. The directory being read has
+        // close-on-exec set, so it never counts.
+        let Ok(info) = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")) else {
+            continue;
+        };
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok());
+        if flags.is_some_and(|f| f & 0o2_000_000 == 0) {
+            let target = std::fs::read_link(entry.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            found.push((fd, target));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// How long past the deadline a call waits for its evaluation, for a thread or process that was

@@ -26,6 +26,9 @@ use crate::script::{Limits, ScriptEngine};
 
 /// Rule set versions a worker keeps compiled; the server mirrors the list.
 pub const MAX_SETS: usize = 32;
+/// Callers a worker remembers, so a caller who calls again finds `caller` as rules see it
+/// already built; the list starts over when full.
+const MAX_CALLERS: usize = 10_000;
 /// A job running longer than this is reported (`running`, with its rule) every tick.
 const REPORT_AFTER: Duration = Duration::from_millis(5);
 /// How often the watchdog looks.
@@ -47,7 +50,15 @@ pub struct WorkerSpec {
     pub max_expr_depth: usize,
     /// Address space, in bytes.
     pub memory: u64,
+    /// Largest file it may write: 0, except when the server runs under a profiler that writes
+    /// its counts from inside the worker (see [`PROFILING`]).
+    pub file_size: u64,
 }
+
+/// Set in the server's environment (to anything) when measuring with
+/// `valgrind --tool=callgrind --trace-children=yes` (bench/worker_hop.py): workers may then
+/// write files, which callgrind needs to save their counts. Never set it in production.
+pub const PROFILING: &str = "BELROUTE_WORKER_PROFILING";
 
 impl WorkerSpec {
     pub fn new(limits: &Limits, memory: u64) -> Self {
@@ -60,6 +71,11 @@ impl WorkerSpec {
             max_call_levels: limits.max_call_levels,
             max_expr_depth: limits.max_expr_depth,
             memory,
+            file_size: if std::env::var_os(PROFILING).is_some() {
+                u64::MAX
+            } else {
+                0
+            },
         }
     }
 
@@ -129,7 +145,7 @@ fn confine(spec: &WorkerSpec) -> std::io::Result<()> {
     };
     setrlimit(Resource::As, cap(spec.memory))?;
     setrlimit(Resource::Core, cap(0))?;
-    setrlimit(Resource::Fsize, cap(0))?;
+    setrlimit(Resource::Fsize, cap(spec.file_size))?;
     rustix::process::setpriority_process(None, WORKER_NICE)?;
     rustix::thread::set_no_new_privs(true)?;
     // Capabilities are per thread and inherited by threads started later: dropped here, on the
@@ -148,15 +164,32 @@ fn confine(spec: &WorkerSpec) -> std::io::Result<()> {
 }
 
 fn no_more_files() -> std::io::Result<()> {
-    use rustix::process::{Resource, Rlimit, setrlimit};
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(3),
-            maximum: Some(3),
-        },
-    )?;
-    Ok(())
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let both = Rlimit {
+        current: Some(3),
+        maximum: Some(3),
+    };
+    match setrlimit(Resource::Nofile, both) {
+        Ok(()) => Ok(()),
+        // A kernel always lets a process lower its own limits; only an emulator refuses to
+        // lower the hard one (valgrind keeps descriptors of its own above it, for the
+        // benchmark's instruction counts). The soft limit is still lowered there.
+        Err(rustix::io::Errno::PERM) => {
+            let hard = getrlimit(Resource::Nofile).maximum;
+            setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(3),
+                    maximum: hard,
+                },
+            )?;
+            eprintln!(
+                "belroute worker: only the soft limit on open files could be lowered (running under an emulator?)"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What the watchdog knows of the job running now.
@@ -233,6 +266,7 @@ fn serve(spec: &WorkerSpec, progress: &Progress) -> ExitCode {
     let mut input = stdin.lock();
     let mut line = Vec::new();
     let mut jobs: u64 = 0;
+    let mut callers: HashMap<String, Arc<crate::caller::Caller>> = HashMap::new();
     reply(&FromWorker::Ready);
     loop {
         line.clear();
@@ -270,7 +304,16 @@ fn serve(spec: &WorkerSpec, progress: &Progress) -> ExitCode {
                     Err(message) => reply(&FromWorker::LoadFailed { key, message }),
                 }
             }
-            ToWorker::Job(job) => {
+            ToWorker::Job(mut job) => {
+                match callers.get(&job.caller.raw) {
+                    Some(known) if **known == *job.caller => job.caller = known.clone(),
+                    _ => {
+                        if callers.len() >= MAX_CALLERS {
+                            callers.clear();
+                        }
+                        callers.insert(job.caller.raw.clone(), job.caller.clone());
+                    }
+                }
                 let Some(set) = sets.get(&job.set) else {
                     reply(&FromWorker::Unknown { key: job.set });
                     continue;

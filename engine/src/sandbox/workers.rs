@@ -51,6 +51,10 @@ pub(super) struct Workers {
 }
 
 struct Inner {
+    /// The runtime the pool was made in. Workers' pipes and tasks belong to it, whichever
+    /// runtime a call comes from (the reload gate runs rule tests on a small runtime of its
+    /// own, without I/O).
+    runtime: Option<tokio::runtime::Handle>,
     command: WorkerCommand,
     /// The worker's settings, passed on its command line.
     spec: String,
@@ -66,6 +70,22 @@ impl Inner {
     fn idle(&self) -> MutexGuard<'_, Vec<Worker>> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+    }
+
+    /// Runs `task` on the pool's runtime.
+    fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        match self.runtime() {
+            Some(runtime) => {
+                runtime.spawn(task);
+            }
+            None => tracing::error!("rule workers: no async runtime to run a task on"),
+        }
+    }
 }
 
 impl Workers {
@@ -73,6 +93,7 @@ impl Workers {
         let size = size.max(1);
         Workers {
             inner: Arc::new(Inner {
+                runtime: tokio::runtime::Handle::try_current().ok(),
                 command,
                 spec: serde_json::to_string(&spec).unwrap_or_default(),
                 size,
@@ -88,6 +109,26 @@ impl Workers {
     pub(super) fn fill(&self) {
         for _ in 0..self.inner.size {
             replace(self.inner.clone());
+        }
+    }
+
+    /// Ends the idle workers the polite way: their stdin closes, they exit (a worker busy
+    /// now is killed when its call is done with it and it is dropped).
+    pub(super) async fn shutdown(&self) {
+        self.inner.permits.close();
+        let idle: Vec<Worker> = std::mem::take(&mut *self.inner.idle());
+        for mut worker in idle {
+            let Some(mut child) = worker.child.take() else {
+                continue;
+            };
+            // Dropping it closes our end of its stdin, which ends its read loop.
+            drop(worker);
+            if tokio::time::timeout(Duration::from_secs(1), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.start_kill();
+            }
         }
     }
 
@@ -156,7 +197,8 @@ fn give_back(inner: &Inner, worker: Worker) {
 
 /// Starts a worker in the background and adds it to the idle ones.
 fn replace(inner: Arc<Inner>) {
-    tokio::spawn(async move {
+    let pool = inner.clone();
+    pool.spawn(async move {
         match start(&inner).await {
             Ok(worker) => give_back(&inner, worker),
             Err(e) => tracing::error!(
@@ -169,18 +211,26 @@ fn replace(inner: Arc<Inner>) {
 
 /// Starts one worker and waits until it says it is ready.
 async fn start(inner: &Arc<Inner>) -> std::io::Result<Worker> {
-    let mut child = Command::new(&inner.command.program)
-        .args(&inner.command.args)
-        .arg(&inner.spec)
-        // Nothing of the server's environment (database URLs, CRM tokens) reaches a worker.
-        .env_clear()
-        // One malloc arena: the address-space cap is not spent on per-thread reservations.
-        .env("MALLOC_ARENA_MAX", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
+    let runtime = inner
+        .runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime to start a worker on"))?;
+    let spawned = {
+        // Its pipes and its exit belong to the pool's runtime, not the caller's.
+        let _entered = runtime.enter();
+        Command::new(&inner.command.program)
+            .args(&inner.command.args)
+            .arg(&inner.spec)
+            // Nothing of the server's environment (database URLs, CRM tokens) reaches a worker.
+            .env_clear()
+            // One malloc arena: the address-space cap is not spent on per-thread reservations.
+            .env("MALLOC_ARENA_MAX", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+    };
+    let mut child = spawned?;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -188,7 +238,7 @@ async fn start(inner: &Arc<Inner>) -> std::io::Result<Worker> {
     };
     let pid = child.id().unwrap_or_default();
     let last_words = Arc::new(Mutex::new(String::new()));
-    forward_stderr(pid, stderr, last_words.clone());
+    forward_stderr(inner, pid, stderr, last_words.clone());
     inner.running.fetch_add(1, Ordering::Relaxed);
     let mut worker = Worker {
         child: Some(child),
@@ -229,8 +279,13 @@ async fn start(inner: &Arc<Inner>) -> std::io::Result<Worker> {
 
 /// Logs what a worker writes to stderr (an allocation failure, a panic), escaped, and keeps
 /// the last line to say why it died.
-fn forward_stderr(pid: u32, stderr: tokio::process::ChildStderr, last_words: Arc<Mutex<String>>) {
-    tokio::spawn(async move {
+fn forward_stderr(
+    inner: &Inner,
+    pid: u32,
+    stderr: tokio::process::ChildStderr,
+    last_words: Arc<Mutex<String>>,
+) {
+    inner.spawn(async move {
         let mut reader = BufReader::new(stderr);
         let mut line = Vec::new();
         loop {
@@ -244,7 +299,8 @@ fn forward_stderr(pid: u32, stderr: tokio::process::ChildStderr, last_words: Arc
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&line);
                     let text = text.trim_end();
-                    if text.is_empty() {
+                    // Rust's hint after a panic or abort says nothing an operator can use.
+                    if text.is_empty() || text.starts_with("note: run with `RUST_BACKTRACE") {
                         continue;
                     }
                     tracing::warn!(worker = pid, "rule worker: {}", crate::text::escape(text));
@@ -359,7 +415,7 @@ impl Worker {
     fn kill(mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();
-            tokio::spawn(async move {
+            self.running.spawn(async move {
                 let _ = child.wait().await;
             });
         }
@@ -374,7 +430,7 @@ impl Worker {
             Ok(Ok(status)) => Some(status),
             _ => {
                 let _ = child.start_kill();
-                tokio::spawn(async move {
+                self.running.spawn(async move {
                     let _ = child.wait().await;
                 });
                 None

@@ -196,6 +196,32 @@ const LABELS: &[(&str, &str, &str)] = &[
     ),
     ("serving", "still serving version", "nog in gebruik: versie"),
     (
+        "quarantined",
+        "Quarantined rule sets",
+        "Regelsets in quarantaine",
+    ),
+    (
+        "quarantined_none",
+        "No rule set quarantined.",
+        "Geen regelset in quarantaine.",
+    ),
+    (
+        "quarantine_answers",
+        "Its rules kept making the operating system stop worker processes; its calls answer",
+        "De regels lieten het besturingssysteem steeds werkprocessen stoppen; gesprekken krijgen direct",
+    ),
+    ("release", "Release", "Vrijgeven"),
+    (
+        "released",
+        "released: its rules decide its calls again",
+        "vrijgegeven: de regels beslissen weer",
+    ),
+    (
+        "not_quarantined",
+        "was not quarantined",
+        "stond niet in quarantaine",
+    ),
+    (
         "never_loaded",
         "never loaded: calls to it get 404",
         "nooit geladen: gesprekken krijgen 404",

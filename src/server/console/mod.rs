@@ -54,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/calls/{uuid}/reveal", web::post().to(pages::reveal))
             .route("/try", web::get().to(pages::try_form))
             .route("/try", web::post().to(pages::try_call))
+            .route("/rulesets/{name}/release", web::post().to(pages::release))
             .route("/plugins", web::get().to(pages::plugins))
             .route(
                 "/plugins/{name}/invalidate",

@@ -49,8 +49,34 @@ fn ok(lang: Lang, title: &str, here: &str, session: &Session, body: &str) -> Htt
 /// `GET /admin`: the rule sets, what was refused, and the last hour.
 pub async fn overview(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
     let lang = Lang::of(&req);
+    overview_page(lang, &state, &session, String::new()).await
+}
+
+/// `POST /admin/rulesets/{name}/release`: ends a rule set's quarantine, as
+/// `POST /api/v1/rulesets/{name}/release` does.
+pub async fn release(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
+    let lang = Lang::of(&req);
+    let name = req.match_info().get("name").unwrap_or_default();
     let catalog = state.store.catalog();
-    let mut body = String::new();
+    let message = match catalog.get(name) {
+        Some(set) if set.quarantine.release() => {
+            tracing::warn!(ruleset = %set.name, by = BY_CONSOLE, "quarantine released: its calls are decided by its rules again");
+            notice("ok", &format!("{name}: {}", lang.t("released")))
+        }
+        Some(_) => notice("ok", &format!("{name}: {}", lang.t("not_quarantined"))),
+        None => notice("error", &format!("no rule set `{name}`")),
+    };
+    overview_page(lang, &state, &session, message).await
+}
+
+async fn overview_page(
+    lang: Lang,
+    state: &Belroute,
+    session: &Session,
+    message: String,
+) -> HttpResponse {
+    let catalog = state.store.catalog();
+    let mut body = message;
 
     let _ = write!(
         body,
@@ -68,7 +94,7 @@ pub async fn overview(req: HttpRequest, state: web::Data<Belroute>, session: Ses
     for set in catalog.rulesets.values() {
         let saved = std::fs::metadata(&set.file)
             .and_then(|m| m.modified())
-            .map(|t| local(&state, epoch_ms(t)))
+            .map(|t| local(state, epoch_ms(t)))
             .unwrap_or_default();
         let deadline_hits = state
             .metrics
@@ -124,6 +150,48 @@ pub async fn overview(req: HttpRequest, state: web::Data<Belroute>, session: Ses
             let _ = writeln!(body, "{}", esc(&diagnostic.to_string()));
         }
         body.push_str("</pre>");
+    }
+    body.push_str("</section>");
+
+    let _ = write!(
+        body,
+        "<section id=\"quarantined\"><h2>{}</h2>",
+        lang.t("quarantined")
+    );
+    let mut any = false;
+    for (name, set) in &catalog.rulesets {
+        let Some(q) = set.quarantine.status() else {
+            continue;
+        };
+        any = true;
+        let since: chrono::DateTime<chrono::Utc> = q.since.into();
+        let _ = write!(
+            body,
+            "<h3>{name} <span class=\"muted\">({version})</span></h3>\
+             <p class=\"down\">{answers} <code>{default}</code> {since_label} {since}: {rule_label} <strong>{rule}</strong> — {cause} ({kills}×)</p>\
+             <form method=\"post\" action=\"/admin/rulesets/{path}/release\" class=\"filters\">{csrf}\
+             <button>{release}</button></form>",
+            name = esc(name),
+            version = esc(&set.version),
+            answers = esc(lang.t("quarantine_answers")),
+            default = esc(&set.default_route),
+            since_label = esc(lang.t("since")),
+            since = esc(&local(state, since.timestamp_millis())),
+            rule_label = esc(lang.t("rule")),
+            rule = esc(&q.rule),
+            cause = esc(&q.cause),
+            kills = q.kills,
+            path = url_part(name),
+            csrf = csrf_field(session),
+            release = esc(lang.t("release")),
+        );
+    }
+    if !any {
+        let _ = write!(
+            body,
+            "<p class=\"muted\">{}</p>",
+            lang.t("quarantined_none")
+        );
     }
     body.push_str("</section>");
 
@@ -214,7 +282,7 @@ pub async fn overview(req: HttpRequest, state: web::Data<Belroute>, session: Ses
             "0".into()
         },
     );
-    ok(lang, lang.t("overview"), "/admin", &session, &body)
+    ok(lang, lang.t("overview"), "/admin", session, &body)
 }
 
 /// Calls per minute over the 60 minutes up to `now_minute`, as an inline SVG bar chart.
