@@ -16,6 +16,13 @@ use std::time::{Duration, Instant};
 
 use common::binary::Served;
 
+/// The tests here start servers that compete for the CPUs; the one that measures latency must
+/// not share the machine with the others, so they take turns.
+fn one_at_a_time() -> &'static tokio::sync::Mutex<()> {
+    static TURN: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    TURN.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
 /// The plain rule set: proven bounded, decided in the server.
 const PLAIN: &str = "timeout: 2s\ndefault: plain_default\nrules:\n  - name: Mobile\n    when: caller.kind == \"mobile\"\n    route: mobile\n  - name: Else\n    route: plain\n";
 
@@ -340,6 +347,7 @@ async fn run_case(case: &'static str, rules: &str) -> Figures {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_rules_cost_their_own_calls_only() {
+    let _turn = one_at_a_time().lock().await;
     let mut figures = Vec::new();
     // One case at a time: each measures latency, which other cases running alongside would
     // disturb.
@@ -375,6 +383,7 @@ async fn hostile_rules_cost_their_own_calls_only() {
 /// gate ran rules on a thread of the server: saving this file aborted the server.
 #[tokio::test]
 async fn a_hostile_rule_in_a_files_own_tests_is_stopped_too() {
+    let _turn = one_at_a_time().lock().await;
     let dir = tempfile::tempdir().unwrap();
     let rules_dir = dir.path().join("rules");
     std::fs::create_dir(&rules_dir).unwrap();
@@ -445,7 +454,8 @@ async fn a_hostile_rule_in_a_files_own_tests_is_stopped_too() {
             .json()
             .await
             .unwrap();
-        if readyz["workers"]["running"] == 2 {
+        // Two workers and the spare.
+        if readyz["workers"]["running"] == 3 {
             break;
         }
         assert!(
@@ -492,6 +502,7 @@ fn workers_of(server: u32) -> Vec<u32> {
 /// What the operating system holds each worker to: read from /proc, not from belroute.
 #[tokio::test]
 async fn workers_are_confined_by_the_operating_system() {
+    let _turn = one_at_a_time().lock().await;
     let dir = tempfile::tempdir().unwrap();
     let rules_dir = dir.path().join("rules");
     std::fs::create_dir(&rules_dir).unwrap();
@@ -510,15 +521,34 @@ async fn workers_are_confined_by_the_operating_system() {
         ],
         &[("CRM_TOKEN", "s3cret-of-the-server")],
     );
+    // Once every worker said it is ready, each has set its limits.
+    belroute_plugins::install_crypto_provider();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let started = Instant::now();
-    let workers = loop {
-        let workers = workers_of(served.child.id());
-        if workers.len() == 2 || started.elapsed() > Duration::from_secs(10) {
-            break workers;
+    loop {
+        let readyz: serde_json::Value = client
+            .get(format!("http://{}/readyz", served.addr))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if readyz["workers"]["started"] == 3 {
+            break;
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "workers not started: {readyz}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(workers.len(), 2, "two workers start with the server");
+    }
+    let workers = workers_of(served.child.id());
+    assert_eq!(
+        workers.len(),
+        3,
+        "two workers and a spare start with the server"
+    );
     // What this test's own launcher passed on (cargo's jobserver, a shell's descriptors) reaches
     // the server and its workers alike; nothing the server itself opened may.
     let passed_on: Vec<u32> = belroute_engine::inherited_descriptors()

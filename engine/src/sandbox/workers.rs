@@ -58,6 +58,8 @@ struct Inner {
     command: WorkerCommand,
     /// The worker's settings, passed on its command line.
     spec: String,
+    /// Processes kept: one per job that may run at once, and a spare, so that after a worker
+    /// is killed the next call finds one ready while the replacement starts.
     size: usize,
     idle: Mutex<Vec<Worker>>,
     /// One per worker: a job holds one while it runs.
@@ -90,7 +92,8 @@ impl Inner {
 
 impl Workers {
     pub(super) fn new(size: usize, command: WorkerCommand, spec: WorkerSpec) -> Self {
-        let size = size.max(1);
+        let jobs = size.max(1);
+        let size = jobs + 1;
         Workers {
             inner: Arc::new(Inner {
                 runtime: tokio::runtime::Handle::try_current().ok(),
@@ -98,14 +101,15 @@ impl Workers {
                 spec: serde_json::to_string(&spec).unwrap_or_default(),
                 size,
                 idle: Mutex::new(Vec::with_capacity(size)),
-                permits: Semaphore::new(size),
+                permits: Semaphore::new(jobs),
                 running: AtomicUsize::new(0),
                 started: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Starts every worker now, in the background (a server, so no call waits for a start).
+    /// Starts every worker and the spare now, in the background (a server, so no call waits
+    /// for a start).
     pub(super) fn fill(&self) {
         for _ in 0..self.inner.size {
             replace(self.inner.clone());
