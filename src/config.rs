@@ -199,6 +199,9 @@ pub struct StorageSettings {
     pub spill: Option<PathBuf>,
     /// Bytes the spill files may hold; past it records are dropped (and counted).
     pub spill_limit: u64,
+    /// How long a stop waits for the database to take the waiting records; what it has not
+    /// taken by then stays in the spill file for the next start.
+    pub shutdown_wait: Duration,
 }
 
 impl Default for StorageSettings {
@@ -210,12 +213,20 @@ impl Default for StorageSettings {
             batch: writer.batch,
             spill: None,
             spill_limit: writer.spill_limit,
+            shutdown_wait: crate::app::FLUSH_ON_SHUTDOWN,
         }
     }
 }
 
 impl StorageSettings {
-    pub const KEYS: [&'static str; 5] = ["retention", "queue", "batch", "spill", "spill_limit"];
+    pub const KEYS: [&'static str; 6] = [
+        "retention",
+        "queue",
+        "batch",
+        "spill",
+        "spill_limit",
+        "shutdown_wait",
+    ];
     pub const RETENTION: Range<Duration> = Range::new(
         Duration::from_secs(3_600),
         Duration::from_secs(3_650 * 86_400),
@@ -225,6 +236,8 @@ impl StorageSettings {
     pub const BATCH: Range<usize> = Range::new(1, 10_000);
     /// A record takes 1–5 KiB on disk.
     pub const SPILL_LIMIT: Range<u64> = Range::new(1 << 20, 1 << 40);
+    /// `0s`: a stop puts the waiting records in the spill file at once.
+    pub const SHUTDOWN_WAIT: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(600));
 
     fn read(s: &mut Section<'_, '_, '_>) -> Self {
         let default = StorageSettings::default();
@@ -243,6 +256,7 @@ impl StorageSettings {
                 Ok(PathBuf::from(path))
             }),
             spill_limit: s.size("spill_limit", default.spill_limit, Self::SPILL_LIMIT),
+            shutdown_wait: s.duration("shutdown_wait", default.shutdown_wait, Self::SHUTDOWN_WAIT),
         }
     }
 

@@ -245,6 +245,14 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "storage:\n  spill_limit: {}\n",
         ),
         row(
+            "storage.shutdown_wait",
+            Duration,
+            "0s",
+            "10m",
+            "601s",
+            "storage:\n  shutdown_wait: {}\n",
+        ),
+        row(
             "plugins.p.timeout",
             Duration,
             "1ms",
