@@ -40,6 +40,8 @@ pub struct Config {
     pub reload: Reload,
     pub admin: Admin,
     pub storage: StorageSettings,
+    /// Connections and their timeouts.
+    pub server: ServerSettings,
     /// Applications told where calls went (see docs/subscriptions.md).
     pub subscriptions: BTreeMap<String, SubscriptionConfig>,
     /// The plugin instances, validated.
@@ -274,6 +276,79 @@ impl StorageSettings {
     }
 }
 
+/// `server:` — how many connections belroute keeps open, and how long a client may take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerSettings {
+    /// Connections open at once, all workers together; more wait in the listen backlog until
+    /// one closes. Lowered at start to what the file limit allows besides `reserve_files`.
+    pub max_connections: usize,
+    /// An idle connection between requests is closed after this; `0s` closes it after each
+    /// answer.
+    pub keep_alive: Duration,
+    /// A new connection must send a whole request head within this, or it is closed.
+    pub request_timeout: Duration,
+    /// A connection must close within this after belroute closes it.
+    pub disconnect_timeout: Duration,
+    /// File descriptors connections may not take: for the call log, the spill file, plugins
+    /// and rule files.
+    pub reserve_files: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            max_connections: 10_000,
+            keep_alive: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(2),
+            disconnect_timeout: Duration::from_secs(1),
+            reserve_files: 256,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub const KEYS: [&'static str; 5] = [
+        "max_connections",
+        "keep_alive",
+        "request_timeout",
+        "disconnect_timeout",
+        "reserve_files",
+    ];
+    pub const MAX_CONNECTIONS: Range<usize> = Range::new(16, 1_000_000);
+    pub const KEEP_ALIVE: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(60));
+    /// At most the longest rule set timeout: a slow sender holds a connection no longer than
+    /// a call may take.
+    pub const REQUEST_TIMEOUT: Range<Duration> =
+        Range::new(Duration::from_millis(100), belroute_engine::MAX_TIMEOUT)
+            .because("at most the longest rule set timeout");
+    pub const DISCONNECT_TIMEOUT: Range<Duration> =
+        Range::new(Duration::from_millis(100), Duration::from_secs(10));
+    pub const RESERVE_FILES: Range<u64> = Range::new(64, 100_000);
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        let default = ServerSettings::default();
+        ServerSettings {
+            max_connections: s.count(
+                "max_connections",
+                default.max_connections,
+                Self::MAX_CONNECTIONS,
+            ),
+            keep_alive: s.duration("keep_alive", default.keep_alive, Self::KEEP_ALIVE),
+            request_timeout: s.duration(
+                "request_timeout",
+                default.request_timeout,
+                Self::REQUEST_TIMEOUT,
+            ),
+            disconnect_timeout: s.duration(
+                "disconnect_timeout",
+                default.disconnect_timeout,
+                Self::DISCONNECT_TIMEOUT,
+            ),
+            reserve_files: s.count("reserve_files", default.reserve_files, Self::RESERVE_FILES),
+        }
+    }
+}
+
 /// `admin:` — the admin API.
 #[derive(Debug, Default)]
 pub struct Admin {
@@ -383,7 +458,7 @@ impl fmt::Display for Lines<'_> {
 }
 
 impl Config {
-    pub const KEYS: [&'static str; 9] = [
+    pub const KEYS: [&'static str; 10] = [
         "timezone",
         "default_region",
         "hooks",
@@ -391,6 +466,7 @@ impl Config {
         "reload",
         "admin",
         "storage",
+        "server",
         "subscriptions",
         "plugins",
     ];
@@ -460,6 +536,7 @@ impl Config {
         self.reload = s.section("reload", &Reload::KEYS, Reload::read);
         self.admin = s.section("admin", &Admin::KEYS, Admin::read);
         self.storage = s.section("storage", &StorageSettings::KEYS, StorageSettings::read);
+        self.server = s.section("server", &ServerSettings::KEYS, ServerSettings::read);
         for (name, _, node) in s.entries("subscriptions") {
             let path = format!("subscriptions.{name}");
             let keys = SubscriptionConfig::KEYS;

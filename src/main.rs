@@ -301,6 +301,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 ),
             }
             say_what_is_configured(&config);
+            // Before anything opens files: connections, the call log and plugins share them.
+            server::limits::raise_file_limit();
             let belroute = Belroute::open(config, &args.rules.rules, &args.database.url()).await?;
             let _watcher = belroute_engine::watch::watch(belroute.store.clone())
                 .context("cannot watch the rules directory")?;

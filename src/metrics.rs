@@ -52,6 +52,11 @@ pub struct Metrics {
     pub rulesets_loaded: Gauge,
     pub rulesets_refused: Gauge,
     pub panics: Counter,
+    /// HTTP connections open now, and at most (after the file limit).
+    pub connections_open: Gauge,
+    pub connections_max: Gauge,
+    /// The process's file descriptor limit (soft), as raised at start.
+    pub file_limit: Gauge,
     last_panic: Mutex<Option<(SystemTime, String)>>,
 }
 
@@ -108,6 +113,24 @@ impl Metrics {
             "Panics caught on a request path (each answered the rule set's default)",
             panics.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "HTTP connections open now",
+            connections_open.clone(),
+        );
+        let connections_max = Gauge::default();
+        registry.register(
+            "connections_max",
+            "HTTP connections open at most (server.max_connections, lowered to fit the file limit)",
+            connections_max.clone(),
+        );
+        let file_limit = Gauge::default();
+        registry.register(
+            "file_limit",
+            "File descriptors the process may open (the soft limit, raised at start)",
+            file_limit.clone(),
+        );
         registry.register_collector(Box::new(LookupCollector(router)));
         registry.register_collector(Box::new(CallLogCollector(call_log)));
         Metrics {
@@ -119,6 +142,9 @@ impl Metrics {
             rulesets_loaded,
             rulesets_refused,
             panics,
+            connections_open,
+            connections_max,
+            file_limit,
             last_panic: Mutex::new(None),
         }
     }
