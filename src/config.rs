@@ -48,6 +48,9 @@ pub struct Config {
     pub lookups: Vec<PluginInstance>,
     /// Notes for `belroute check` about settings it could not check.
     pub notes: Vec<String>,
+    /// Settings that work but are risky (a guessable `admin.token`): `check` prints them,
+    /// `serve` logs them.
+    pub warnings: Vec<String>,
     /// Every name under `plugins:`, including any `check` could not fully validate.
     plugin_names: BTreeSet<String>,
 }
@@ -493,6 +496,16 @@ impl Config {
         }
         let mut problems = diags.into_vec();
         let missing = settings::missing_env();
+        if let Some(token) = &config.admin.token
+            && !missing
+                .iter()
+                .any(|name| token.expose().contains(&format!("${{{name}}}")))
+            && let Some(why) = guessable(token.expose())
+        {
+            config.warnings.push(format!(
+                "`admin.token` is easy to guess ({why}): belroute slows guessing down to a few tries a minute per address, but an attacker with many addresses gets more; use 32 random characters, e.g. from `openssl rand -hex 32`"
+            ));
+        }
         if !missing.is_empty() {
             // `check` without production secrets: what fails only because a `${NAME}` was left
             // as written is a note, the rest stays an error.
@@ -591,6 +604,33 @@ impl Config {
             .and_then(|r| r.auth.as_ref())
             .unwrap_or(&self.hooks.auth)
     }
+}
+
+/// Words tried first by anyone guessing a token.
+const COMMON_WORDS: [&str; 14] = [
+    "password", "passw0rd", "secret", "admin", "belroute", "changeme", "letmein", "qwerty",
+    "welcome", "token", "123456", "abcdef", "callvoip", "example",
+];
+
+/// Why a token is easy to guess, if it is: short (under 20 characters), few distinct
+/// characters, only letters (words), or a common word in it.
+pub fn guessable(token: &str) -> Option<String> {
+    let length = token.chars().count();
+    if length < 20 {
+        return Some(format!("{length} characters; use at least 20"));
+    }
+    let lower = token.to_lowercase();
+    if let Some(word) = COMMON_WORDS.iter().find(|w| lower.contains(*w)) {
+        return Some(format!("it contains the common word `{word}`"));
+    }
+    let distinct: BTreeSet<char> = token.chars().collect();
+    if distinct.len() < 8 {
+        return Some(format!("only {} different characters", distinct.len()));
+    }
+    if length < 32 && token.chars().all(char::is_alphabetic) {
+        return Some("only letters: words are guessed first".into());
+    }
+    None
 }
 
 /// A scalar that still reads `${NAME}` because the variable is not set.

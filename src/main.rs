@@ -260,6 +260,9 @@ fn say_what_is_configured(config: &belroute::config::Config) {
     if config.admin.token.is_none() {
         tracing::info!("admin API and console off (set admin.token to turn them on)");
     }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// SIGHUP (systemd's `ExecReload`) rescans the rules directory at once, as the watcher would:

@@ -36,6 +36,12 @@ pub struct RejectionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CredentialLabels {
+    /// console_login, admin_api, subscription_key, hook_secret
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
     pub ruleset: String,
     pub rule: String,
@@ -57,6 +63,11 @@ pub struct Metrics {
     pub connections_max: Gauge,
     /// The process's file descriptor limit (soft), as raised at start.
     pub file_limit: Gauge,
+    /// Wrong credentials, and tries refused (`429`) because their address must wait.
+    pub auth_failures: Family<CredentialLabels, Counter>,
+    pub auth_throttled_tries: Family<CredentialLabels, Counter>,
+    /// Client addresses whose wrong credentials are counted now.
+    pub auth_addresses: Gauge,
     last_panic: Mutex<Option<(SystemTime, String)>>,
 }
 
@@ -131,6 +142,37 @@ impl Metrics {
             "File descriptors the process may open (the soft limit, raised at start)",
             file_limit.clone(),
         );
+        let auth_failures = Family::<CredentialLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Wrong credentials presented, by kind (console_login, admin_api, subscription_key, hook_secret)",
+            auth_failures.clone(),
+        );
+        let auth_throttled_tries = Family::<CredentialLabels, Counter>::default();
+        registry.register(
+            "auth_throttled",
+            "Tries answered 429 unchecked because their address had too many wrong credentials",
+            auth_throttled_tries.clone(),
+        );
+        // Every kind shows from the start (0), so an alert can compare with it.
+        for kind in [
+            "console_login",
+            "admin_api",
+            "subscription_key",
+            "hook_secret",
+        ] {
+            let labels = CredentialLabels {
+                kind: kind.to_string(),
+            };
+            let _ = auth_failures.get_or_create(&labels);
+            let _ = auth_throttled_tries.get_or_create(&labels);
+        }
+        let auth_addresses = Gauge::default();
+        registry.register(
+            "auth_throttle_addresses",
+            "Client addresses whose wrong credentials are being counted (at most 10000)",
+            auth_addresses.clone(),
+        );
         registry.register_collector(Box::new(LookupCollector(router)));
         registry.register_collector(Box::new(CallLogCollector(call_log)));
         Metrics {
@@ -145,6 +187,9 @@ impl Metrics {
             connections_open,
             connections_max,
             file_limit,
+            auth_failures,
+            auth_throttled_tries,
+            auth_addresses,
             last_panic: Mutex::new(None),
         }
     }
@@ -187,6 +232,24 @@ impl Metrics {
         let last = self.last_panic.lock().unwrap_or_else(|p| p.into_inner());
         last.clone()
             .filter(|(at, _)| at.elapsed().is_ok_and(|age| age < PANIC_SHOWN_FOR))
+    }
+
+    /// A wrong credential of `kind`.
+    pub fn auth_failed(&self, kind: &str) {
+        self.auth_failures
+            .get_or_create(&CredentialLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// A try of `kind` refused unchecked: its address must wait.
+    pub fn auth_throttled(&self, kind: &str) {
+        self.auth_throttled_tries
+            .get_or_create(&CredentialLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     pub fn reject(&self, reason: &str) {

@@ -30,7 +30,8 @@ pub enum CheckFormat {
     /// `file:line:col: message` per problem, then a summary line.
     #[default]
     Text,
-    /// One JSON document: ok, problems [{file, line, column, message}], counts, notes.
+    /// One JSON document: ok, problems [{file, line, column, message}], counts, notes,
+    /// warnings.
     Json,
 }
 
@@ -40,6 +41,8 @@ pub struct CheckReport {
     pub ok: bool,
     pub rules_dir: PathBuf,
     pub notes: Vec<String>,
+    /// Risky settings that still work (a guessable `admin.token`); they do not make `ok` false.
+    pub warnings: Vec<String>,
     pub problems: Vec<Diagnostic>,
     pub counts: Counts,
 }
@@ -72,6 +75,7 @@ pub fn check_report(dir: &Path, router: &Router, config: &Config) -> anyhow::Res
         ok: checked.problems.is_empty(),
         rules_dir: dir.to_path_buf(),
         notes: config.notes.clone(),
+        warnings: config.warnings.clone(),
         counts: Counts {
             files: checked.files,
             rule_sets: checked.rulesets.len(),

@@ -757,3 +757,36 @@ fn a_rule_set_share_larger_than_the_pool_is_refused() {
         (4, 2)
     );
 }
+
+#[test]
+fn a_guessable_admin_token_is_warned_about() {
+    for (token, why) in [
+        ("admintoken", "10 characters"),
+        ("s3cret-but-long-enough-1234", "common word `secret`"),
+        (
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "only 1 different characters",
+        ),
+        ("correcthorsebatterystaple", "only letters"),
+    ] {
+        let config = parse(&format!("admin:\n  token: {token}\n")).unwrap();
+        assert_eq!(config.warnings.len(), 1, "{token}");
+        assert!(
+            config.warnings[0].contains(why),
+            "{token}: {:?}",
+            config.warnings
+        );
+        assert!(
+            !config.warnings[0].contains(token),
+            "the token itself is never shown"
+        );
+    }
+    for token in [
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "Xq7-vR2m_Lp9zT4wKc8N",
+    ] {
+        let config = parse(&format!("admin:\n  token: {token}\n")).unwrap();
+        assert!(config.warnings.is_empty(), "{token}: {:?}", config.warnings);
+    }
+    assert!(parse("").unwrap().warnings.is_empty());
+}

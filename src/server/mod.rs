@@ -8,6 +8,7 @@ mod health;
 mod hooks;
 pub mod limits;
 mod subscriptions;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -212,6 +213,8 @@ pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Ru
     let state = web::Data::new(app.clone());
     // One set of console sessions for every worker.
     let sessions = web::Data::new(console::Sessions::default());
+    // One count of wrong credentials for every worker.
+    let throttle = web::Data::new(throttle::Throttle::new(app.metrics.clone()));
     let settings = &app.config.server;
     let files = limits::file_limit();
     let max_connections = limits::max_connections(settings, files);
@@ -235,6 +238,7 @@ pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Ru
         App::new()
             .app_data(state.clone())
             .app_data(sessions.clone())
+            .app_data(throttle.clone())
             .configure(routes)
     })
     .on_connect(move |_, data| {
