@@ -97,6 +97,9 @@ pub async fn hook(
     let arrived = Instant::now();
     let received_at = SystemTime::now();
     let name = req.match_info().get("ruleset").unwrap_or_default();
+    if let Some(refusal) = notification(&req, &state, name) {
+        return refusal;
+    }
     let answered = AssertUnwindSafe(answer(
         &req,
         payload,
@@ -129,6 +132,26 @@ pub async fn hook(
             }
         }
     }
+}
+
+/// A subscription's notification that reached belroute itself (its endpoint leads here, by a
+/// proxy or a name the check at its creation could not see through): refused, `508 Loop
+/// Detected`, and no call recorded, so it cannot feed itself.
+fn notification(req: &HttpRequest, state: &Belroute, name: &str) -> Option<HttpResponse> {
+    let subscription = req
+        .headers()
+        .get(crate::subscriptions::NOTIFICATION_HEADER)?;
+    let subscription = String::from_utf8_lossy(subscription.as_bytes()).into_owned();
+    let subscription = escape(&subscription).to_string();
+    state.metrics.reject("loop");
+    tracing::warn!(ruleset = %escape(name), %subscription, "hook request refused: it is belroute's own notification for subscription `{subscription}`, whose endpoint leads back to /hooks; set that endpoint to the application that should be told");
+    Some(
+        HttpResponse::build(StatusCode::LOOP_DETECTED)
+            .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+            .body(format!(
+                "this is a belroute notification (subscription `{subscription}`), not a call: /hooks does not take notifications; point the subscription's endpoint at the application that should be told\n"
+            )),
+    )
 }
 
 fn refuse(req: &HttpRequest, state: &Belroute, name: &str, rejection: Rejection) -> HttpResponse {

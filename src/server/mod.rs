@@ -256,6 +256,15 @@ pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Ru
         .bind(&options.listen)
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let addrs = server.addrs();
+    // No subscription may notify this server's own webhook.
+    app.subscriptions.listening_on(&addrs);
+    for (name, subscription) in &app.config.subscriptions {
+        if let Some(endpoint) = &subscription.endpoint
+            && let Some(why) = crate::subscriptions::points_at(endpoint.expose(), &addrs).await
+        {
+            anyhow::bail!("belroute.yaml: `subscriptions.{name}.endpoint` {why}");
+        }
+    }
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);
