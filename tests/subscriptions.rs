@@ -1213,7 +1213,7 @@ async fn a_subscription_cannot_point_at_belroute_s_own_webhook() {
     // Another path of this server is not a loop (and another port is another server).
     for endpoint in [
         format!("http://127.0.0.1:{port}/elsewhere"),
-        format!("http://127.0.0.1:1/hooks/main"),
+        "http://127.0.0.1:1/hooks/main".to_string(),
     ] {
         let (status, body) = admin_do(
             &server,

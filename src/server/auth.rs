@@ -67,7 +67,8 @@ pub async fn api_guard(
                 req.extensions_mut().insert(subscription);
                 None
             }
-            Err(response) => Some(response),
+            Err(None) => Some(unauthorized()),
+            Err(Some(wait)) => Some(too_many_tries(wait)),
         },
     };
     match refusal {
@@ -111,22 +112,23 @@ fn admin_denied(req: &HttpRequest, app: &Belroute, throttle: &Throttle) -> Optio
     }
 }
 
-/// The subscription named `name`, if the request carries its API key; else the refusal.
+/// The subscription named `name`, if the request carries its API key; else `Err`, with how
+/// long this address must wait when it has had too many wrong keys.
 fn subscriber(
     req: &HttpRequest,
     app: &Belroute,
     throttle: &Throttle,
     name: &str,
-) -> Result<Arc<Subscription>, HttpResponse> {
+) -> Result<Arc<Subscription>, Option<std::time::Duration>> {
     let given = bearer(req);
     if given.is_empty() {
         tracing::warn!(subscription = %escape(name), "subscription API: no API key");
-        return Err(unauthorized());
+        return Err(None);
     }
     let client = throttle.client(req, &app.config.hooks.auth.trusted_proxies);
     let ticket = throttle
         .check(Kind::SubscriptionKey, client)
-        .map_err(too_many_tries)?;
+        .map_err(Some)?;
     // Unknown subscription and wrong key answer alike: nothing to learn by guessing names.
     let now = crate::storage::epoch_ms(std::time::SystemTime::now());
     match app.subscriptions.get(name) {
@@ -138,7 +140,7 @@ fn subscriber(
             if ticket.failed() {
                 tracing::warn!(subscription = %escape(name), "subscription API: unknown subscription or wrong API key");
             }
-            Err(unauthorized())
+            Err(None)
         }
     }
 }
