@@ -40,8 +40,6 @@ pub struct Config {
     pub reload: Reload,
     pub admin: Admin,
     pub storage: StorageSettings,
-    /// Connections and their timeouts.
-    pub server: ServerSettings,
     /// Applications told where calls went (see docs/subscriptions.md).
     pub subscriptions: BTreeMap<String, SubscriptionConfig>,
     /// The plugin instances, validated.
@@ -65,6 +63,9 @@ pub struct Hooks {
     pub auth: Auth,
     /// Per rule set settings; an `auth` here replaces the server-wide one for that set.
     pub rulesets: BTreeMap<String, RulesetHooks>,
+    /// How many connections belroute keeps open and how long a client may take (every
+    /// endpoint shares them).
+    pub connections: Connections,
 }
 
 impl Default for Hooks {
@@ -74,12 +75,13 @@ impl Default for Hooks {
             max_body: ByteSize(64 * 1024),
             auth: Auth::default(),
             rulesets: BTreeMap::new(),
+            connections: Connections::default(),
         }
     }
 }
 
 impl Hooks {
-    pub const KEYS: [&'static str; 4] = ["margin", "max_body", "auth", "rulesets"];
+    pub const KEYS: [&'static str; 5] = ["margin", "max_body", "auth", "rulesets", "connections"];
     pub const MARGIN: Range<Duration> = Range::new(
         Duration::ZERO,
         belroute_engine::MIN_TIMEOUT.saturating_sub(Duration::from_millis(1)),
@@ -112,6 +114,7 @@ impl Hooks {
             max_body: ByteSize(usize::try_from(max_body).unwrap_or(default.max_body.0)),
             auth: s.section("auth", &Auth::KEYS, Auth::read),
             rulesets,
+            connections: s.section("connections", &Connections::KEYS, Connections::read),
         }
     }
 }
@@ -279,12 +282,13 @@ impl StorageSettings {
     }
 }
 
-/// `server:` — how many connections belroute keeps open, and how long a client may take.
+/// `hooks.connections:` — how many connections belroute keeps open, and how long a client may
+/// take. Every endpoint shares them, the webhook foremost.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ServerSettings {
+pub struct Connections {
     /// Connections open at once, all workers together; more wait in the listen backlog until
     /// one closes. Lowered at start to what the file limit allows besides `reserve_files`.
-    pub max_connections: usize,
+    pub max: usize,
     /// An idle connection between requests is closed after this; `0s` closes it after each
     /// answer.
     pub keep_alive: Duration,
@@ -297,10 +301,10 @@ pub struct ServerSettings {
     pub reserve_files: u64,
 }
 
-impl Default for ServerSettings {
+impl Default for Connections {
     fn default() -> Self {
-        ServerSettings {
-            max_connections: 10_000,
+        Connections {
+            max: 10_000,
             keep_alive: Duration::from_secs(5),
             request_timeout: Duration::from_secs(2),
             disconnect_timeout: Duration::from_secs(1),
@@ -309,15 +313,15 @@ impl Default for ServerSettings {
     }
 }
 
-impl ServerSettings {
+impl Connections {
     pub const KEYS: [&'static str; 5] = [
-        "max_connections",
+        "max",
         "keep_alive",
         "request_timeout",
         "disconnect_timeout",
         "reserve_files",
     ];
-    pub const MAX_CONNECTIONS: Range<usize> = Range::new(16, 1_000_000);
+    pub const MAX: Range<usize> = Range::new(16, 1_000_000);
     pub const KEEP_ALIVE: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(60));
     /// At most the longest rule set timeout: a slow sender holds a connection no longer than
     /// a call may take.
@@ -329,13 +333,9 @@ impl ServerSettings {
     pub const RESERVE_FILES: Range<u64> = Range::new(64, 100_000);
 
     fn read(s: &mut Section<'_, '_, '_>) -> Self {
-        let default = ServerSettings::default();
-        ServerSettings {
-            max_connections: s.count(
-                "max_connections",
-                default.max_connections,
-                Self::MAX_CONNECTIONS,
-            ),
+        let default = Connections::default();
+        Connections {
+            max: s.count("max", default.max, Self::MAX),
             keep_alive: s.duration("keep_alive", default.keep_alive, Self::KEEP_ALIVE),
             request_timeout: s.duration(
                 "request_timeout",
@@ -461,7 +461,7 @@ impl fmt::Display for Lines<'_> {
 }
 
 impl Config {
-    pub const KEYS: [&'static str; 10] = [
+    pub const KEYS: [&'static str; 9] = [
         "timezone",
         "default_region",
         "hooks",
@@ -469,7 +469,6 @@ impl Config {
         "reload",
         "admin",
         "storage",
-        "server",
         "subscriptions",
         "plugins",
     ];
@@ -549,7 +548,6 @@ impl Config {
         self.reload = s.section("reload", &Reload::KEYS, Reload::read);
         self.admin = s.section("admin", &Admin::KEYS, Admin::read);
         self.storage = s.section("storage", &StorageSettings::KEYS, StorageSettings::read);
-        self.server = s.section("server", &ServerSettings::KEYS, ServerSettings::read);
         for (name, _, node) in s.entries("subscriptions") {
             let path = format!("subscriptions.{name}");
             let keys = SubscriptionConfig::KEYS;

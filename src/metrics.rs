@@ -31,7 +31,7 @@ pub struct DecisionLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectionLabels {
-    /// unauthorized, forbidden, unknown_ruleset, refused_ruleset, too_large, content_type, not_utf8, not_json, not_an_object, read_error
+    /// unauthorized, forbidden, throttled, loop, unknown_ruleset, refused_ruleset, too_large, content_type, not_utf8, not_json, not_an_object, read_error
     pub reason: String,
 }
 
@@ -133,7 +133,7 @@ impl Metrics {
         let connections_max = Gauge::default();
         registry.register(
             "connections_max",
-            "HTTP connections open at most (server.max_connections, lowered to fit the file limit)",
+            "HTTP connections open at most (hooks.connections.max, lowered to fit the file limit)",
             connections_max.clone(),
         );
         let file_limit = Gauge::default();
@@ -358,11 +358,26 @@ impl Collector for CallLogCollector {
         ConstCounter::new(stats.dropped).encode(dropped)?;
         let spilled = encoder.encode_descriptor(
             "call_log_spilled",
-            "Call records sent to the spill file because the queue was full",
+            "Call records sent to the spill file: the queue was full, or the database could not take them",
             None,
             MetricType::Counter,
         )?;
         ConstCounter::new(stats.spilled).encode(spilled)?;
+        let set_aside = encoder.encode_descriptor(
+            "call_log_set_aside",
+            "Call records the database refused for what they hold, kept in a belroute-spill.bad-<time>.jsonl file",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.set_aside).encode(set_aside)?;
+        let spill_records = encoder.encode_descriptor(
+            "call_log_spill_records",
+            "Call records waiting in the spill file",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(stats.spill_records).unwrap_or(i64::MAX))
+            .encode(spill_records)?;
         let replayed = encoder.encode_descriptor(
             "call_log_replayed",
             "Call records replayed from the spill file into the database",

@@ -81,7 +81,7 @@ async fn three_thousand_idle_connections_do_not_stop_calls() {
     // Idle connections are closed after 5 s here, so the test sees them all open, then closed.
     std::fs::write(
         dir.path().join("belroute.yaml"),
-        "server:\n  request_timeout: 5s\n",
+        "hooks:\n  connections:\n    request_timeout: 5s\n",
     )
     .unwrap();
     let url = format!("sqlite://{}", dir.path().join("calls.db").display());
@@ -187,7 +187,7 @@ async fn three_thousand_idle_connections_do_not_stop_calls() {
         "the idle connections were held through the calls"
     );
 
-    // Idle connections are closed after server.request_timeout.
+    // Idle connections are closed after hooks.connections.request_timeout.
     let waited = Instant::now();
     loop {
         let open_now = readyz(&client, &addr).await["connections"]["open"]

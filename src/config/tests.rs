@@ -245,44 +245,44 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "storage:\n  spill_limit: {}\n",
         ),
         row(
-            "server.max_connections",
+            "hooks.connections.max",
             Count,
             "16",
             "1000000",
             "1000001",
-            "server:\n  max_connections: {}\n",
+            "hooks:\n  connections:\n    max: {}\n",
         ),
         row(
-            "server.keep_alive",
+            "hooks.connections.keep_alive",
             Duration,
             "0s",
             "1m",
             "61s",
-            "server:\n  keep_alive: {}\n",
+            "hooks:\n  connections:\n    keep_alive: {}\n",
         ),
         row(
-            "server.request_timeout",
+            "hooks.connections.request_timeout",
             Duration,
             "100ms",
             "10s",
             "10001ms",
-            "server:\n  request_timeout: {}\n",
+            "hooks:\n  connections:\n    request_timeout: {}\n",
         ),
         row(
-            "server.disconnect_timeout",
+            "hooks.connections.disconnect_timeout",
             Duration,
             "100ms",
             "10s",
             "11s",
-            "server:\n  disconnect_timeout: {}\n",
+            "hooks:\n  connections:\n    disconnect_timeout: {}\n",
         ),
         row(
-            "server.reserve_files",
+            "hooks.connections.reserve_files",
             Count,
             "64",
             "100000",
             "100001",
-            "server:\n  reserve_files: {}\n",
+            "hooks:\n  connections:\n    reserve_files: {}\n",
         ),
         row(
             "storage.shutdown_wait",
@@ -544,7 +544,7 @@ fn words_where_numbers_belong_say_what_to_write() {
         ),
         (
             "hooks: 5\n",
-            "belroute.yaml:1:8: `hooks` must be a mapping of keys (margin, max_body, auth, rulesets), found text",
+            "belroute.yaml:1:8: `hooks` must be a mapping of keys (margin, max_body, auth, rulesets, connections), found text",
         ),
         (
             "hoks: {}\n",
@@ -762,7 +762,7 @@ fn a_rule_set_share_larger_than_the_pool_is_refused() {
 fn a_guessable_admin_token_is_warned_about() {
     for (token, why) in [
         ("admintoken", "10 characters"),
-        ("s3cret-but-long-enough-1234", "common word `secret`"),
+        ("my-secret-but-long-enough-1234", "common word `secret`"),
         (
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "only 1 different characters",

@@ -4,7 +4,7 @@
 
 use prometheus_client::metrics::gauge::Gauge;
 
-use crate::config::ServerSettings;
+use crate::config::Connections;
 
 /// The process's file descriptor limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,22 +79,22 @@ fn shown(limit: Option<u64>) -> String {
     limit.map_or_else(|| "unlimited".into(), |n| n.to_string())
 }
 
-/// Connections open at once (all workers): `server.max_connections`, lowered so that
-/// `server.reserve_files` descriptors stay free under the file limit.
-pub fn max_connections(settings: &ServerSettings, limit: FileLimit) -> usize {
+/// Connections open at once (all workers): `hooks.connections.max`, lowered so that
+/// `hooks.connections.reserve_files` descriptors stay free under the file limit.
+pub fn max_connections(settings: &Connections, limit: FileLimit) -> usize {
     let budget = limit.soft.map_or(u64::MAX, |soft| {
         soft.saturating_sub(settings.reserve_files).max(16)
     });
     let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-    if budget < settings.max_connections {
+    if budget < settings.max {
         tracing::warn!(
-            "at most {budget} connections, not server.max_connections ({}): the file limit is {} and {} descriptors are kept for the call log, the spill file and plugins; raise LimitNOFILE (systemd) or `ulimit -n`",
-            settings.max_connections,
+            "at most {budget} connections, not hooks.connections.max ({}): the file limit is {} and {} descriptors are kept for the call log, the spill file and plugins (hooks.connections.reserve_files); raise LimitNOFILE (systemd) or `ulimit -n`",
+            settings.max,
             shown(limit.soft),
             settings.reserve_files
         );
     }
-    settings.max_connections.min(budget)
+    settings.max.min(budget)
 }
 
 /// One open connection, counted while its data lives (actix-web drops a connection's
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn connections_leave_descriptors_in_reserve() {
-        let settings = ServerSettings::default();
+        let settings = Connections::default();
         let limit = |soft| FileLimit {
             soft: Some(soft),
             hard: Some(soft),

@@ -208,14 +208,14 @@ async fn front_door() -> HttpResponse {
         )
 }
 
-/// Binds and starts serving `app`, with `server:`'s connection limits and timeouts.
+/// Binds and starts serving `app`, with `hooks.connections`' limits and timeouts.
 pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Running> {
     let state = web::Data::new(app.clone());
     // One set of console sessions for every worker.
     let sessions = web::Data::new(console::Sessions::default());
     // One count of wrong credentials for every worker.
     let throttle = web::Data::new(throttle::Throttle::new(app.metrics.clone()));
-    let settings = &app.config.server;
+    let settings = &app.config.hooks.connections;
     let files = limits::file_limit();
     let max_connections = limits::max_connections(settings, files);
     let workers = options.workers.unwrap_or_else(|| {
