@@ -46,6 +46,10 @@ pub(super) enum SpillMessage {
     Record(Box<CallRecord>),
     /// Rows the writer holds but cannot write now (already counted in `lines`).
     Rows(Vec<CallRow>),
+    /// A copy of rows the writer is still writing (counted in `lines`): rows that cannot be
+    /// appended are not counted as dropped here but answered, since the write may still
+    /// succeed.
+    Copy(Vec<CallRow>, oneshot::Sender<u64>),
     /// Make the active file the sealed one (unless a sealed file waits already); answers
     /// whether there is a sealed file to replay.
     Seal(oneshot::Sender<bool>),
@@ -218,13 +222,25 @@ fn handle(
             // From waiting in memory to waiting in the spill file.
             shared.lines.fetch_add(1, Ordering::Relaxed);
             stats.pending.fetch_sub(1, Ordering::Relaxed);
-            append_row(&row, file, shared, stats)
+            append_row(&row, file, shared, stats, true).is_ok()
         }
         SpillMessage::Rows(rows) => {
             let mut appended = false;
             for row in &rows {
-                appended |= append_row(row, file, shared, stats);
+                appended |= append_row(row, file, shared, stats, true).is_ok();
             }
+            appended
+        }
+        SpillMessage::Copy(rows, missed) => {
+            let mut appended = false;
+            let mut not = 0;
+            for row in &rows {
+                match append_row(row, file, shared, stats, false) {
+                    Ok(()) => appended = true,
+                    Err(_) => not += 1,
+                }
+            }
+            let _ = missed.send(not);
             appended
         }
         SpillMessage::Seal(ack) => {
@@ -247,42 +263,48 @@ fn handle(
     }
 }
 
-/// Appends one row (counted in `lines` already); a row that cannot be appended is dropped.
-fn append_row(row: &CallRow, file: &mut Option<File>, shared: &SpillShared, stats: &Stats) -> bool {
+/// Appends one row (counted in `lines` already). A row that cannot be appended is dropped
+/// (counted and said) when `drops` is set, else only answered as `Err` with why.
+fn append_row(
+    row: &CallRow,
+    file: &mut Option<File>,
+    shared: &SpillShared,
+    stats: &Stats,
+    drops: bool,
+) -> Result<(), String> {
+    let failed = |why: String| {
+        shared.lines_done(1);
+        if drops {
+            stats.drop_record(&why);
+        }
+        Err(why)
+    };
     let mut line = match serde_json::to_vec(row) {
         Ok(line) => line,
-        Err(e) => {
-            shared.lines_done(1);
-            stats.drop_record(&format!("cannot serialise the record: {e}"));
-            return false;
-        }
+        Err(e) => return failed(format!("cannot serialise the record: {e}")),
     };
     line.push(b'\n');
     let len = line.len() as u64;
     if shared.bytes.load(Ordering::Relaxed) + len > shared.limit {
-        shared.lines_done(1);
-        stats.drop_record(&format!(
+        return failed(format!(
             "the spill file {} is full (storage.spill_limit, {} bytes); raise the limit or fix the database",
             shared.active.display(),
             shared.limit
         ));
-        return false;
     }
     match append(file, &shared.active, &line) {
         Ok(()) => {
             shared.bytes.fetch_add(len, Ordering::Relaxed);
             stats.spilled.fetch_add(1, Ordering::Relaxed);
-            true
+            Ok(())
         }
         Err(e) => {
             // Closed, so the next record reopens (the disk may have room again).
             *file = None;
-            shared.lines_done(1);
-            stats.drop_record(&format!(
+            failed(format!(
                 "cannot append to the spill file {} ({e}); free disk space there or set storage.spill to a writable place",
                 shared.active.display()
-            ));
-            false
+            ))
         }
     }
 }

@@ -361,17 +361,21 @@ enum Attempt {
     /// `copied`: the rows were also handed to the spill file while the write took long.
     Written {
         inserted: u64,
-        copied: bool,
+        copied: Copied,
     },
     Failed {
         failure: Failure,
-        copied: bool,
+        copied: Copied,
     },
     /// The stop gave up waiting; the write was abandoned.
     GaveUp {
-        copied: bool,
+        copied: Copied,
     },
 }
+
+/// Whether the rows of a write were copied to the spill file while it took long; then the
+/// spill thread answers how many of them it could not append.
+type Copied = Option<oneshot::Receiver<u64>>;
 
 /// The writer task's state.
 struct Writer {
@@ -512,6 +516,22 @@ impl Writer {
         }
     }
 
+    /// Hands a copy of rows still being written (counted as pending) to the spill file; the
+    /// answer says how many it could not append.
+    async fn copy_to_spill(&self, rows: Vec<CallRow>) -> oneshot::Receiver<u64> {
+        let n = rows.len() as u64;
+        self.shared.lines.fetch_add(n, Ordering::Relaxed);
+        self.stats.pending.fetch_sub(n, Ordering::Relaxed);
+        let (missed, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(SpillMessage::Copy(_, missed))) =
+            self.spill.send(SpillMessage::Copy(rows, missed)).await
+        {
+            self.shared.lines_done(n);
+            let _ = missed.send(n);
+        }
+        answer
+    }
+
     /// Asks the spill thread to put everything sent to it on the disk, and waits for it.
     async fn to_disk(&self) {
         let (ack, done) = oneshot::channel();
@@ -550,14 +570,15 @@ impl Writer {
         match self.attempt(&rows, true).await {
             Attempt::Written { inserted, copied } => {
                 self.stats.written.fetch_add(inserted, Ordering::Relaxed);
-                if !copied {
+                if copied.is_none() {
                     self.stats.pending.fetch_sub(n, Ordering::Relaxed);
                 }
                 self.up();
             }
             Attempt::Failed { failure, copied } => {
-                if !copied {
-                    self.to_spill(rows).await;
+                match copied {
+                    Some(missed) => self.copy_missed(missed).await,
+                    None => self.to_spill(rows).await,
                 }
                 if failure.refused {
                     // Not the database: the replay writes these one by one and sets aside
@@ -567,11 +588,26 @@ impl Writer {
                     self.down(&failure.message);
                 }
             }
-            Attempt::GaveUp { copied } => {
-                if !copied {
-                    self.to_spill(rows).await;
-                }
-            }
+            Attempt::GaveUp { copied } => match copied {
+                Some(missed) => self.copy_missed(missed).await,
+                None => self.to_spill(rows).await,
+            },
+        }
+    }
+
+    /// A write whose rows were copied to the spill file did not go through: the copies the
+    /// spill file could not take are lost now, and counted so.
+    async fn copy_missed(&self, missed: oneshot::Receiver<u64>) {
+        let missed = tokio::time::timeout(TO_DISK_WITHIN, missed)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+        for _ in 0..missed {
+            self.stats.drop_record(&format!(
+                "neither the database nor the spill file {} could take them (storage.spill_limit, or the disk)",
+                self.shared.active.display()
+            ));
         }
     }
 
@@ -597,7 +633,8 @@ impl Writer {
         let stall = tokio::time::sleep(STALL);
         tokio::pin!(stall);
         let mut give_up = self.give_up.clone();
-        let (mut stalled, mut copied, mut give_up_gone) = (false, false, false);
+        let (mut stalled, mut give_up_gone) = (false, false);
+        let mut copied: Copied = None;
         let mut spare = Vec::new();
         loop {
             tokio::select! {
@@ -625,8 +662,7 @@ impl Writer {
                         humantime::format_duration(STALL)
                     );
                     if live {
-                        self.to_spill(rows.to_vec()).await;
-                        copied = true;
+                        copied = Some(self.copy_to_spill(rows.to_vec()).await);
                     }
                 }
                 message = self.receiver.recv(), if stalled && !self.disconnected => {
