@@ -306,7 +306,7 @@ impl Default for Connections {
         Connections {
             max: 10_000,
             keep_alive: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
             disconnect_timeout: Duration::from_secs(1),
             reserve_files: 256,
         }
