@@ -558,20 +558,22 @@ const CHECK_EVERY: Duration = Duration::from_secs(30);
 async fn notify_loop(subscription: Arc<Subscription>, storage: Storage, client: reqwest::Client) {
     let renotify_after = subscription.config.renotify_after;
     // Look at once: a subscription that starts (or resumes) may have a backlog.
-    let mut first = true;
+    let mut wait = Duration::ZERO;
     loop {
-        if !first {
-            let _ = tokio::time::timeout(CHECK_EVERY, subscription.wake.notified()).await;
+        if !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, subscription.wake.notified()).await;
         }
-        first = false;
+        wait = CHECK_EVERY;
         {
             let state = subscription.state();
+            let since = state.last_notified.map(|t| t.elapsed());
             if state.awaiting_pull
-                && state
-                    .last_notified
-                    .is_some_and(|t| t.elapsed() < renotify_after)
+                && let Some(since) = since.filter(|since| *since < renotify_after)
             {
-                // Coalesced: the subscriber was told and has not drained its events yet.
+                // Coalesced: the subscriber was told and has not drained its events yet. Look
+                // again when `renotify_after` is up, woken or not: the events that came
+                // after its last pull must not wait for the next call.
+                wait = (renotify_after - since).min(CHECK_EVERY);
                 continue;
             }
         }
