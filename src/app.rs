@@ -17,7 +17,8 @@ use crate::metrics::Metrics;
 use crate::storage::{CallLog, CallRecord, Storage, epoch_ms};
 use crate::subscriptions::Subscriptions;
 
-/// How long a clean shutdown waits for the database to take the queued call records.
+/// How long a clean shutdown waits by default for the database to take the waiting call
+/// records (`storage.shutdown_wait`); the rest stays in the spill file.
 pub const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 
 /// How long past the deadline [`Belroute::decide`] waits for the engine before answering the
@@ -163,11 +164,13 @@ impl Belroute {
         });
     }
 
-    /// Writes every queued call record; call after the server stopped taking requests.
+    /// Writes every waiting call record (or leaves it in the spill file); call after the
+    /// server stopped taking requests.
     pub async fn shutdown(&self) {
         self.router.pool().shutdown().await;
-        self.call_log.close(FLUSH_ON_SHUTDOWN).await;
-        self.storage.close().await;
+        self.call_log.close(self.config.storage.shutdown_wait).await;
+        // A connection stuck in a write the stop gave up on is not waited for long.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.storage.close()).await;
     }
 }
 

@@ -137,6 +137,9 @@ fn checked_and_said(
     for note in &config.notes {
         let _ = writeln!(out, "note: {note}");
     }
+    for warning in &config.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
     for problem in &checked.problems {
         let _ = writeln!(out, "{problem}");
     }

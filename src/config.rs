@@ -46,6 +46,9 @@ pub struct Config {
     pub lookups: Vec<PluginInstance>,
     /// Notes for `belroute check` about settings it could not check.
     pub notes: Vec<String>,
+    /// Settings that work but are risky (a guessable `admin.token`): `check` prints them,
+    /// `serve` logs them.
+    pub warnings: Vec<String>,
     /// Every name under `plugins:`, including any `check` could not fully validate.
     plugin_names: BTreeSet<String>,
 }
@@ -60,6 +63,9 @@ pub struct Hooks {
     pub auth: Auth,
     /// Per rule set settings; an `auth` here replaces the server-wide one for that set.
     pub rulesets: BTreeMap<String, RulesetHooks>,
+    /// How many connections belroute keeps open and how long a client may take (every
+    /// endpoint shares them).
+    pub connections: Connections,
 }
 
 impl Default for Hooks {
@@ -69,12 +75,13 @@ impl Default for Hooks {
             max_body: ByteSize(64 * 1024),
             auth: Auth::default(),
             rulesets: BTreeMap::new(),
+            connections: Connections::default(),
         }
     }
 }
 
 impl Hooks {
-    pub const KEYS: [&'static str; 4] = ["margin", "max_body", "auth", "rulesets"];
+    pub const KEYS: [&'static str; 5] = ["margin", "max_body", "auth", "rulesets", "connections"];
     pub const MARGIN: Range<Duration> = Range::new(
         Duration::ZERO,
         belroute_engine::MIN_TIMEOUT.saturating_sub(Duration::from_millis(1)),
@@ -107,6 +114,7 @@ impl Hooks {
             max_body: ByteSize(usize::try_from(max_body).unwrap_or(default.max_body.0)),
             auth: s.section("auth", &Auth::KEYS, Auth::read),
             rulesets,
+            connections: s.section("connections", &Connections::KEYS, Connections::read),
         }
     }
 }
@@ -199,6 +207,9 @@ pub struct StorageSettings {
     pub spill: Option<PathBuf>,
     /// Bytes the spill files may hold; past it records are dropped (and counted).
     pub spill_limit: u64,
+    /// How long a stop waits for the database to take the waiting records; what it has not
+    /// taken by then stays in the spill file for the next start.
+    pub shutdown_wait: Duration,
 }
 
 impl Default for StorageSettings {
@@ -210,12 +221,20 @@ impl Default for StorageSettings {
             batch: writer.batch,
             spill: None,
             spill_limit: writer.spill_limit,
+            shutdown_wait: crate::app::FLUSH_ON_SHUTDOWN,
         }
     }
 }
 
 impl StorageSettings {
-    pub const KEYS: [&'static str; 5] = ["retention", "queue", "batch", "spill", "spill_limit"];
+    pub const KEYS: [&'static str; 6] = [
+        "retention",
+        "queue",
+        "batch",
+        "spill",
+        "spill_limit",
+        "shutdown_wait",
+    ];
     pub const RETENTION: Range<Duration> = Range::new(
         Duration::from_secs(3_600),
         Duration::from_secs(3_650 * 86_400),
@@ -225,6 +244,8 @@ impl StorageSettings {
     pub const BATCH: Range<usize> = Range::new(1, 10_000);
     /// A record takes 1–5 KiB on disk.
     pub const SPILL_LIMIT: Range<u64> = Range::new(1 << 20, 1 << 40);
+    /// `0s`: a stop puts the waiting records in the spill file at once.
+    pub const SHUTDOWN_WAIT: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(600));
 
     fn read(s: &mut Section<'_, '_, '_>) -> Self {
         let default = StorageSettings::default();
@@ -243,6 +264,7 @@ impl StorageSettings {
                 Ok(PathBuf::from(path))
             }),
             spill_limit: s.size("spill_limit", default.spill_limit, Self::SPILL_LIMIT),
+            shutdown_wait: s.duration("shutdown_wait", default.shutdown_wait, Self::SHUTDOWN_WAIT),
         }
     }
 
@@ -256,6 +278,76 @@ impl StorageSettings {
                 .clone()
                 .unwrap_or_else(|| crate::storage::default_spill_path(database_url)),
             spill_limit: self.spill_limit,
+        }
+    }
+}
+
+/// `hooks.connections:` — how many connections belroute keeps open, and how long a client may
+/// take. Every endpoint shares them, the webhook foremost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connections {
+    /// Connections open at once, all workers together; more wait in the listen backlog until
+    /// one closes. Lowered at start to what the file limit allows besides `reserve_files`.
+    pub max: usize,
+    /// An idle connection between requests is closed after this; `0s` closes it after each
+    /// answer.
+    pub keep_alive: Duration,
+    /// A new connection must send a whole request head within this, or it is closed.
+    pub request_timeout: Duration,
+    /// A connection must close within this after belroute closes it.
+    pub disconnect_timeout: Duration,
+    /// File descriptors connections may not take: for the call log, the spill file, plugins
+    /// and rule files.
+    pub reserve_files: u64,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            max: 10_000,
+            keep_alive: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(5),
+            disconnect_timeout: Duration::from_secs(1),
+            reserve_files: 256,
+        }
+    }
+}
+
+impl Connections {
+    pub const KEYS: [&'static str; 5] = [
+        "max",
+        "keep_alive",
+        "request_timeout",
+        "disconnect_timeout",
+        "reserve_files",
+    ];
+    pub const MAX: Range<usize> = Range::new(16, 1_000_000);
+    pub const KEEP_ALIVE: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(60));
+    /// At most the longest rule set timeout: a slow sender holds a connection no longer than
+    /// a call may take.
+    pub const REQUEST_TIMEOUT: Range<Duration> =
+        Range::new(Duration::from_millis(100), belroute_engine::MAX_TIMEOUT)
+            .because("at most the longest rule set timeout");
+    pub const DISCONNECT_TIMEOUT: Range<Duration> =
+        Range::new(Duration::from_millis(100), Duration::from_secs(10));
+    pub const RESERVE_FILES: Range<u64> = Range::new(64, 100_000);
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        let default = Connections::default();
+        Connections {
+            max: s.count("max", default.max, Self::MAX),
+            keep_alive: s.duration("keep_alive", default.keep_alive, Self::KEEP_ALIVE),
+            request_timeout: s.duration(
+                "request_timeout",
+                default.request_timeout,
+                Self::REQUEST_TIMEOUT,
+            ),
+            disconnect_timeout: s.duration(
+                "disconnect_timeout",
+                default.disconnect_timeout,
+                Self::DISCONNECT_TIMEOUT,
+            ),
+            reserve_files: s.count("reserve_files", default.reserve_files, Self::RESERVE_FILES),
         }
     }
 }
@@ -403,6 +495,16 @@ impl Config {
         }
         let mut problems = diags.into_vec();
         let missing = settings::missing_env();
+        if let Some(token) = &config.admin.token
+            && !missing
+                .iter()
+                .any(|name| token.expose().contains(&format!("${{{name}}}")))
+            && let Some(why) = guessable(token.expose())
+        {
+            config.warnings.push(format!(
+                "`admin.token` is easy to guess ({why}): belroute slows guessing down to a few tries a minute per address, but an attacker with many addresses gets more; use 32 random characters, e.g. from `openssl rand -hex 32`"
+            ));
+        }
         if !missing.is_empty() {
             // `check` without production secrets: what fails only because a `${NAME}` was left
             // as written is a note, the rest stays an error.
@@ -500,6 +602,33 @@ impl Config {
             .and_then(|r| r.auth.as_ref())
             .unwrap_or(&self.hooks.auth)
     }
+}
+
+/// Words tried first by anyone guessing a token.
+const COMMON_WORDS: [&str; 14] = [
+    "password", "passw0rd", "secret", "admin", "belroute", "changeme", "letmein", "qwerty",
+    "welcome", "token", "123456", "abcdef", "callvoip", "example",
+];
+
+/// Why a token is easy to guess, if it is: short (under 20 characters), few distinct
+/// characters, only letters (words), or a common word in it.
+pub fn guessable(token: &str) -> Option<String> {
+    let length = token.chars().count();
+    if length < 20 {
+        return Some(format!("{length} characters; use at least 20"));
+    }
+    let lower = token.to_lowercase();
+    if let Some(word) = COMMON_WORDS.iter().find(|w| lower.contains(*w)) {
+        return Some(format!("it contains the common word `{word}`"));
+    }
+    let distinct: BTreeSet<char> = token.chars().collect();
+    if distinct.len() < 8 {
+        return Some(format!("only {} different characters", distinct.len()));
+    }
+    if length < 32 && token.chars().all(char::is_alphabetic) {
+        return Some("only letters: words are guessed first".into());
+    }
+    None
 }
 
 /// A scalar that still reads `${NAME}` because the variable is not set.

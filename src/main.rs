@@ -270,6 +270,9 @@ fn say_what_is_configured(config: &belroute::config::Config) {
     if config.admin.token.is_none() {
         tracing::info!("admin API and console off (set admin.token to turn them on)");
     }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// SIGHUP (systemd's `ExecReload`) rescans the rules directory at once, as the watcher would:
@@ -311,6 +314,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 ),
             }
             say_what_is_configured(&config);
+            // Before anything opens files: connections, the call log and plugins share them.
+            server::limits::raise_file_limit();
             let worker = belroute_engine::WorkerCommand::this_binary()
                 .context("cannot find this program to start rule workers")?;
             let belroute =

@@ -31,8 +31,14 @@ pub struct DecisionLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectionLabels {
-    /// unauthorized, forbidden, unknown_ruleset, refused_ruleset, too_large, content_type, not_utf8, not_json, not_an_object, read_error
+    /// unauthorized, forbidden, throttled, loop, unknown_ruleset, refused_ruleset, too_large, content_type, not_utf8, not_json, not_an_object, read_error
     pub reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CredentialLabels {
+    /// console_login, admin_api, subscription_key, hook_secret
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +60,16 @@ pub struct Metrics {
     /// 1 for each quarantined rule set; set at each scrape from the catalog.
     pub quarantined: Family<RulesetLabels, Gauge>,
     pub panics: Counter,
+    /// HTTP connections open now, and at most (after the file limit).
+    pub connections_open: Gauge,
+    pub connections_max: Gauge,
+    /// The process's file descriptor limit (soft), as raised at start.
+    pub file_limit: Gauge,
+    /// Wrong credentials, and tries refused (`429`) because their address must wait.
+    pub auth_failures: Family<CredentialLabels, Counter>,
+    pub auth_throttled_tries: Family<CredentialLabels, Counter>,
+    /// Client addresses whose wrong credentials are counted now.
+    pub auth_addresses: Gauge,
     last_panic: Mutex<Option<(SystemTime, String)>>,
 }
 
@@ -117,6 +133,55 @@ impl Metrics {
             panics.clone(),
         );
         registry.register_collector(Box::new(WorkerCollector(router.clone())));
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "HTTP connections open now",
+            connections_open.clone(),
+        );
+        let connections_max = Gauge::default();
+        registry.register(
+            "connections_max",
+            "HTTP connections open at most (hooks.connections.max, lowered to fit the file limit)",
+            connections_max.clone(),
+        );
+        let file_limit = Gauge::default();
+        registry.register(
+            "file_limit",
+            "File descriptors the process may open (the soft limit, raised at start)",
+            file_limit.clone(),
+        );
+        let auth_failures = Family::<CredentialLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Wrong credentials presented, by kind (console_login, admin_api, subscription_key, hook_secret)",
+            auth_failures.clone(),
+        );
+        let auth_throttled_tries = Family::<CredentialLabels, Counter>::default();
+        registry.register(
+            "auth_throttled",
+            "Tries answered 429 unchecked because their address had too many wrong credentials",
+            auth_throttled_tries.clone(),
+        );
+        // Every kind shows from the start (0), so an alert can compare with it.
+        for kind in [
+            "console_login",
+            "admin_api",
+            "subscription_key",
+            "hook_secret",
+        ] {
+            let labels = CredentialLabels {
+                kind: kind.to_string(),
+            };
+            let _ = auth_failures.get_or_create(&labels);
+            let _ = auth_throttled_tries.get_or_create(&labels);
+        }
+        let auth_addresses = Gauge::default();
+        registry.register(
+            "auth_throttle_addresses",
+            "Client addresses whose wrong credentials are being counted (at most 10000)",
+            auth_addresses.clone(),
+        );
         registry.register_collector(Box::new(LookupCollector(router)));
         registry.register_collector(Box::new(CallLogCollector(call_log)));
         Metrics {
@@ -129,6 +194,12 @@ impl Metrics {
             rulesets_refused,
             quarantined,
             panics,
+            connections_open,
+            connections_max,
+            file_limit,
+            auth_failures,
+            auth_throttled_tries,
+            auth_addresses,
             last_panic: Mutex::new(None),
         }
     }
@@ -171,6 +242,24 @@ impl Metrics {
         let last = self.last_panic.lock().unwrap_or_else(|p| p.into_inner());
         last.clone()
             .filter(|(at, _)| at.elapsed().is_ok_and(|age| age < PANIC_SHOWN_FOR))
+    }
+
+    /// A wrong credential of `kind`.
+    pub fn auth_failed(&self, kind: &str) {
+        self.auth_failures
+            .get_or_create(&CredentialLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// A try of `kind` refused unchecked: its address must wait.
+    pub fn auth_throttled(&self, kind: &str) {
+        self.auth_throttled_tries
+            .get_or_create(&CredentialLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 
     pub fn reject(&self, reason: &str) {
@@ -333,11 +422,26 @@ impl Collector for CallLogCollector {
         ConstCounter::new(stats.dropped).encode(dropped)?;
         let spilled = encoder.encode_descriptor(
             "call_log_spilled",
-            "Call records sent to the spill file because the queue was full",
+            "Call records sent to the spill file: the queue was full, or the database could not take them",
             None,
             MetricType::Counter,
         )?;
         ConstCounter::new(stats.spilled).encode(spilled)?;
+        let set_aside = encoder.encode_descriptor(
+            "call_log_set_aside",
+            "Call records the database refused for what they hold, kept in a belroute-spill.bad-<time>.jsonl file",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(stats.set_aside).encode(set_aside)?;
+        let spill_records = encoder.encode_descriptor(
+            "call_log_spill_records",
+            "Call records waiting in the spill file",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(stats.spill_records).unwrap_or(i64::MAX))
+            .encode(spill_records)?;
         let replayed = encoder.encode_descriptor(
             "call_log_replayed",
             "Call records replayed from the spill file into the database",

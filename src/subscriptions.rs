@@ -19,6 +19,7 @@ pub mod admin;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,6 +36,19 @@ pub use crate::config::{EventKind, Status, SubscriptionConfig};
 /// How often every instance reads the stored subscriptions again.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
+/// The header every notification carries (its value: the subscription's name). `/hooks`
+/// refuses a request with it, so a notification that reaches belroute itself is never taken
+/// for a call.
+pub const NOTIFICATION_HEADER: &str = "x-belroute-subscription";
+
+/// Notifications to one subscription are at least this far apart (retries included): a
+/// subscriber never needs more (it pulls every event it is told of), and a subscription that
+/// somehow feeds itself cannot spin.
+pub const NOTIFY_AT_MOST_EVERY: Duration = Duration::from_millis(500);
+
+/// How long resolving an endpoint's host may take when checking where it points.
+const RESOLVE_WITHIN: Duration = Duration::from_secs(2);
+
 /// What the notifier knows about a subscription, for the admin API.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NotifierState {
@@ -48,6 +62,9 @@ pub struct NotifierState {
     /// A notification was delivered and the subscriber has not drained its events since.
     #[serde(skip)]
     awaiting_pull: bool,
+    /// When the last notification (or retry) was sent, for [`NOTIFY_AT_MOST_EVERY`].
+    #[serde(skip)]
+    last_sent: Option<Instant>,
 }
 
 /// Where a subscription is defined.
@@ -252,6 +269,8 @@ pub struct Subscriptions {
     reloading: tokio::sync::Mutex<()>,
     /// Stored subscriptions (name → revision) that did not read, reported once.
     reported: Mutex<HashMap<String, i64>>,
+    /// Where this server listens, once it does: no endpoint may point back at its `/hooks`.
+    listening: OnceLock<Vec<SocketAddr>>,
 }
 
 impl Subscriptions {
@@ -325,6 +344,19 @@ impl Subscriptions {
             }
         });
         Ok(())
+    }
+
+    /// Where the server listens: endpoints are checked against it from now on.
+    pub fn listening_on(&self, addrs: &[SocketAddr]) {
+        let _ = self.listening.set(addrs.to_vec());
+    }
+
+    /// Why `endpoint` must be refused, if it is belroute's own webhook: its host resolves to
+    /// an address this server listens on (any local address when it listens on all), on the
+    /// same port, and its path is under `/hooks/`.
+    pub async fn loops_back(&self, endpoint: &str) -> Option<String> {
+        let listening = self.listening.get()?;
+        points_at(endpoint, listening).await
     }
 
     /// The HTTP client notifications go out with.
@@ -432,6 +464,49 @@ impl EventSink for Subscriptions {
     }
 }
 
+/// Why `endpoint` is belroute's own webhook, if it is one of the servers at `listening`.
+pub async fn points_at(endpoint: &str, listening: &[SocketAddr]) -> Option<String> {
+    let url = url::Url::parse(endpoint).ok()?;
+    let path = percent_encoding::percent_decode_str(url.path()).decode_utf8_lossy();
+    if !(path.starts_with("/hooks/") || path == "/hooks") {
+        return None;
+    }
+    let host = url
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = url.port_or_known_default()?;
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            match tokio::time::timeout(RESOLVE_WITHIN, tokio::net::lookup_host((host, port))).await
+            {
+                Ok(Ok(found)) => found.collect(),
+                // Not resolvable now: it cannot be shown to be belroute (the notification
+                // header still stops a loop).
+                _ => return None,
+            }
+        }
+    };
+    let reached = addrs.iter().find(|addr| {
+        listening.iter().any(|own| {
+            own.port() == addr.port()
+                && (own.ip() == addr.ip() || (own.ip().is_unspecified() && is_local(addr.ip())))
+        })
+    })?;
+    Some(format!(
+        "points at belroute's own webhook ({} reaches this server at {reached}): each notification would be taken for a call, logged, and make an event of its own; set it to the address of the application that should be told",
+        spec::masked_url(endpoint)
+    ))
+}
+
+/// An address of this machine: loopback, unspecified, or one a socket can be bound to.
+fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
 /// What the endpoint made of a test notification.
 #[derive(Debug, Clone, Serialize)]
 pub struct TestOutcome {
@@ -451,7 +526,7 @@ pub async fn send_test(
     let endpoint = subscription.config.endpoint.as_ref()?;
     let mut request = client
         .post(endpoint.expose())
-        .header("x-belroute-subscription", &subscription.name)
+        .header(NOTIFICATION_HEADER, &subscription.name)
         .header("x-belroute-test", "true")
         .header("content-length", "0");
     for (name, value) in &subscription.config.headers {
@@ -483,20 +558,22 @@ const CHECK_EVERY: Duration = Duration::from_secs(30);
 async fn notify_loop(subscription: Arc<Subscription>, storage: Storage, client: reqwest::Client) {
     let renotify_after = subscription.config.renotify_after;
     // Look at once: a subscription that starts (or resumes) may have a backlog.
-    let mut first = true;
+    let mut wait = Duration::ZERO;
     loop {
-        if !first {
-            let _ = tokio::time::timeout(CHECK_EVERY, subscription.wake.notified()).await;
+        if !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, subscription.wake.notified()).await;
         }
-        first = false;
+        wait = CHECK_EVERY;
         {
             let state = subscription.state();
+            let since = state.last_notified.map(|t| t.elapsed());
             if state.awaiting_pull
-                && state
-                    .last_notified
-                    .is_some_and(|t| t.elapsed() < renotify_after)
+                && let Some(since) = since.filter(|since| *since < renotify_after)
             {
-                // Coalesced: the subscriber was told and has not drained its events yet.
+                // Coalesced: the subscriber was told and has not drained its events yet. Look
+                // again when `renotify_after` is up, woken or not: the events that came
+                // after its last pull must not wait for the next call.
+                wait = (renotify_after - since).min(CHECK_EVERY);
                 continue;
             }
         }
@@ -520,9 +597,14 @@ async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
     };
     let mut backoff = subscription.config.retry_initial;
     loop {
+        let last_sent = subscription.state().last_sent;
+        if let Some(last) = last_sent {
+            tokio::time::sleep_until((last + NOTIFY_AT_MOST_EVERY).into()).await;
+        }
+        subscription.state().last_sent = Some(Instant::now());
         let mut request = client
             .post(endpoint.expose())
-            .header("x-belroute-subscription", &subscription.name)
+            .header(NOTIFICATION_HEADER, &subscription.name)
             .header("content-length", "0");
         for (name, value) in &subscription.config.headers {
             request = request.header(name.as_str(), value.expose());

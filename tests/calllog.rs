@@ -699,3 +699,160 @@ rules:
         }
     }
 }
+
+/// One byte of line 10 changed to 0xff (a torn write, a disk error) and the last line cut
+/// short by a crash: every other record is replayed, and the file goes.
+#[tokio::test]
+async fn a_spill_file_with_a_bad_byte_and_a_cut_line_replays_every_other_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+    let spill = dir.path().join("torn.jsonl");
+    let mut text = Vec::new();
+    for i in 0..1000 {
+        let mut line = serde_json::to_vec(&belroute::storage::CallRow::from(&record(&format!(
+            "torn-{i}"
+        ))))
+        .unwrap();
+        if i == 9 {
+            // Line 10: the first byte of the uuid's value.
+            let at = line.windows(6).position(|w| w == b"torn-9").unwrap();
+            line[at] = 0xff;
+        }
+        if i == 999 {
+            line.truncate(line.len() / 2);
+        } else {
+            line.push(b'\n');
+        }
+        text.extend(line);
+    }
+    std::fs::write(&spill, &text).unwrap();
+    assert!(
+        std::str::from_utf8(&text).is_err(),
+        "the file is not UTF-8 as a whole"
+    );
+
+    let config = format!("{CONFIG}storage:\n  spill: {}\n", spill.display());
+    let server = TestServer::with_database(&[("main.yaml", RULES)], &config, &url).await;
+    let sealed = dir.path().join("torn.replaying.jsonl");
+    let took = server
+        .eventually(
+            Duration::from_secs(20),
+            "the spill file replayed",
+            || async { !spill.exists() && !sealed.exists() },
+        )
+        .await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+    let replayed = count(&url, "SELECT COUNT(*) FROM calls WHERE uuid LIKE 'torn-%'").await;
+    eprintln!("{replayed} of 1000 records replayed in {took:?}");
+    assert_eq!(replayed, 998, "all but line 10 and the cut last line");
+    assert_eq!(
+        count(
+            &url,
+            "SELECT COUNT(*) FROM calls WHERE uuid IN ('torn-9', 'torn-999')"
+        )
+        .await,
+        0
+    );
+    let stats = server.app.call_log.stats();
+    assert_eq!(stats.replayed, 998, "{stats:?}");
+    assert_eq!(
+        stats.dropped, 2,
+        "the two lines that are not records: {stats:?}"
+    );
+    assert_eq!(stats.spill_bytes, 0, "{stats:?}");
+    assert_eq!(stats.spill_records, 0, "{stats:?}");
+    server.stop().await;
+}
+
+/// A spill file that cannot be read at all (here: a directory where the file should be) is
+/// tried three times, then moved aside, and the records after it are replayed.
+#[tokio::test]
+async fn a_spill_file_that_cannot_be_read_is_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("calls.db").display());
+    let spill = dir.path().join("stuck.jsonl");
+    let sealed = dir.path().join("stuck.replaying.jsonl");
+    std::fs::create_dir(&sealed).unwrap();
+    let line = |uuid: &str| {
+        serde_json::to_string(&belroute::storage::CallRow::from(&record(uuid))).unwrap() + "\n"
+    };
+    std::fs::write(&spill, line("after-1") + line("after-2").as_str()).unwrap();
+
+    let config = format!("{CONFIG}storage:\n  spill: {}\n", spill.display());
+    let server = TestServer::with_database(&[("main.yaml", RULES)], &config, &url).await;
+    server
+        .eventually(
+            Duration::from_secs(20),
+            "the records after the unreadable file replayed",
+            || async {
+                count(&url, "SELECT COUNT(*) FROM calls WHERE uuid LIKE 'after-%'").await == 2
+            },
+        )
+        .await;
+    assert!(
+        !sealed.exists(),
+        "the unreadable file is no longer in the way"
+    );
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("stuck.bad-") && name.ends_with(".jsonl"))
+        .collect();
+    assert_eq!(aside.len(), 1, "moved aside once: {aside:?}");
+    assert!(dir.path().join(&aside[0]).is_dir(), "{aside:?}");
+    server.stop().await;
+}
+
+/// PostgreSQL refuses text with a NUL byte. Such a call must not hold up the call log: it is
+/// set aside beside the spill file, every other record is written.
+#[tokio::test]
+async fn a_record_the_database_refuses_is_set_aside_and_the_rest_is_written() {
+    let Some(pg) =
+        db::postgres("a_record_the_database_refuses_is_set_aside_and_the_rest_is_written").await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("refused.jsonl");
+    let config = format!("{CONFIG}storage:\n  spill: {}\n", spill.display());
+    let server = TestServer::with_database(&[("main.yaml", RULES)], &config, &pg.url).await;
+    call(&server, "refused-\u{0}-nul", "31152026057").await;
+    for i in 0..5 {
+        call(&server, &format!("refused-ok-{i}"), "31152026057").await;
+    }
+    assert!(
+        server.app.call_log.flush(Duration::from_secs(15)).await,
+        "the call log is not held up"
+    );
+    assert_eq!(
+        count(
+            &pg.url,
+            "SELECT COUNT(*) FROM calls WHERE uuid LIKE 'refused-ok-%'"
+        )
+        .await,
+        5
+    );
+    let stats = server.app.call_log.stats();
+    assert_eq!(stats.set_aside, 1, "{stats:?}");
+    let aside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("refused.bad-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let kept = std::fs::read_to_string(&aside[0]).unwrap();
+    assert!(kept.contains("refused-\\u0000-nul"), "{kept}");
+    // The next calls go straight to the database again.
+    call(&server, "refused-after", "31152026057").await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+    assert_eq!(
+        count(
+            &pg.url,
+            "SELECT COUNT(*) FROM calls WHERE uuid = 'refused-after'"
+        )
+        .await,
+        1
+    );
+    server.stop().await;
+    pg.drop().await;
+}

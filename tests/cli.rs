@@ -1018,3 +1018,65 @@ fn test_prints_junit_and_json_for_ci() {
     let (_, out, _) = run(&["test", "--rules", rules], &[]);
     assert!(out.contains("FAIL  m: wrong <expectation> & more"), "{out}");
 }
+
+/// `check` warns about an admin token that is easy to guess (and names the fix), without
+/// failing; a token from an unset `${VAR}` is not judged.
+#[test]
+fn check_warns_about_a_guessable_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("belroute.yaml");
+    std::fs::write(&config, "admin:\n  token: changeme123\n").unwrap();
+    let (code, out, _) = run(
+        &[
+            "check",
+            "--rules",
+            &root("rules"),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "a warning does not fail check: {out}");
+    assert!(
+        out.contains("warning: `admin.token` is easy to guess (11 characters; use at least 20)"),
+        "{out}"
+    );
+    assert!(out.contains("openssl rand -hex 32"), "{out}");
+    assert!(
+        !out.contains("changeme123"),
+        "the token itself is not printed: {out}"
+    );
+    let (_, json, _) = run(
+        &[
+            "check",
+            "--rules",
+            &root("rules"),
+            "--config",
+            config.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 1, "{report}");
+
+    std::fs::write(
+        &config,
+        "admin:\n  token: \"${BELROUTE_TEST_UNSET_TOKEN}\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = run(
+        &[
+            "check",
+            "--rules",
+            &root("rules"),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &["BELROUTE_TEST_UNSET_TOKEN"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("warning:"), "{out}");
+}

@@ -25,6 +25,12 @@ const AT_THE_TOP: &str = "
 hooks:
   margin: 999ms
   max_body: 4MiB
+  connections:
+    max: 1000000
+    keep_alive: 1m
+    request_timeout: 10s
+    disconnect_timeout: 10s
+    reserve_files: 100000
 sandbox:
   max_operations: 100000000
   rule_time: 10s
@@ -37,6 +43,7 @@ storage:
   retention: 3650d
   queue: 1000000
   batch: 10000
+  shutdown_wait: 10m
 admin:
   token: admintoken
 plugins:

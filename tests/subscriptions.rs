@@ -1160,3 +1160,210 @@ async fn without_the_admin_token_every_change_is_refused() {
     server.stop().await;
     receiver.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// No subscription feeds belroute itself (issue 20)
+
+/// An endpoint that is belroute's own webhook is refused when a subscription is created or
+/// changed, however it is written.
+#[tokio::test]
+async fn a_subscription_cannot_point_at_belroute_s_own_webhook() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::with_config(&[("main.yaml", RULES)], ADMIN_ONLY).await;
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    for endpoint in [
+        format!("http://127.0.0.1:{port}/hooks/main"),
+        format!("http://localhost:{port}/hooks/main?token=x"),
+        format!("http://127.0.0.1:{port}/x/../%68ooks/main"),
+    ] {
+        let (status, body) = admin_do(
+            &server,
+            "POST",
+            "/api/v1/subscriptions",
+            Some(json!({"name": "self", "endpoint": endpoint})),
+        )
+        .await;
+        assert_eq!(status, 400, "{endpoint}: {body}");
+        let message = body.to_string();
+        assert!(
+            message.contains("`subscriptions.self.endpoint` points at belroute's own webhook"),
+            "{endpoint}: {message}"
+        );
+        assert!(
+            !message.contains("token=x"),
+            "the query is not shown: {message}"
+        );
+    }
+    let (status, _) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(json!({"name": "crm", "endpoint": receiver.url})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = admin_do(
+        &server,
+        "PATCH",
+        "/api/v1/subscriptions/crm",
+        Some(json!({"endpoint": format!("http://127.0.0.1:{port}/hooks/main")})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // Another path of this server is not a loop (and another port is another server).
+    for endpoint in [
+        format!("http://127.0.0.1:{port}/elsewhere"),
+        "http://127.0.0.1:1/hooks/main".to_string(),
+    ] {
+        let (status, body) = admin_do(
+            &server,
+            "PATCH",
+            "/api/v1/subscriptions/crm",
+            Some(json!({ "endpoint": endpoint })),
+        )
+        .await;
+        assert_eq!(status, 200, "{endpoint}: {body}");
+        assert_eq!(body["endpoint"], endpoint.as_str());
+    }
+    server.stop().await;
+    receiver.stop().await;
+}
+
+/// An endpoint that leads back to belroute by a way the check cannot see (here a TCP proxy):
+/// its notifications are refused by /hooks (508) and never become calls or events.
+#[tokio::test]
+async fn a_notification_that_reaches_belroute_is_refused_and_never_logged_as_a_call() {
+    let server = TestServer::with_config(&[("main.yaml", RULES)], ADMIN_ONLY).await;
+    let proxy = common::proxy::Proxy::start(server.base.trim_start_matches("http://")).await;
+    let endpoint = format!("http://127.0.0.1:{}/hooks/main", proxy.port);
+    let (status, body) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(json!({"name": "loop", "endpoint": endpoint, "retry_initial": "100ms", "retry_max": "200ms"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    calls(&server, "loop", 1).await;
+    server
+        .eventually(
+            Duration::from_secs(10),
+            "the notification refused",
+            || async {
+                let (_, shown) = admin_do(&server, "GET", "/api/v1/subscriptions/loop", None).await;
+                shown["notifier"]["last_error"] == "HTTP 508 Loop Detected"
+            },
+        )
+        .await;
+    // Retried meanwhile (with backoff): still nothing logged but the one call.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+    let db = format!(
+        "sqlite://{}",
+        server.dir.path().join("belroute.db").display()
+    );
+    assert_eq!(
+        common::db::count(&db, "SELECT COUNT(*) FROM calls").await,
+        1,
+        "one call, however often it was notified"
+    );
+    assert_eq!(
+        common::db::count(&db, "SELECT COUNT(*) FROM events").await,
+        1
+    );
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("belroute_hook_rejections_total{reason=\"loop\"}"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+/// A subscription in belroute.yaml that points at belroute's own webhook stops `serve` at
+/// start, saying which and why.
+#[test]
+fn serve_refuses_a_belroute_yaml_subscription_that_points_at_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/main.yaml"), RULES).unwrap();
+    std::fs::write(
+        dir.path().join("belroute.yaml"),
+        format!("subscriptions:\n  crm:\n    endpoint: http://localhost:{port}/hooks/main\n    api_key: key-crm\n"),
+    )
+    .unwrap();
+    let mut serve = common::binary::belroute()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--rules")
+        .arg(dir.path().join("rules"))
+        .arg("--config")
+        .arg(dir.path().join("belroute.yaml"))
+        .arg("--database")
+        .arg(format!(
+            "sqlite://{}",
+            dir.path().join("calls.db").display()
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            serve.kill().unwrap();
+            panic!("serve started with a subscription pointing at itself");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "belroute.yaml: `subscriptions.crm.endpoint` points at belroute's own webhook"
+        ),
+        "{stderr}"
+    );
+}
+
+/// However fast events come and the subscriber drains them, notifications to one subscription
+/// are at least belroute::subscriptions::NOTIFY_AT_MOST_EVERY (500 ms) apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_to_one_subscription_are_rate_bounded() {
+    let receiver = Receiver::start().await;
+    let server = Arc::new(
+        TestServer::with_config(
+            &[("main.yaml", RULES)],
+            &config(&[subscription("crm", Some(&receiver.url), "")]),
+        )
+        .await,
+    );
+    receiver.pull_from(&server.base, "crm", "key-crm");
+    let started = std::time::Instant::now();
+    let stop = calls_flowing(&server, "rate");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    drop(stop);
+    let window = started.elapsed();
+    let notified = receiver.notifications().len();
+    eprintln!("{notified} notifications in {window:?} of calls every 20 ms, drained after each");
+    let most = (window.as_millis() / belroute::subscriptions::NOTIFY_AT_MOST_EVERY.as_millis())
+        as usize
+        + 1;
+    assert!(notified >= 2, "notified while calls flow: {notified}");
+    assert!(
+        notified <= most,
+        "{notified} notifications in {window:?}: more than {most}"
+    );
+    // The calls' task lets go of the server after its last call.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let server = Arc::into_inner(server).unwrap();
+    server.stop().await;
+    receiver.stop().await;
+}

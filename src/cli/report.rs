@@ -30,7 +30,8 @@ pub enum CheckFormat {
     /// `file:line:col: message` per problem, then a summary line.
     #[default]
     Text,
-    /// One JSON document: ok, problems [{file, line, column, message}], counts, notes.
+    /// One JSON document: ok, problems [{file, line, column, message}], counts, notes,
+    /// warnings.
     Json,
 }
 
@@ -40,9 +41,10 @@ pub struct CheckReport {
     pub ok: bool,
     pub rules_dir: PathBuf,
     pub notes: Vec<String>,
+    /// What works but an operator should know, and does not make `ok` false: risky settings (a
+    /// guessable `admin.token`), and rules that run in a worker process (`file:line:col: …`).
+    pub warnings: Vec<String>,
     pub problems: Vec<Diagnostic>,
-    /// Rules that run in a worker process, and why (they do not fail the check).
-    pub warnings: Vec<Diagnostic>,
     pub counts: Counts,
 }
 
@@ -74,6 +76,12 @@ pub fn check_report(dir: &Path, router: &Router, config: &Config) -> anyhow::Res
         ok: checked.problems.is_empty(),
         rules_dir: dir.to_path_buf(),
         notes: config.notes.clone(),
+        warnings: config
+            .warnings
+            .iter()
+            .cloned()
+            .chain(checked.warnings.iter().map(ToString::to_string))
+            .collect(),
         counts: Counts {
             files: checked.files,
             rule_sets: checked.rulesets.len(),
@@ -83,7 +91,6 @@ pub fn check_report(dir: &Path, router: &Router, config: &Config) -> anyhow::Res
             files_with_problems,
         },
         problems: checked.problems,
-        warnings: checked.warnings,
     })
 }
 

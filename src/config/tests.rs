@@ -278,6 +278,54 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "storage:\n  spill_limit: {}\n",
         ),
         row(
+            "hooks.connections.max",
+            Count,
+            "16",
+            "1000000",
+            "1000001",
+            "hooks:\n  connections:\n    max: {}\n",
+        ),
+        row(
+            "hooks.connections.keep_alive",
+            Duration,
+            "0s",
+            "1m",
+            "61s",
+            "hooks:\n  connections:\n    keep_alive: {}\n",
+        ),
+        row(
+            "hooks.connections.request_timeout",
+            Duration,
+            "100ms",
+            "10s",
+            "10001ms",
+            "hooks:\n  connections:\n    request_timeout: {}\n",
+        ),
+        row(
+            "hooks.connections.disconnect_timeout",
+            Duration,
+            "100ms",
+            "10s",
+            "11s",
+            "hooks:\n  connections:\n    disconnect_timeout: {}\n",
+        ),
+        row(
+            "hooks.connections.reserve_files",
+            Count,
+            "64",
+            "100000",
+            "100001",
+            "hooks:\n  connections:\n    reserve_files: {}\n",
+        ),
+        row(
+            "storage.shutdown_wait",
+            Duration,
+            "0s",
+            "10m",
+            "601s",
+            "storage:\n  shutdown_wait: {}\n",
+        ),
+        row(
             "plugins.p.timeout",
             Duration,
             "1ms",
@@ -529,7 +577,7 @@ fn words_where_numbers_belong_say_what_to_write() {
         ),
         (
             "hooks: 5\n",
-            "belroute.yaml:1:8: `hooks` must be a mapping of keys (margin, max_body, auth, rulesets), found text",
+            "belroute.yaml:1:8: `hooks` must be a mapping of keys (margin, max_body, auth, rulesets, connections), found text",
         ),
         (
             "hoks: {}\n",
@@ -744,4 +792,37 @@ fn a_rule_set_share_larger_than_the_pool_is_refused() {
     // `threads`, the name before worker processes, is read as `workers`.
     let config = parse("sandbox:\n  threads: 3\n").unwrap();
     assert_eq!(config.sandbox.pool.workers, 3);
+}
+
+#[test]
+fn a_guessable_admin_token_is_warned_about() {
+    for (token, why) in [
+        ("admintoken", "10 characters"),
+        ("my-secret-but-long-enough-1234", "common word `secret`"),
+        (
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "only 1 different characters",
+        ),
+        ("correcthorsebatterystaple", "only letters"),
+    ] {
+        let config = parse(&format!("admin:\n  token: {token}\n")).unwrap();
+        assert_eq!(config.warnings.len(), 1, "{token}");
+        assert!(
+            config.warnings[0].contains(why),
+            "{token}: {:?}",
+            config.warnings
+        );
+        assert!(
+            !config.warnings[0].contains(token),
+            "the token itself is never shown"
+        );
+    }
+    for token in [
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "Xq7-vR2m_Lp9zT4wKc8N",
+    ] {
+        let config = parse(&format!("admin:\n  token: {token}\n")).unwrap();
+        assert!(config.warnings.is_empty(), "{token}: {:?}", config.warnings);
+    }
+    assert!(parse("").unwrap().warnings.is_empty());
 }

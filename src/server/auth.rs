@@ -16,6 +16,7 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::throttle::{self, Kind, Throttle};
 use crate::app::Belroute;
 use crate::config::Auth;
 use crate::subscriptions::Subscription;
@@ -51,19 +52,23 @@ pub async fn api_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(app) = req.app_data::<web::Data<Belroute>>().cloned() else {
+    let (Some(app), Some(throttle)) = (
+        req.app_data::<web::Data<Belroute>>().cloned(),
+        req.app_data::<web::Data<Throttle>>().cloned(),
+    ) else {
         let response = HttpResponse::InternalServerError().finish();
         return Ok(req.into_response(response).map_into_right_body());
     };
     let refusal = match access(req.method(), req.path()) {
         Access::Public => None,
-        Access::Admin => admin_denied(req.request(), &app),
-        Access::Subscriber(name) => match subscriber(req.request(), &app, name) {
-            Some(subscription) => {
+        Access::Admin => admin_denied(req.request(), &app, &throttle),
+        Access::Subscriber(name) => match subscriber(req.request(), &app, &throttle, name) {
+            Ok(subscription) => {
                 req.extensions_mut().insert(subscription);
                 None
             }
-            None => Some(unauthorized()),
+            Err(None) => Some(unauthorized()),
+            Err(Some(wait)) => Some(too_many_tries(wait)),
         },
     };
     match refusal {
@@ -75,8 +80,9 @@ pub async fn api_guard(
     }
 }
 
-/// The response to send when the admin token is missing or wrong (or the admin API is off).
-fn admin_denied(req: &HttpRequest, app: &Belroute) -> Option<HttpResponse> {
+/// The response to send when the admin token is missing or wrong (or the admin API is off,
+/// or this address must wait after too many wrong tokens).
+fn admin_denied(req: &HttpRequest, app: &Belroute, throttle: &Throttle) -> Option<HttpResponse> {
     let Some(token) = &app.config.admin.token else {
         return Some(
             HttpResponse::Forbidden()
@@ -84,23 +90,57 @@ fn admin_denied(req: &HttpRequest, app: &Belroute) -> Option<HttpResponse> {
                 .body("the admin API is off: set admin.token in belroute.yaml\n"),
         );
     };
-    if same_secret(bearer(req).as_bytes(), token.expose()) {
+    let given = bearer(req);
+    if given.is_empty() {
+        // Nothing was guessed: not counted.
+        tracing::warn!(path = %escape(req.path()), "admin API: no bearer token");
+        return Some(unauthorized());
+    }
+    let client = throttle.client(req, &app.config.hooks.auth.trusted_proxies);
+    let ticket = match throttle.check(Kind::AdminApi, client) {
+        Ok(ticket) => ticket,
+        Err(wait) => return Some(too_many_tries(wait)),
+    };
+    if same_secret(given.as_bytes(), token.expose()) {
+        ticket.succeeded();
         None
     } else {
-        tracing::warn!(path = %escape(req.path()), "admin API: missing or wrong bearer token");
+        if ticket.failed() {
+            tracing::warn!(path = %escape(req.path()), "admin API: wrong bearer token");
+        }
         Some(unauthorized())
     }
 }
 
-/// The subscription named `name`, if the request carries its API key.
-fn subscriber(req: &HttpRequest, app: &Belroute, name: &str) -> Option<Arc<Subscription>> {
+/// The subscription named `name`, if the request carries its API key; else `Err`, with how
+/// long this address must wait when it has had too many wrong keys.
+fn subscriber(
+    req: &HttpRequest,
+    app: &Belroute,
+    throttle: &Throttle,
+    name: &str,
+) -> Result<Arc<Subscription>, Option<std::time::Duration>> {
+    let given = bearer(req);
+    if given.is_empty() {
+        tracing::warn!(subscription = %escape(name), "subscription API: no API key");
+        return Err(None);
+    }
+    let client = throttle.client(req, &app.config.hooks.auth.trusted_proxies);
+    let ticket = throttle
+        .check(Kind::SubscriptionKey, client)
+        .map_err(Some)?;
     // Unknown subscription and wrong key answer alike: nothing to learn by guessing names.
     let now = crate::storage::epoch_ms(std::time::SystemTime::now());
     match app.subscriptions.get(name) {
-        Some(s) if s.accepts(bearer(req), now) => Some(s),
+        Some(s) if s.accepts(given, now) => {
+            ticket.succeeded();
+            Ok(s)
+        }
         _ => {
-            tracing::warn!(subscription = %escape(name), "subscription API: unknown subscription or wrong API key");
-            None
+            if ticket.failed() {
+                tracing::warn!(subscription = %escape(name), "subscription API: unknown subscription or wrong API key");
+            }
+            Err(None)
         }
     }
 }
@@ -111,13 +151,27 @@ fn unauthorized() -> HttpResponse {
         .finish()
 }
 
+/// `429` with `Retry-After`: this address presented too many wrong credentials; the one it
+/// sent now was not checked.
+pub(super) fn too_many_tries(wait: std::time::Duration) -> HttpResponse {
+    let seconds = throttle::retry_after(wait);
+    HttpResponse::TooManyRequests()
+        .insert_header(("retry-after", seconds.clone()))
+        .content_type("text/plain; charset=utf-8")
+        .body(format!(
+            "too many wrong credentials from this address; try again in {seconds}s\n"
+        ))
+}
+
 /// Why a request was turned away. Logged, never sent: the response body says nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denied {
     /// 403: the client address is not allowed.
     Forbidden(String),
-    /// 401: a secret is missing or wrong.
+    /// 401: a secret is missing.
     Unauthorized(String),
+    /// 401: a secret is wrong (a guess: counted by the throttle).
+    WrongSecret(String),
 }
 
 /// Compares secrets in constant time; hashing first hides their length too.
@@ -216,7 +270,7 @@ pub fn check(auth: &Auth, req: &HttpRequest) -> Result<(), Denied> {
                 )));
             }
             Some(value) if !same_secret(value.as_bytes(), header.value.expose()) => {
-                return Err(Denied::Unauthorized(format!(
+                return Err(Denied::WrongSecret(format!(
                     "header `{}` has the wrong value",
                     header.name
                 )));
@@ -234,7 +288,7 @@ pub fn check(auth: &Auth, req: &HttpRequest) -> Result<(), Denied> {
                 )));
             }
             Some(value) if !same_secret(value.as_bytes(), query.value.expose()) => {
-                return Err(Denied::Unauthorized(format!(
+                return Err(Denied::WrongSecret(format!(
                     "query parameter `{}` has the wrong value",
                     query.name
                 )));
@@ -243,6 +297,17 @@ pub fn check(auth: &Auth, req: &HttpRequest) -> Result<(), Denied> {
         }
     }
     Ok(())
+}
+
+/// Whether the request carries any of the secrets `auth` asks for (right or wrong).
+pub fn presents_secret(auth: &Auth, req: &HttpRequest) -> bool {
+    auth.header
+        .as_ref()
+        .is_some_and(|h| req.headers().contains_key(h.name.as_str()))
+        || auth
+            .query
+            .as_ref()
+            .is_some_and(|q| query_value(req.query_string(), &q.name).is_some())
 }
 
 fn query_value(query: &str, name: &str) -> Option<String> {

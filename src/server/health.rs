@@ -73,6 +73,7 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         (false, _) => "refused",
         (true, false) => "panicked",
     };
+    let metrics = &state.metrics;
     let body = json!({
         "status": status,
         "rulesets": rulesets,
@@ -80,6 +81,11 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         "quarantined": quarantined(&catalog),
         "workers": state.router.pool().status(),
         "last_panic": panic,
+        "connections": {
+            "open": metrics.connections_open.get(),
+            "max": metrics.connections_max.get(),
+            "file_limit": metrics.file_limit.get(),
+        },
     });
     let mut response = if ready {
         HttpResponse::Ok()

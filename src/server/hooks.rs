@@ -19,6 +19,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::auth::{self, Denied};
+use super::throttle::{self, Kind, Throttle};
 use crate::app::Belroute;
 
 /// A request no rule set can answer: its status, the one-line reason, its metric label.
@@ -27,6 +28,10 @@ struct Rejection {
     status: StatusCode,
     reason: String,
     label: &'static str,
+    /// `429`: when to try again.
+    retry_after: Option<std::time::Duration>,
+    /// Counted, not logged one by one (a burst of guesses logs one warning).
+    quiet: bool,
 }
 
 impl Rejection {
@@ -35,6 +40,21 @@ impl Rejection {
             status,
             reason: reason.into(),
             label,
+            retry_after: None,
+            quiet: false,
+        }
+    }
+
+    /// Too many wrong secrets from this address: the secret was not checked.
+    fn throttled(wait: std::time::Duration) -> Self {
+        Rejection {
+            retry_after: Some(wait),
+            quiet: true,
+            ..Rejection::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "too many wrong secrets from this address",
+            )
         }
     }
 }
@@ -72,13 +92,25 @@ pub async fn hook(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<Belroute>,
+    throttle: web::Data<Throttle>,
 ) -> HttpResponse {
     let arrived = Instant::now();
     let received_at = SystemTime::now();
     let name = req.match_info().get("ruleset").unwrap_or_default();
-    let answered = AssertUnwindSafe(answer(&req, payload, &state, name, arrived, received_at))
-        .catch_unwind()
-        .await;
+    if let Some(refusal) = notification(&req, &state, name) {
+        return refusal;
+    }
+    let answered = AssertUnwindSafe(answer(
+        &req,
+        payload,
+        &state,
+        &throttle,
+        name,
+        arrived,
+        received_at,
+    ))
+    .catch_unwind()
+    .await;
     match answered {
         Ok(Ok(response)) => response,
         Ok(Err(rejection)) => refuse(&req, &state, name, rejection),
@@ -102,19 +134,46 @@ pub async fn hook(
     }
 }
 
+/// A subscription's notification that reached belroute itself (its endpoint leads here, by a
+/// proxy or a name the check at its creation could not see through): refused, `508 Loop
+/// Detected`, and no call recorded, so it cannot feed itself.
+fn notification(req: &HttpRequest, state: &Belroute, name: &str) -> Option<HttpResponse> {
+    let subscription = req
+        .headers()
+        .get(crate::subscriptions::NOTIFICATION_HEADER)?;
+    let subscription = String::from_utf8_lossy(subscription.as_bytes()).into_owned();
+    let subscription = escape(&subscription).to_string();
+    state.metrics.reject("loop");
+    tracing::warn!(ruleset = %escape(name), %subscription, "hook request refused: it is belroute's own notification for subscription `{subscription}`, whose endpoint leads back to /hooks; set that endpoint to the application that should be told");
+    Some(
+        HttpResponse::build(StatusCode::LOOP_DETECTED)
+            .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+            .body(format!(
+                "this is a belroute notification (subscription `{subscription}`), not a call: /hooks does not take notifications; point the subscription's endpoint at the application that should be told\n"
+            )),
+    )
+}
+
 fn refuse(req: &HttpRequest, state: &Belroute, name: &str, rejection: Rejection) -> HttpResponse {
     state.metrics.reject(rejection.label);
     let peer = req
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    tracing::warn!(ruleset = %escape(name), %peer, status = rejection.status.as_u16(), "hook request refused: {}", rejection.reason);
+    if rejection.quiet {
+        tracing::debug!(ruleset = %escape(name), %peer, status = rejection.status.as_u16(), "hook request refused: {}", rejection.reason);
+    } else {
+        tracing::warn!(ruleset = %escape(name), %peer, status = rejection.status.as_u16(), "hook request refused: {}", rejection.reason);
+    }
     let mut response = HttpResponse::build(rejection.status);
     response.insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"));
+    if let Some(wait) = rejection.retry_after {
+        response.insert_header((header::RETRY_AFTER, throttle::retry_after(wait)));
+    }
     // Authentication failures say nothing about why.
     if matches!(
         rejection.status,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
     ) {
         response.finish()
     } else {
@@ -126,15 +185,47 @@ async fn answer(
     req: &HttpRequest,
     payload: web::Payload,
     state: &Belroute,
+    throttle: &Throttle,
     name: &str,
     arrived: Instant,
     received_at: SystemTime,
 ) -> Result<HttpResponse, Rejection> {
     let auth = state.config.auth_for(name);
-    auth::check(auth, req).map_err(|denied| match denied {
-        Denied::Forbidden(why) => Rejection::new(StatusCode::FORBIDDEN, "forbidden", why),
-        Denied::Unauthorized(why) => Rejection::new(StatusCode::UNAUTHORIZED, "unauthorized", why),
-    })?;
+    // A presented secret is a try: an address with too many wrong ones waits.
+    let ticket = if auth::presents_secret(auth, req) {
+        let client = throttle.client(req, &auth.trusted_proxies);
+        Some(
+            throttle
+                .check(Kind::HookSecret, client)
+                .map_err(Rejection::throttled)?,
+        )
+    } else {
+        None
+    };
+    match auth::check(auth, req) {
+        Ok(()) => {
+            if let Some(ticket) = ticket {
+                ticket.succeeded();
+            }
+        }
+        Err(Denied::Forbidden(why)) => {
+            return Err(Rejection::new(StatusCode::FORBIDDEN, "forbidden", why));
+        }
+        Err(Denied::Unauthorized(why)) => {
+            return Err(Rejection::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                why,
+            ));
+        }
+        Err(Denied::WrongSecret(why)) => {
+            let free = ticket.is_none_or(throttle::Ticket::failed);
+            return Err(Rejection {
+                quiet: !free,
+                ..Rejection::new(StatusCode::UNAUTHORIZED, "unauthorized", why)
+            });
+        }
+    }
     let set = ruleset(state, name)?;
     let deadline = set.deadline(arrived, state.config.hooks.margin);
     let hidden = auth.query.as_ref().map(|q| q.name.as_str());

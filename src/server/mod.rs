@@ -6,7 +6,9 @@ mod auth;
 pub mod console;
 mod health;
 mod hooks;
+pub mod limits;
 mod subscriptions;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -207,26 +209,63 @@ async fn front_door() -> HttpResponse {
         )
 }
 
-/// Binds and starts serving `app`.
+/// Binds and starts serving `app`, with `hooks.connections`' limits and timeouts.
 pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Running> {
     let state = web::Data::new(app.clone());
     // One set of console sessions for every worker.
     let sessions = web::Data::new(console::Sessions::default());
-    let mut server = HttpServer::new(move || {
+    // One count of wrong credentials for every worker.
+    let throttle = web::Data::new(throttle::Throttle::new(app.metrics.clone()));
+    let settings = &app.config.hooks.connections;
+    let files = limits::file_limit();
+    let max_connections = limits::max_connections(settings, files);
+    let workers = options.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    app.metrics
+        .connections_max
+        .set(gauge(max_connections as u64));
+    app.metrics
+        .file_limit
+        .set(files.soft.map_or(i64::MAX, gauge));
+    let open = app.metrics.connections_open.clone();
+    let keep_alive = if settings.keep_alive.is_zero() {
+        actix_web::http::KeepAlive::Disabled
+    } else {
+        actix_web::http::KeepAlive::Timeout(settings.keep_alive)
+    };
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(sessions.clone())
+            .app_data(throttle.clone())
             .configure(routes)
     })
+    .on_connect(move |_, data| {
+        data.insert(limits::Open::new(&open));
+    })
+    .workers(workers)
+    // actix-web counts per worker.
+    .max_connections((max_connections / workers).max(1))
+    .keep_alive(keep_alive)
+    .client_request_timeout(settings.request_timeout)
+    .client_disconnect_timeout(settings.disconnect_timeout)
     .disable_signals()
     .shutdown_timeout(options.shutdown_timeout.as_secs().max(1));
-    if let Some(workers) = options.workers {
-        server = server.workers(workers);
-    }
     let server = server
         .bind(&options.listen)
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let addrs = server.addrs();
+    // No subscription may notify this server's own webhook.
+    app.subscriptions.listening_on(&addrs);
+    for (name, subscription) in &app.config.subscriptions {
+        if let Some(endpoint) = &subscription.endpoint
+            && let Some(why) = crate::subscriptions::points_at(endpoint.expose(), &addrs).await
+        {
+            anyhow::bail!("belroute.yaml: `subscriptions.{name}.endpoint` {why}");
+        }
+    }
     let server = server.run();
     let handle = server.handle();
     let task = tokio::spawn(server);

@@ -20,7 +20,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use spill::{SPILL_FILE, default_spill_path};
-pub use writer::{AgentReported, CallLog, CallLogStats, CallRecord, CallRow, WriterSettings};
+pub use writer::{
+    AgentReported, CallLog, CallLogStats, CallRecord, CallRow, STALL, WriterSettings,
+};
 
 /// A connection pool to belroute's database.
 #[derive(Debug, Clone)]

@@ -73,6 +73,8 @@ pub(super) struct Stats {
     pub spilled: AtomicU64,
     pub replayed: AtomicU64,
     pub dropped: AtomicU64,
+    /// Records the database refused for what they hold, kept in a file beside the spill file.
+    pub set_aside: AtomicU64,
     pub database_up: AtomicBool,
     last_drop_log_ms: AtomicI64,
 }

@@ -1,23 +1,46 @@
-//! The call log writer: answers never wait for the database. Records go through a bounded
-//! queue to one task that writes them in batches, one transaction each. What does not fit in
-//! the queue (a flood, or the database down or slow) goes to the spill file (see
-//! [`super::spill`]) and is replayed into the database when the writer has slack; only when
-//! the spill file is full too (or the disk) is a record dropped, counted and said. A clean
-//! shutdown writes everything queued before the process exits.
+//! The call log writer: answers never wait for the database, and records do not wait in memory
+//! for a database that cannot take them. Records go through a bounded queue to one task that
+//! writes them in batches, one transaction each. While the writer cannot write — a write
+//! failed, or one has taken longer than [`STALL`] — new records go straight to the spill file
+//! (see [`super::spill`]), and so do the records the writer held, so a crash loses at most the
+//! last moment's records; the spill file is replayed into the database when it takes writes
+//! again and the writer has slack. Only when the spill file is full too (or the disk) is a
+//! record dropped, counted and said. A stop writes everything queued and spilled if the
+//! database takes it within the stop's wait, and otherwise leaves it in the spill file, which
+//! the next start replays.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 use super::events::EventSink;
 use super::record::Stats;
 pub use super::record::{CallRecord, CallRow};
-use super::spill::{self, Replay, SpillMessage, SpillShared};
+use super::spill::{self, Replay, ReplayBatch, SetAside, SpillMessage, SpillShared};
 use super::{Storage, epoch_ms};
+
+/// A write that has not finished after this long sends new records to the spill file (and a
+/// copy of the records it is writing), so they do not wait in memory; it is also how much a
+/// crash while the database hangs can lose.
+pub const STALL: Duration = Duration::from_millis(500);
+
+/// While the database is unavailable it is tried again after 100 ms, doubling up to 5 s
+/// (1 s while stopping).
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const BACKOFF_MAX_STOPPING: Duration = Duration::from_secs(1);
+
+/// A spill file that cannot be read this many times in a row is moved aside.
+const READ_FAILURES: u32 = 3;
+
+/// How long a stop waits for the spill thread to put what was in memory on disk.
+const TO_DISK_WITHIN: Duration = Duration::from_secs(10);
 
 /// How the writer queues, batches and spills (from `storage:` in belroute.yaml).
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +70,7 @@ enum Message {
     Record(Box<CallRecord>),
     /// Acknowledged once everything sent before it is written.
     Flush(oneshot::Sender<()>),
-    /// Write what is queued, then stop.
+    /// Write what is queued and spilled, then stop (or, told to give up, put it on disk).
     Close(oneshot::Sender<()>),
 }
 
@@ -56,14 +79,20 @@ enum Message {
 pub struct CallLogStats {
     /// Records written to the database (replayed ones included).
     pub written: u64,
-    /// Records lost: the spill file was full or could not be written.
+    /// Records lost: the spill file was full or could not be written, or a line of it was not
+    /// a record.
     pub dropped: u64,
-    /// Records that went to the spill file because the queue was full.
+    /// Records that went to the spill file: the queue was full, or the database could not
+    /// take them.
     pub spilled: u64,
     /// Records replayed from the spill file into the database.
     pub replayed: u64,
+    /// Records the database refused for what they hold, kept in a file beside the spill file.
+    pub set_aside: u64,
     /// Records waiting in memory.
     pub queued: usize,
+    /// Records waiting in the spill files.
+    pub spill_records: u64,
     /// Bytes waiting in the spill files.
     pub spill_bytes: u64,
     pub database_up: bool,
@@ -87,6 +116,8 @@ pub struct CallLog {
     spill: mpsc::Sender<SpillMessage>,
     spill_shared: Arc<SpillShared>,
     stats: Arc<Stats>,
+    /// Set when a stop has waited long enough: the writer puts what it holds on disk.
+    give_up: watch::Sender<bool>,
 }
 
 impl CallLog {
@@ -108,6 +139,7 @@ impl CallLog {
                 spill_shared.bytes.load(Ordering::Relaxed)
             );
         }
+        let (give_up, give_up_seen) = watch::channel(false);
         let writer = Writer {
             storage: storage.clone(),
             events: events.clone(),
@@ -115,11 +147,23 @@ impl CallLog {
             want_replay: spill_shared.has_records(),
             shared: spill_shared.clone(),
             spill: spill.clone(),
+            receiver,
+            disconnected: false,
+            give_up: give_up_seen,
             batch_size: settings.batch.max(1),
             migrated: false,
             replay: None,
+            in_hand: None,
+            set_aside: SetAside::default(),
+            diverted: Vec::new(),
+            acks: Vec::new(),
+            closing: None,
+            down_since: None,
+            backoff: BACKOFF_FIRST,
+            retry_at: None,
+            read_failures: 0,
         };
-        tokio::spawn(writer.run(receiver));
+        tokio::spawn(writer.run());
         Ok(CallLog {
             storage,
             events,
@@ -127,18 +171,25 @@ impl CallLog {
             spill,
             spill_shared,
             stats,
+            give_up,
         })
     }
 
-    /// Queues a record; never waits. A full queue sends it to the spill file (through a
-    /// queue of its own); when that is full too, the record is dropped, counted and said.
+    /// Queues a record; never waits. While the writer cannot write, or when the queue is
+    /// full, the record goes to the spill file (through a queue of its own); when that is
+    /// full too, the record is dropped, counted and said.
     pub fn record(&self, record: CallRecord) {
         self.stats.pending.fetch_add(1, Ordering::Relaxed);
-        let record = match self.sender.try_send(Message::Record(Box::new(record))) {
-            Ok(()) => return,
-            Err(TrySendError::Full(Message::Record(record)))
-            | Err(TrySendError::Closed(Message::Record(record))) => record,
-            Err(_) => return,
+        let record = Box::new(record);
+        let record = if self.spill_shared.divert.load(Ordering::Relaxed) {
+            record
+        } else {
+            match self.sender.try_send(Message::Record(record)) {
+                Ok(()) => return,
+                Err(TrySendError::Full(Message::Record(record)))
+                | Err(TrySendError::Closed(Message::Record(record))) => record,
+                Err(_) => return,
+            }
         };
         if self.spill.try_send(SpillMessage::Record(record)).is_err() {
             self.stats.pending.fetch_sub(1, Ordering::Relaxed);
@@ -188,26 +239,63 @@ impl CallLog {
         Ok(AgentReported::NoSuchCall)
     }
 
-    /// Writes everything queued and stops the writer; gives up after `timeout` (the database
-    /// is down), saying how many records are lost.
-    pub async fn close(&self, timeout: Duration) {
-        let queued = self.queued();
-        let (ack, done) = oneshot::channel();
-        if self.sender.send(Message::Close(ack)).await.is_err() {
-            return;
+    /// Writes everything queued and spilled and stops the writer, waiting up to `wait` for
+    /// the database; what it has not taken by then is put in the spill file (and on the
+    /// disk), where the next start finds it.
+    pub async fn close(&self, wait: Duration) {
+        let waiting = self.waiting();
+        let (ack, mut done) = oneshot::channel();
+        let deadline = Instant::now() + wait;
+        match tokio::time::timeout_at(deadline, self.sender.send(Message::Close(ack))).await {
+            Ok(Ok(())) => {
+                if tokio::time::timeout_at(deadline, &mut done).await.is_ok() {
+                    tracing::info!("call log flushed ({waiting} record(s) were queued)");
+                    return;
+                }
+            }
+            Ok(Err(_)) => return,
+            Err(_) => {
+                // The queue is full and the writer busy: it takes the close once it gives up.
+                let _ = self.give_up.send(true);
+                let (ack, again) = oneshot::channel();
+                let sent =
+                    tokio::time::timeout(TO_DISK_WITHIN, self.sender.send(Message::Close(ack)))
+                        .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    self.lost_at_stop();
+                    return;
+                }
+                done = again;
+            }
         }
-        match tokio::time::timeout(timeout, done).await {
-            Ok(_) => tracing::info!("call log flushed ({queued} record(s) were queued)"),
-            Err(_) => tracing::error!(
-                "call log: the database did not take the {} queued record(s) within {}; they are lost",
-                self.queued(),
-                humantime::format_duration(timeout)
+        let _ = self.give_up.send(true);
+        match tokio::time::timeout(TO_DISK_WITHIN, done).await {
+            Ok(Ok(())) => tracing::warn!(
+                "call log: the database did not take the waiting call records within {}; {} record(s) are kept in the spill file beside {} and written to the database at the next start",
+                humantime::format_duration(wait),
+                self.waiting(),
+                self.spill_shared.active.display()
             ),
+            _ => self.lost_at_stop(),
         }
+    }
+
+    fn lost_at_stop(&self) {
+        tracing::error!(
+            "call log: {} record(s) still in memory could not be put in the spill file {} within {}; they are lost",
+            self.queued(),
+            self.spill_shared.active.display(),
+            humantime::format_duration(TO_DISK_WITHIN)
+        );
     }
 
     fn queued(&self) -> usize {
         usize::try_from(self.stats.pending.load(Ordering::Relaxed)).unwrap_or(usize::MAX)
+    }
+
+    /// Records not yet in the database: in memory or in the spill files.
+    fn waiting(&self) -> u64 {
+        self.stats.pending.load(Ordering::Relaxed) + self.spill_shared.lines.load(Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> CallLogStats {
@@ -216,7 +304,9 @@ impl CallLog {
             dropped: self.stats.dropped.load(Ordering::Relaxed),
             spilled: self.stats.spilled.load(Ordering::Relaxed),
             replayed: self.stats.replayed.load(Ordering::Relaxed),
+            set_aside: self.stats.set_aside.load(Ordering::Relaxed),
             queued: self.queued(),
+            spill_records: self.spill_shared.lines.load(Ordering::Relaxed),
             spill_bytes: self.spill_shared.bytes.load(Ordering::Relaxed),
             database_up: self.stats.database_up.load(Ordering::Relaxed),
         }
@@ -228,6 +318,65 @@ const REPORT_RETRIES: u32 = 5;
 /// …this long apart.
 const REPORT_RETRY_AFTER: Duration = Duration::from_millis(200);
 
+/// Why one write did not go through.
+struct Failure {
+    message: String,
+    /// The database refused these rows for what they hold; it would refuse them again.
+    refused: bool,
+}
+
+impl Failure {
+    fn of(storage: &Storage, error: sqlx::Error) -> Self {
+        Failure {
+            refused: refuses(storage, &error),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Whether `error` says the rows themselves are refused (a value the database cannot store, a
+/// constraint), not that the database is unavailable, locked or busy.
+fn refuses(storage: &Storage, error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(e) = error else {
+        return matches!(error, sqlx::Error::Encode(_));
+    };
+    if !matches!(e.kind(), sqlx::error::ErrorKind::Other) {
+        return true;
+    }
+    let Some(code) = e.code() else {
+        return false;
+    };
+    match storage {
+        // Class 22, data exception: an invalid byte sequence (a NUL), a value out of range.
+        Storage::Postgres(_) => code.len() == 5 && code.starts_with("22"),
+        // TOOBIG, CONSTRAINT, MISMATCH (with their extended codes); BUSY and LOCKED are not.
+        Storage::Sqlite(_) => code
+            .parse::<i64>()
+            .is_ok_and(|n| matches!(n & 0xff, 18..=20)),
+    }
+}
+
+/// How one write went.
+enum Attempt {
+    /// `copied`: the rows were also handed to the spill file while the write took long.
+    Written {
+        inserted: u64,
+        copied: Copied,
+    },
+    Failed {
+        failure: Failure,
+        copied: Copied,
+    },
+    /// The stop gave up waiting; the write was abandoned.
+    GaveUp {
+        copied: Copied,
+    },
+}
+
+/// Whether the rows of a write were copied to the spill file while it took long; then the
+/// spill thread answers how many of them it could not append.
+type Copied = Option<oneshot::Receiver<u64>>;
+
 /// The writer task's state.
 struct Writer {
     storage: Storage,
@@ -235,113 +384,362 @@ struct Writer {
     stats: Arc<Stats>,
     shared: Arc<SpillShared>,
     spill: mpsc::Sender<SpillMessage>,
+    receiver: mpsc::Receiver<Message>,
+    /// The call log's handle is gone: nothing more will come.
+    disconnected: bool,
+    give_up: watch::Receiver<bool>,
     batch_size: usize,
     migrated: bool,
     /// The sealed spill file being replayed.
     replay: Option<Replay>,
+    /// Rows read from the sealed file and not yet written.
+    in_hand: Option<ReplayBatch>,
+    /// Where records of the file being replayed that the database refuses go.
+    set_aside: SetAside,
+    /// Records taken from the queue while diverting, on their way to the spill file.
+    diverted: Vec<CallRow>,
     /// Records may wait in the spill file: look when there is slack.
     want_replay: bool,
+    acks: Vec<oneshot::Sender<()>>,
+    closing: Option<oneshot::Sender<()>>,
+    /// Since when the database is unavailable (a write failed).
+    down_since: Option<Instant>,
+    backoff: Duration,
+    /// Not before this is the spill file tried again (the database is down, or it could not
+    /// be read).
+    retry_at: Option<Instant>,
+    /// Failed reads of the sealed file in a row.
+    read_failures: u32,
 }
 
 impl Writer {
-    async fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+    async fn run(mut self) {
         let mut batch: Vec<CallRecord> = Vec::with_capacity(self.batch_size);
-        let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
-        let mut closing: Option<oneshot::Sender<()>> = None;
         loop {
-            if batch.is_empty() && acks.is_empty() && closing.is_none() {
-                if self.replay.is_some() || self.want_replay {
-                    // Slack: live records first, else the next batch from the spill file.
-                    match receiver.try_recv() {
-                        Ok(message) => take(message, &mut batch, &mut acks, &mut closing),
-                        Err(TryRecvError::Empty) => {
-                            self.replay_step().await;
-                            continue;
-                        }
-                        Err(TryRecvError::Disconnected) => return,
-                    }
-                } else {
-                    tokio::select! {
-                        message = receiver.recv() => match message {
-                            Some(message) => take(message, &mut batch, &mut acks, &mut closing),
-                            None => return,
-                        },
-                        () = self.shared.appended.notified() => {
-                            self.want_replay = true;
-                            continue;
-                        }
+            if *self.give_up.borrow() {
+                self.stop_now(batch).await;
+                return;
+            }
+            while batch.len() < self.batch_size {
+                match self.receiver.try_recv() {
+                    Ok(message) => self.take(message, &mut batch),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.disconnected = true;
+                        break;
                     }
                 }
             }
-            while batch.len() < self.batch_size && closing.is_none() {
-                match receiver.try_recv() {
-                    Ok(message) => take(message, &mut batch, &mut acks, &mut closing),
-                    Err(_) => break,
-                }
-            }
+            self.send_diverted().await;
             if !batch.is_empty() {
-                let rows: Vec<CallRow> = batch.iter().map(CallRow::from).collect();
-                self.write(&rows, false).await;
-                batch.clear();
-            }
-            // More may have been queued behind a flush or close; write that first.
-            if !receiver.is_empty() && (closing.is_some() || !acks.is_empty()) {
-                let pending = receiver.len();
-                for _ in 0..pending {
-                    if let Ok(message) = receiver.try_recv() {
-                        take(message, &mut batch, &mut acks, &mut closing);
-                    }
-                }
+                let records = std::mem::replace(&mut batch, Vec::with_capacity(self.batch_size));
+                self.write_live(records).await;
                 continue;
             }
-            if !acks.is_empty() || closing.is_some() {
-                // Records spilled before the flush are written before it is acknowledged.
-                self.want_replay = true;
-                while self.replay.is_some() || self.want_replay {
+            let replay_pending =
+                self.replay.is_some() || self.in_hand.is_some() || self.want_replay;
+            if replay_pending {
+                if self.retry_at.is_none_or(|at| Instant::now() >= at) {
                     self.replay_step().await;
+                    continue;
+                }
+            } else {
+                // Everything is written: flushes are done, a stop stops.
+                for ack in self.acks.drain(..) {
+                    let _ = ack.send(());
+                }
+                if let Some(close) = self.closing.take() {
+                    self.to_disk().await;
+                    let _ = close.send(());
+                    return;
+                }
+                if self.disconnected {
+                    return;
                 }
             }
-            for ack in acks.drain(..) {
-                let _ = ack.send(());
-            }
-            if let Some(close) = closing.take() {
-                let _ = close.send(());
-                return;
+            // Nothing to do now: wait for a record, an append to the spill file, the next try
+            // or a stop.
+            let retry_at = self.retry_at.filter(|_| replay_pending);
+            let mut give_up = self.give_up.clone();
+            tokio::select! {
+                message = self.receiver.recv(), if !self.disconnected => match message {
+                    Some(message) => self.take(message, &mut batch),
+                    None => self.disconnected = true,
+                },
+                () = self.shared.appended.notified(), if !replay_pending => self.want_replay = true,
+                () = sleep_until(retry_at), if retry_at.is_some() => {}
+                true = gave_up(&mut give_up) => {}
+                else => return,
             }
         }
     }
 
-    /// Writes rows with their events (retrying until the database takes them).
-    async fn write(&mut self, rows: &[CallRow], replayed: bool) {
-        let inserted = write_with_retry(
-            &self.storage,
-            rows,
-            self.events.as_ref(),
-            replayed,
-            &self.stats,
-            &mut self.migrated,
-        )
-        .await;
-        self.stats.written.fetch_add(inserted, Ordering::Relaxed);
-        if replayed {
-            self.stats
-                .replayed
-                .fetch_add(rows.len() as u64, Ordering::Relaxed);
-        } else {
-            self.stats
-                .pending
-                .fetch_sub(rows.len() as u64, Ordering::Relaxed);
+    fn take(&mut self, message: Message, batch: &mut Vec<CallRecord>) {
+        match message {
+            Message::Record(record) => {
+                if self.shared.divert.load(Ordering::Relaxed) {
+                    self.diverted.push(CallRow::from(record.as_ref()));
+                } else {
+                    batch.push(*record);
+                }
+            }
+            Message::Flush(ack) => {
+                // Records spilled before the flush are written before it is acknowledged.
+                self.acks.push(ack);
+                self.want_replay = true;
+            }
+            Message::Close(ack) => {
+                self.closing = Some(ack);
+                self.want_replay = true;
+            }
         }
+    }
+
+    /// Hands the records taken from the queue while diverting to the spill file.
+    async fn send_diverted(&mut self) {
+        if !self.diverted.is_empty() {
+            let rows = std::mem::take(&mut self.diverted);
+            self.to_spill(rows).await;
+        }
+    }
+
+    /// Hands rows the writer holds (counted as pending) to the spill file.
+    async fn to_spill(&self, rows: Vec<CallRow>) {
+        let n = rows.len() as u64;
+        self.shared.lines.fetch_add(n, Ordering::Relaxed);
+        self.stats.pending.fetch_sub(n, Ordering::Relaxed);
+        if self.spill.send(SpillMessage::Rows(rows)).await.is_err() {
+            self.shared.lines_done(n);
+            for _ in 0..n {
+                self.stats.drop_record("the spill thread has stopped");
+            }
+        }
+    }
+
+    /// Hands a copy of rows still being written (counted as pending) to the spill file; the
+    /// answer says how many it could not append.
+    async fn copy_to_spill(&self, rows: Vec<CallRow>) -> oneshot::Receiver<u64> {
+        let n = rows.len() as u64;
+        self.shared.lines.fetch_add(n, Ordering::Relaxed);
+        self.stats.pending.fetch_sub(n, Ordering::Relaxed);
+        let (missed, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(SpillMessage::Copy(_, missed))) =
+            self.spill.send(SpillMessage::Copy(rows, missed)).await
+        {
+            self.shared.lines_done(n);
+            let _ = missed.send(n);
+        }
+        answer
+    }
+
+    /// Asks the spill thread to put everything sent to it on the disk, and waits for it.
+    async fn to_disk(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.spill.send(SpillMessage::Sync(ack)).await.is_ok() {
+            let _ = tokio::time::timeout(TO_DISK_WITHIN, done).await;
+        }
+    }
+
+    /// The stop gave up waiting for the database: what is still in memory goes to the spill
+    /// file, which is forced to the disk; the sealed file stays for the next start.
+    async fn stop_now(&mut self, batch: Vec<CallRecord>) {
+        let mut rows: Vec<CallRow> = batch.iter().map(CallRow::from).collect();
+        while let Ok(message) = self.receiver.try_recv() {
+            match message {
+                Message::Record(record) => rows.push(CallRow::from(record.as_ref())),
+                // Dropped: the flush reports that it did not complete.
+                Message::Flush(_) => {}
+                Message::Close(ack) => self.closing = Some(ack),
+            }
+        }
+        rows.append(&mut self.diverted);
+        if !rows.is_empty() {
+            self.to_spill(rows).await;
+        }
+        self.to_disk().await;
+        if let Some(close) = self.closing.take() {
+            let _ = close.send(());
+        }
+    }
+
+    /// Writes records taken from the queue; what cannot be written goes to the spill file.
+    async fn write_live(&mut self, records: Vec<CallRecord>) {
+        let rows: Vec<CallRow> = records.iter().map(CallRow::from).collect();
+        drop(records);
+        let n = rows.len() as u64;
+        match self.attempt(&rows, true).await {
+            Attempt::Written { inserted, copied } => {
+                self.stats.written.fetch_add(inserted, Ordering::Relaxed);
+                if copied.is_none() {
+                    self.stats.pending.fetch_sub(n, Ordering::Relaxed);
+                }
+                self.up();
+            }
+            Attempt::Failed { failure, copied } => {
+                match copied {
+                    Some(missed) => self.copy_missed(missed).await,
+                    None => self.to_spill(rows).await,
+                }
+                if failure.refused {
+                    // Not the database: the replay writes these one by one and sets aside
+                    // the ones it refuses.
+                    self.want_replay = true;
+                } else {
+                    self.down(&failure.message);
+                }
+            }
+            Attempt::GaveUp { copied } => match copied {
+                Some(missed) => self.copy_missed(missed).await,
+                None => self.to_spill(rows).await,
+            },
+        }
+    }
+
+    /// A write whose rows were copied to the spill file did not go through: the copies the
+    /// spill file could not take are lost now, and counted so.
+    async fn copy_missed(&self, missed: oneshot::Receiver<u64>) {
+        let missed = tokio::time::timeout(TO_DISK_WITHIN, missed)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+        for _ in 0..missed {
+            self.stats.drop_record(&format!(
+                "neither the database nor the spill file {} could take them (storage.spill_limit, or the disk)",
+                self.shared.active.display()
+            ));
+        }
+    }
+
+    /// One write of `rows` (`live`: from the queue; else replayed, skipping rows already in
+    /// the database). When it takes longer than [`STALL`], new records go to the spill file
+    /// meanwhile, and live rows are copied there too; a stop that gives up abandons it.
+    async fn attempt(&mut self, rows: &[CallRow], live: bool) -> Attempt {
+        let (storage, events, migrate) =
+            (self.storage.clone(), self.events.clone(), !self.migrated);
+        let write = async move {
+            if migrate {
+                storage.migrate().await.map_err(|e| Failure {
+                    message: e.to_string(),
+                    refused: false,
+                })?;
+            }
+            storage
+                .insert_rows(rows, events.as_ref(), !live)
+                .await
+                .map_err(|e| Failure::of(&storage, e))
+        };
+        tokio::pin!(write);
+        let stall = tokio::time::sleep(STALL);
+        tokio::pin!(stall);
+        let mut give_up = self.give_up.clone();
+        let (mut stalled, mut give_up_gone) = (false, false);
+        let mut copied: Copied = None;
+        let mut spare = Vec::new();
+        loop {
+            tokio::select! {
+                biased;
+                seen = gave_up(&mut give_up), if !give_up_gone => {
+                    if seen {
+                        return Attempt::GaveUp { copied };
+                    }
+                    give_up_gone = true;
+                }
+                result = &mut write => {
+                    return match result {
+                        Ok(inserted) => {
+                            self.migrated = true;
+                            Attempt::Written { inserted, copied }
+                        }
+                        Err(failure) => Attempt::Failed { failure, copied },
+                    };
+                }
+                () = &mut stall, if !stalled => {
+                    stalled = true;
+                    self.shared.divert.store(true, Ordering::Relaxed);
+                    tracing::debug!(
+                        "call log: a write has taken over {}; new records go to the spill file meanwhile",
+                        humantime::format_duration(STALL)
+                    );
+                    if live {
+                        copied = Some(self.copy_to_spill(rows.to_vec()).await);
+                    }
+                }
+                message = self.receiver.recv(), if stalled && !self.disconnected => {
+                    match message {
+                        Some(message) => self.take(message, &mut spare),
+                        None => self.disconnected = true,
+                    }
+                    if !spare.is_empty() {
+                        let rows = spare.drain(..).map(|r| CallRow::from(&r)).collect();
+                        self.to_spill(rows).await;
+                    }
+                    self.send_diverted().await;
+                }
+            }
+        }
+    }
+
+    /// The database took a write: records go through the queue again.
+    fn up(&mut self) {
+        self.shared.divert.store(false, Ordering::Relaxed);
+        self.backoff = BACKOFF_FIRST;
+        self.retry_at = None;
+        if let Some(since) = self.down_since.take() {
+            self.stats.database_up.store(true, Ordering::Relaxed);
+            self.want_replay = true;
+            tracing::info!(
+                "call log database is back after {}; the records in the spill file are being written",
+                humantime::format_duration(Duration::from_secs(since.elapsed().as_secs()))
+            );
+        }
+    }
+
+    /// A write failed: the database is unavailable. Records go to the spill file until a
+    /// replay (tried after a growing wait) goes through.
+    fn down(&mut self, error: &str) {
+        self.shared.divert.store(true, Ordering::Relaxed);
+        self.want_replay = true;
+        if self.down_since.is_none() {
+            self.down_since = Some(Instant::now());
+            self.stats.database_up.store(false, Ordering::Relaxed);
+            tracing::error!(
+                "call log database unavailable ({} {error}); calls are still answered and their records go to the spill file {} until it is back",
+                self.storage.kind(),
+                self.shared.active.display()
+            );
+        }
+        let max = if self.closing.is_some() {
+            BACKOFF_MAX_STOPPING
+        } else {
+            BACKOFF_MAX
+        };
+        self.retry_at = Some(Instant::now() + self.backoff.min(max));
+        self.backoff = (self.backoff * 2).min(max);
     }
 
     /// Replays one batch from the sealed spill file (sealing the active one first if needed).
     async fn replay_step(&mut self) {
+        let batch = match self.in_hand.take() {
+            Some(batch) => batch,
+            None => match self.read_batch().await {
+                Some(batch) => batch,
+                None => return,
+            },
+        };
+        self.write_replayed(batch).await;
+    }
+
+    /// The next batch of the sealed file, opening it first; `None` when there is none or it
+    /// cannot be read now.
+    async fn read_batch(&mut self) -> Option<ReplayBatch> {
         if self.replay.is_none() {
             if !self.seal().await {
                 self.want_replay = false;
-                return;
+                return None;
             }
-            match Replay::open(&self.shared.sealed) {
+            let sealed = self.shared.sealed.clone();
+            match Replay::open(&sealed) {
                 Ok(replay) => {
                     tracing::info!(
                         "call log: replaying {} ({} bytes) into the database",
@@ -351,47 +749,154 @@ impl Writer {
                     self.replay = Some(replay);
                 }
                 Err(e) => {
-                    tracing::error!(
-                        "call log: cannot read the spill file {} ({e}); its records wait until belroute can read it",
-                        self.shared.sealed.display()
-                    );
-                    self.want_replay = false;
-                    return;
+                    let len = std::fs::metadata(&sealed).map(|m| m.len()).unwrap_or(0);
+                    self.read_failed(&sealed, len, &e);
+                    return None;
                 }
             }
         }
-        let Some(mut replay) = self.replay.take() else {
-            return;
-        };
+        let mut replay = self.replay.take()?;
         let (stats, max) = (self.stats.clone(), self.batch_size);
         let read = tokio::task::spawn_blocking(move || {
             let batch = replay.next_batch(max, &stats);
             (replay, batch)
         })
         .await;
-        let (replay, batch) = match read {
-            Ok((replay, Ok(batch))) => (replay, batch),
+        match read {
+            Ok((replay, Ok(batch))) => {
+                self.read_failures = 0;
+                self.replay = Some(replay);
+                Some(batch)
+            }
             Ok((replay, Err(e))) => {
-                tracing::error!(
-                    "call log: cannot read the spill file {} ({e}); it is replayed again at the next start",
-                    replay.path.display()
-                );
-                self.want_replay = false;
-                return;
+                self.read_failed(&replay.path, replay.len, &e);
+                None
             }
             Err(e) => {
-                tracing::error!("call log: reading the spill file failed ({e})");
-                self.want_replay = false;
-                return;
+                let sealed = self.shared.sealed.clone();
+                let len = std::fs::metadata(&sealed).map(|m| m.len()).unwrap_or(0);
+                self.read_failed(&sealed, len, &std::io::Error::other(e.to_string()));
+                None
             }
-        };
-        if !batch.rows.is_empty() {
-            self.write(&batch.rows, true).await;
         }
-        if !batch.done {
-            self.replay = Some(replay);
+    }
+
+    /// The sealed file could not be read: tried again from its start a little later (replay
+    /// writes nothing twice); after [`READ_FAILURES`] in a row it is moved aside, so the
+    /// records after it are not held up for ever.
+    fn read_failed(&mut self, path: &Path, len: u64, error: &std::io::Error) {
+        self.replay = None;
+        self.read_failures += 1;
+        if self.read_failures < READ_FAILURES {
+            let wait = Duration::from_secs(u64::from(self.read_failures));
+            tracing::warn!(
+                "call log: cannot read the spill file {} ({error}); trying again in {}",
+                path.display(),
+                humantime::format_duration(wait)
+            );
+            self.retry_at = Some(Instant::now() + wait);
             return;
         }
+        self.read_failures = 0;
+        match spill::move_aside(path, &self.shared) {
+            Ok(bad) => {
+                self.shared.removed(len);
+                tracing::error!(
+                    "call log: the spill file {} could not be read {READ_FAILURES} times in a row ({error}); it is moved aside to {} so that the records after it are replayed: look at it, and append what is readable to the spill file to replay it",
+                    path.display(),
+                    bad.display()
+                );
+            }
+            Err(e) => {
+                tracing::error!(
+                    "call log: the spill file {} cannot be read ({error}) nor moved aside ({e}); its records and the ones after it wait until belroute can read it: move it away by hand",
+                    path.display()
+                );
+                self.want_replay = false;
+            }
+        }
+    }
+
+    /// Writes a batch read from the spill file; rows the database refuses are set aside one
+    /// by one, and a database that is down keeps the batch in hand for the next try.
+    async fn write_replayed(&mut self, mut batch: ReplayBatch) {
+        if !batch.rows.is_empty() {
+            match self.attempt(&batch.rows, false).await {
+                Attempt::Written { inserted, .. } => {
+                    self.stats.written.fetch_add(inserted, Ordering::Relaxed);
+                    self.stats
+                        .replayed
+                        .fetch_add(batch.rows.len() as u64, Ordering::Relaxed);
+                    self.up();
+                }
+                Attempt::Failed { failure, .. } if failure.refused => {
+                    if !self.write_one_by_one(&mut batch).await {
+                        self.in_hand = Some(batch);
+                        return;
+                    }
+                }
+                Attempt::Failed { failure, .. } => {
+                    self.down(&failure.message);
+                    self.in_hand = Some(batch);
+                    return;
+                }
+                Attempt::GaveUp { .. } => {
+                    self.in_hand = Some(batch);
+                    return;
+                }
+            }
+        }
+        self.shared.lines_done(batch.lines);
+        if batch.done {
+            self.replayed_file();
+        }
+    }
+
+    /// Writes the rows of a batch the database refused one at a time, setting aside each it
+    /// refuses; `false` when the database became unavailable (or the stop gave up) first,
+    /// with the rows not yet written left in `batch`.
+    async fn write_one_by_one(&mut self, batch: &mut ReplayBatch) -> bool {
+        let mut done = 0;
+        let mut finished = true;
+        while done < batch.rows.len() {
+            let row = std::slice::from_ref(&batch.rows[done]);
+            match self.attempt(row, false).await {
+                Attempt::Written { inserted, .. } => {
+                    self.stats.written.fetch_add(inserted, Ordering::Relaxed);
+                    self.stats.replayed.fetch_add(1, Ordering::Relaxed);
+                    self.up();
+                }
+                Attempt::Failed { failure, .. } if failure.refused => {
+                    self.stats.set_aside.fetch_add(1, Ordering::Relaxed);
+                    let from = self
+                        .replay
+                        .as_ref()
+                        .map_or_else(|| self.shared.sealed.clone(), |r| r.path.clone());
+                    self.set_aside
+                        .keep(&batch.rows[done], &failure.message, &from, &self.shared);
+                }
+                Attempt::Failed { failure, .. } => {
+                    self.down(&failure.message);
+                    finished = false;
+                    break;
+                }
+                Attempt::GaveUp { .. } => {
+                    finished = false;
+                    break;
+                }
+            }
+            done += 1;
+        }
+        batch.rows.drain(..done);
+        finished
+    }
+
+    /// Every record of the sealed file is in the database: it goes.
+    fn replayed_file(&mut self) {
+        let Some(replay) = self.replay.take() else {
+            return;
+        };
+        self.set_aside = SetAside::default();
         match std::fs::remove_file(&replay.path) {
             Ok(()) => {
                 self.shared.removed(replay.len);
@@ -420,66 +925,15 @@ impl Writer {
     }
 }
 
-fn take(
-    message: Message,
-    batch: &mut Vec<CallRecord>,
-    acks: &mut Vec<oneshot::Sender<()>>,
-    closing: &mut Option<oneshot::Sender<()>>,
-) {
-    match message {
-        Message::Record(record) => batch.push(*record),
-        Message::Flush(ack) => acks.push(ack),
-        Message::Close(ack) => *closing = Some(ack),
-    }
+/// Whether a stop gave up waiting (`false` when the call log's handle is gone).
+async fn gave_up(give_up: &mut watch::Receiver<bool>) -> bool {
+    give_up.wait_for(|g| *g).await.is_ok()
 }
 
-/// Writes one batch, retrying with backoff until the database takes it; returns how many rows
-/// were inserted (`replayed` rows already in the database are skipped).
-async fn write_with_retry(
-    storage: &Storage,
-    rows: &[CallRow],
-    events: &dyn EventSink,
-    replayed: bool,
-    stats: &Stats,
-    migrated: &mut bool,
-) -> u64 {
-    let mut backoff = Duration::from_millis(100);
-    let mut down_since: Option<Instant> = None;
-    loop {
-        let result = async {
-            if !*migrated {
-                storage.migrate().await.map_err(|e| e.to_string())?;
-                *migrated = true;
-            }
-            storage
-                .insert_rows(rows, events, replayed)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        match result {
-            Ok(inserted) => {
-                if let Some(since) = down_since {
-                    stats.database_up.store(true, Ordering::Relaxed);
-                    tracing::info!(
-                        "call log database is back after {}; queued records are being written",
-                        humantime::format_duration(Duration::from_secs(since.elapsed().as_secs()))
-                    );
-                }
-                return inserted;
-            }
-            Err(error) => {
-                if down_since.is_none() {
-                    down_since = Some(Instant::now());
-                    stats.database_up.store(false, Ordering::Relaxed);
-                    tracing::error!(
-                        "call log database unavailable ({} {error}); calls are still answered and their records wait in the queue and the spill file",
-                        storage.kind()
-                    );
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+/// Sleeps until `at` (for ever when `None`: the branch is disabled then anyway).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

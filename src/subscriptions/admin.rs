@@ -91,6 +91,24 @@ async fn reload_now(app: &Belroute) {
     }
 }
 
+/// Refuses an endpoint that is this server's own webhook (see
+/// [`super::Subscriptions::loops_back`]).
+async fn not_back_to_us(
+    app: &Belroute,
+    name: &str,
+    config: &super::SubscriptionConfig,
+) -> Result<(), AdminError> {
+    let Some(endpoint) = &config.endpoint else {
+        return Ok(());
+    };
+    match app.subscriptions.loops_back(endpoint.expose()).await {
+        Some(why) => Err(AdminError::Invalid(vec![format!(
+            "`subscriptions.{name}.endpoint` {why}"
+        )])),
+        None => Ok(()),
+    }
+}
+
 /// The stored row of `name`, or why it cannot be changed.
 async fn stored(app: &Belroute, name: &str) -> Result<SubscriptionRow, AdminError> {
     if app
@@ -159,6 +177,7 @@ pub async fn create(
         _ => Map::new(),
     };
     let config = spec::check(name, &settings).map_err(AdminError::Invalid)?;
+    not_back_to_us(app, name, &config).await?;
     let key = new_key()?;
     let now = epoch_ms(SystemTime::now());
     let mut row = SubscriptionRow {
@@ -218,6 +237,7 @@ pub async fn update(
         _ => Map::new(),
     };
     let config = spec::check(name, &after).map_err(AdminError::Invalid)?;
+    not_back_to_us(app, name, &config).await?;
     spec::into_row(&after, &config, &mut row);
     row.updated_at = epoch_ms(SystemTime::now());
     match app.storage.update_subscription(&row).await {

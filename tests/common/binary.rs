@@ -28,9 +28,28 @@ impl Served {
         let mut command = belroute();
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args);
+        Self::spawn(command, env)
+    }
+
+    /// As [`Served::start`], in a process whose soft file limit is `soft` (systemd's default
+    /// is 1024), set by the shell that then becomes belroute.
+    pub fn start_with_file_limit(args: &[&str], env: &[(&str, &str)], soft: u64) -> Served {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -S -n {soft} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_belroute"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
+            .env_remove("RUST_LOG")
+            .env_remove("BELROUTE_LOG")
+            .env("NO_COLOR", "1");
+        Self::spawn(command, env)
+    }
+
+    fn spawn(mut command: Command, env: &[(&str, &str)]) -> Served {
+        command.stderr(Stdio::piped()).stdout(Stdio::null());
         for (k, v) in env {
             command.env(k, v);
         }

@@ -114,6 +114,11 @@ const LABELS: &[(&str, &str, &str)] = &[
         "Dat is niet het beheertoken: controleer admin.token in belroute.yaml en probeer het opnieuw.",
     ),
     (
+        "too_many_tries",
+        "Too many wrong tokens from your address: try again in {s} seconds.",
+        "Te veel verkeerde tokens vanaf uw adres: probeer het over {s} seconden opnieuw.",
+    ),
+    (
         "console_off",
         "The console is off: set admin.token in belroute.yaml and restart belroute.",
         "De console staat uit: stel admin.token in belroute.yaml in en herstart belroute.",

@@ -20,6 +20,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use self::html::{Lang, cookie, esc, login_form, page};
 pub use self::session::{Session, Sessions};
 use super::auth::{same_secret, url_pairs};
+use super::throttle::{self, Kind, Throttle};
 use crate::app::Belroute;
 
 /// The fields of a console form, read (and its CSRF token checked) by the guard.
@@ -204,10 +205,12 @@ fn secure(req: &HttpRequest) -> &'static str {
 }
 
 /// `POST /admin/login` (field `token`): on the admin token, a new session and its cookie.
+/// An address with too many wrong tokens waits (`429`, `Retry-After`), its token unchecked.
 async fn login(
     req: HttpRequest,
     state: web::Data<Belroute>,
     sessions: web::Data<Sessions>,
+    throttle: web::Data<Throttle>,
     body: web::Bytes,
 ) -> HttpResponse {
     let lang = Lang::of(&req);
@@ -220,12 +223,41 @@ async fn login(
             login_form(lang, Some(lang.t("console_off"))),
         );
     };
-    if !same_secret(form.get("token").as_bytes(), expected.expose()) {
-        tracing::warn!("console: login with a wrong admin token");
+    let given = form.get("token");
+    // An empty field guesses nothing: not counted.
+    let ticket = if given.is_empty() {
+        None
+    } else {
+        let client = throttle.client(&req, &state.config.hooks.auth.trusted_proxies);
+        match throttle.check(Kind::ConsoleLogin, client) {
+            Ok(ticket) => Some(ticket),
+            Err(wait) => {
+                let seconds = throttle::retry_after(wait);
+                let message = lang.t("too_many_tries").replace("{s}", &seconds);
+                let mut response = html_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    login_form(lang, Some(&message)),
+                );
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&seconds) {
+                    response
+                        .headers_mut()
+                        .insert(actix_web::http::header::RETRY_AFTER, value);
+                }
+                return response;
+            }
+        }
+    };
+    if !same_secret(given.as_bytes(), expected.expose()) {
+        if ticket.is_none_or(throttle::Ticket::failed) {
+            tracing::warn!("console: login with a wrong admin token");
+        }
         return html_response(
             StatusCode::UNAUTHORIZED,
             login_form(lang, Some(lang.t("wrong_token"))),
         );
+    }
+    if let Some(ticket) = ticket {
+        ticket.succeeded();
     }
     match sessions.create() {
         Ok(session) => {
