@@ -142,6 +142,50 @@ fn check_reports_all_problems_of_a_file_at_once() {
     assert_eq!(*lines.last().unwrap(), "6 problem(s) in 1 file(s)");
 }
 
+/// An operator following the quick start has `belroute.yaml` (and `belroute.db`) at the
+/// checkout's root, where `cargo test` runs: no test may read them. Every command runs in an
+/// empty directory of its own, without the variables that name an operator's files.
+#[test]
+fn commands_run_in_an_empty_directory_without_the_operators_settings() {
+    let command = belroute();
+    let cwd = command.get_current_dir().unwrap();
+    assert_eq!(cwd, command.cwd());
+    assert_ne!(cwd, Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(std::fs::read_dir(cwd).unwrap().count(), 0, "empty");
+    for var in [
+        "BELROUTE_CONFIG",
+        "BELROUTE_RULES",
+        "BELROUTE_DATABASE",
+        "DATABASE_URL",
+    ] {
+        assert!(
+            command
+                .get_envs()
+                .any(|(name, value)| name == var && value.is_none()),
+            "{var} removed"
+        );
+    }
+    // What the binary does with a belroute.yaml in its working directory: reads it. So the
+    // directory above must stay the test's own.
+    let mut command = belroute();
+    std::fs::write(
+        command.cwd().join("belroute.yaml"),
+        "timezone: Nowhere/Atlantis\n",
+    )
+    .unwrap();
+    let output = command
+        .args([
+            "check",
+            "--rules",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(err.contains("belroute.yaml:1:"), "{err}");
+}
+
 #[test]
 fn check_passes_the_example_rules_with_a_one_line_summary() {
     let (ok, out) = check(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")));
