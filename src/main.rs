@@ -253,7 +253,7 @@ fn say_what_is_configured(config: &belroute::config::Config) {
             subscription = %name,
             endpoint = %subscription.endpoint.as_ref().map_or("(none: the subscriber polls)", |e| e.written()),
             events = %events.join(", "),
-            status = ?subscription.status,
+            status = subscription.status.as_str(),
             "subscription configured"
         );
     }
@@ -264,29 +264,43 @@ fn say_what_is_configured(config: &belroute::config::Config) {
 
 /// SIGHUP (systemd's `ExecReload`) rescans the rules directory at once, as the watcher would:
 /// for file systems that do not report changes, and for operators used to `reload`.
+///
+/// The handler is installed before this returns, so before the server says it listens: a
+/// SIGHUP that comes right after start rescans instead of ending the process (SIGHUP's default).
 fn rescan_on_hangup(store: std::sync::Arc<belroute_engine::RuleStore>) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hangups) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; rule files are still reloaded when saved");
             return;
         };
-        while hangups.recv().await.is_some() {
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.rescan()).await {
-                Ok(summary) => tracing::info!(
-                    loaded = ?summary.loaded,
-                    refused = ?summary.refused,
-                    removed = ?summary.removed,
-                    "SIGHUP: rules directory rescanned"
-                ),
-                Err(e) => tracing::error!("SIGHUP: rescanning the rules directory failed: {e}"),
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.rescan()).await {
+                    Ok(summary) => tracing::info!(
+                        loaded = %listed(&summary.loaded),
+                        refused = %listed(&summary.refused),
+                        removed = %listed(&summary.removed),
+                        "SIGHUP: rules directory rescanned"
+                    ),
+                    Err(e) => tracing::error!("SIGHUP: rescanning the rules directory failed: {e}"),
+                }
             }
-        }
-    });
+        });
+    }
     #[cfg(not(unix))]
     let _ = store;
+}
+
+/// Names for a log field: `main, support`, or `none`.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
 }
 
 async fn run(command: Command) -> anyhow::Result<bool> {
