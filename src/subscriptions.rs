@@ -16,6 +16,7 @@
 //! [`Subscriptions`] implements. The dependency goes one way: subscriptions → storage.
 
 pub mod admin;
+mod send_error;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -471,7 +472,7 @@ pub async fn send_test(
             status: None,
             delivered: false,
             latency_ms,
-            error: Some(e.without_url().to_string()),
+            error: Some(send_error::describe(&e)),
         },
     })
 }
@@ -530,7 +531,7 @@ async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
         let failure = match request.send().await {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("HTTP {}", response.status())),
-            Err(e) => Some(e.without_url().to_string()),
+            Err(e) => Some(send_error::describe(&e)),
         };
         // The guard must not live across the sleep below.
         {
