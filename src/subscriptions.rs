@@ -20,6 +20,7 @@ mod send_error;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -43,6 +44,8 @@ pub struct NotifierState {
     pub status: String,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
+    /// Notifications this instance delivered for the subscription since it started, across
+    /// changes to the subscription (a change restarts its notifier, not the count).
     pub notifications_sent: u64,
     #[serde(skip)]
     last_notified: Option<Instant>,
@@ -86,6 +89,8 @@ pub struct Subscription {
     keys: Keys,
     wake: Notify,
     state: Mutex<NotifierState>,
+    /// Delivered notifications; shared with the versions before and after a change.
+    sent: Arc<AtomicU64>,
     notifier: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -112,6 +117,7 @@ impl Subscription {
                 status: status.into(),
                 ..NotifierState::default()
             }),
+            sent: Arc::default(),
             notifier: Mutex::new(None),
         }
     }
@@ -123,7 +129,16 @@ impl Subscription {
     }
 
     pub fn notifier_state(&self) -> NotifierState {
-        self.state().clone()
+        let mut state = self.state().clone();
+        state.notifications_sent = self.sent.load(Ordering::Relaxed);
+        state
+    }
+
+    /// This is a changed version of `before`: its deliveries stay counted (the old
+    /// notifier's last ones too, until it is stopped).
+    fn counting_on_from(mut self, before: &Subscription) -> Self {
+        self.sent = before.sent.clone();
+        self
     }
 
     /// The subscriber found nothing more to claim: the next event notifies again.
@@ -364,7 +379,10 @@ impl Subscriptions {
             }
             match build(row) {
                 Ok(subscription) => {
-                    let subscription = Arc::new(subscription);
+                    let subscription = Arc::new(match before {
+                        Some(before) => subscription.counting_on_from(before),
+                        None => subscription,
+                    });
                     subscription.start_notifier(storage, client);
                     if before.is_none() {
                         tracing::info!(subscription = %row.name, revision = row.revision, status = %row.status, "stored subscription now served");
@@ -544,7 +562,7 @@ async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
                     state.status = "active".into();
                     state.last_error = None;
                     state.consecutive_failures = 0;
-                    state.notifications_sent += 1;
+                    subscription.sent.fetch_add(1, Ordering::Relaxed);
                     state.awaiting_pull = true;
                     state.last_notified = Some(Instant::now());
                     return;
