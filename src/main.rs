@@ -294,6 +294,26 @@ fn rescan_on_hangup(store: std::sync::Arc<belroute_engine::RuleStore>) {
     let _ = store;
 }
 
+/// The SQLite file `serve` is about to create, if it is about to create one: a start that
+/// fails before the server listens (no rules directory, the port in use) removes it again, so
+/// a failed start leaves no empty database behind.
+struct NewDatabaseFile(Option<PathBuf>);
+
+impl NewDatabaseFile {
+    fn before_start(database: &str) -> Self {
+        NewDatabaseFile(belroute::storage::replay::sqlite_file(database).filter(|f| !f.exists()))
+    }
+
+    fn remove(&self) {
+        let Some(file) = &self.0 else { return };
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Names for a log field: `main, support`, or `none`.
 fn listed(names: &[String]) -> String {
     if names.is_empty() {
@@ -315,16 +335,36 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                 ),
             }
             say_what_is_configured(&config);
-            let belroute = Belroute::open(config, &args.rules.rules, &args.database.url()).await?;
-            let _watcher = belroute_engine::watch::watch(belroute.store.clone())
-                .context("cannot watch the rules directory")?;
-            rescan_on_hangup(belroute.store.clone());
+            let database = args.database.url();
+            let new_file = NewDatabaseFile::before_start(&database);
+            let belroute = match Belroute::open(config, &args.rules.rules, &database).await {
+                Ok(belroute) => belroute,
+                Err(e) => {
+                    new_file.remove();
+                    return Err(e);
+                }
+            };
             let options = ServerOptions {
                 listen: args.listen,
                 workers: args.workers,
                 ..ServerOptions::default()
             };
-            let running = server::start(&belroute, &options).await?;
+            let started = async {
+                let watcher = belroute_engine::watch::watch(belroute.store.clone())
+                    .context("cannot watch the rules directory")?;
+                rescan_on_hangup(belroute.store.clone());
+                let running = server::start(&belroute, &options).await?;
+                anyhow::Ok((watcher, running))
+            }
+            .await;
+            let (_watcher, running) = match started {
+                Ok(started) => started,
+                Err(e) => {
+                    belroute.shutdown().await;
+                    new_file.remove();
+                    return Err(e);
+                }
+            };
             running.run_until_signal().await?;
             belroute.shutdown().await;
             Ok(true)
@@ -485,10 +525,19 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
     for note in &config.notes {
         eprintln!("note: {note}");
     }
+    // Read-only: simulate creates no database and writes nothing to one.
     let router = if offline {
         app::offline_router(&config)
     } else {
-        let storage = belroute::storage::Storage::open(&args.database.url())?;
+        let (storage, note) =
+            belroute::storage::Storage::open_for_lookups(&args.database.url()).await?;
+        let reads_history = config
+            .lookups
+            .iter()
+            .any(|plugin| plugin.config.kind() == "history");
+        if let Some(note) = note.filter(|_| reads_history) {
+            eprintln!("note: {note}");
+        }
         app::router(&config, &storage)?
     };
     let simulation = cli::Simulation {

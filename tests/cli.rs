@@ -1062,3 +1062,108 @@ fn test_prints_junit_and_json_for_ci() {
     let (_, out, _) = run(&["test", "--rules", rules], &[]);
     assert!(out.contains("FAIL  m: wrong <expectation> & more"), "{out}");
 }
+
+/// Everything in `dir`, relative, sorted: what a command left behind.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Nothing read-only creates files: `simulate` with a `history` lookup in a new directory
+/// finds no earlier calls (and says why) instead of creating an empty `belroute.db`.
+#[test]
+fn simulate_with_a_history_lookup_creates_no_database() {
+    let mut command = belroute();
+    let cwd = command.cwd().to_path_buf();
+    std::fs::write(
+        cwd.join("belroute.yaml"),
+        "plugins:\n  history:\n    kind: history\n",
+    )
+    .unwrap();
+    std::fs::create_dir(cwd.join("rules")).unwrap();
+    std::fs::write(
+        cwd.join("rules/main.yaml"),
+        "default: receptie\nlookups: [history]\nrules:\n  - name: Called before today\n    when: history.calls_today > 0\n    route: bekend\n",
+    )
+    .unwrap();
+    let before = files_in(&cwd);
+    let output = command
+        .args(["simulate", "main", "--caller", "0152026057"])
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(output.status.success(), "{out}{err}");
+    assert!(
+        err.contains("note: no call log at belroute.db (`belroute serve` creates it there): `history` lookups find no earlier calls"),
+        "{err}"
+    );
+    assert!(!out.contains("no such table"), "{out}");
+    assert!(out.contains("\"calls_today\":0"), "{out}");
+    assert!(out.contains("route: receptie"), "{out}");
+    assert_eq!(files_in(&cwd), before, "no file created");
+
+    // A database file without belroute's tables: read, not changed, and the fix said.
+    std::fs::write(cwd.join("empty.db"), b"").unwrap();
+    let mut command = belroute();
+    let output = command
+        .current_dir(&cwd)
+        .args(["simulate", "main", "--caller", "0152026057"])
+        .args(["--database", "sqlite://empty.db"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("  history: unavailable: ")
+            && out.contains("call log database has no call log tables yet: run `belroute migrate`"),
+        "{out}"
+    );
+    assert_eq!(std::fs::metadata(cwd.join("empty.db")).unwrap().len(), 0);
+}
+
+/// A `serve` that fails at start leaves no `belroute.db` behind: not without a rules
+/// directory, not when its port is taken.
+#[test]
+fn serve_that_fails_at_start_creates_no_database() {
+    let output = {
+        let mut command = belroute();
+        let output = command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(files_in(command.cwd()), Vec::<String>::new());
+        output
+    };
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(err.contains("rules directory"), "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut command = belroute();
+    std::fs::create_dir(command.cwd().join("rules")).unwrap();
+    std::fs::write(command.cwd().join("rules/main.yaml"), common_rules()).unwrap();
+    let output = command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert_eq!(files_in(command.cwd()), ["rules", "rules/main.yaml"]);
+    drop(taken);
+}

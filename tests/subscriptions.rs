@@ -1187,9 +1187,11 @@ async fn notifications_sent_survives_a_change_of_the_subscription() {
         calls(&server, &format!("before-{round}"), 1).await;
         assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
         server
-            .eventually(Duration::from_secs(10), "a notification per call", || async {
-                sent().await >= round && receiver.events().len() as u64 >= round
-            })
+            .eventually(
+                Duration::from_secs(10),
+                "a notification per call",
+                || async { sent().await >= round && receiver.events().len() as u64 >= round },
+            )
             .await;
     }
     let before = sent().await;
