@@ -52,6 +52,9 @@ pub struct Metrics {
     pub rulesets_loaded: Gauge,
     pub rulesets_refused: Gauge,
     pub panics: Counter,
+    pub calls_without_fields: Family<RulesetLabels, Counter>,
+    /// Logs a GET without fields once per rule set per minute.
+    without_fields_said: crate::logging::Throttle,
     last_panic: Mutex<Option<(SystemTime, String)>>,
 }
 
@@ -108,6 +111,12 @@ impl Metrics {
             "Panics caught on a request path (each answered the rule set's default)",
             panics.clone(),
         );
+        let calls_without_fields = Family::<RulesetLabels, Counter>::default();
+        registry.register(
+            "calls_without_fields",
+            "GET hook requests with no call data at all (is the Webhook-app set to GET?)",
+            calls_without_fields.clone(),
+        );
         registry.register_collector(Box::new(LookupCollector(router)));
         registry.register_collector(Box::new(CallLogCollector(call_log)));
         Metrics {
@@ -119,6 +128,8 @@ impl Metrics {
             rulesets_loaded,
             rulesets_refused,
             panics,
+            calls_without_fields,
+            without_fields_said: crate::logging::Throttle::new(Duration::from_secs(60), 10_000),
             last_panic: Mutex::new(None),
         }
     }
@@ -161,6 +172,25 @@ impl Metrics {
         let last = self.last_panic.lock().unwrap_or_else(|p| p.into_inner());
         last.clone()
             .filter(|(at, _)| at.elapsed().is_ok_and(|age| age < PANIC_SHOWN_FOR))
+    }
+
+    /// A GET that carried no call data at all: Callvoip sends the call data only with POST, so
+    /// the Webhook-app is most likely set to GET. Counted; logged once per rule set per minute.
+    pub fn call_without_fields(&self, ruleset: &str) {
+        self.calls_without_fields
+            .get_or_create(&RulesetLabels {
+                ruleset: ruleset.to_string(),
+            })
+            .inc();
+        if self
+            .without_fields_said
+            .allow(ruleset, std::time::Instant::now())
+        {
+            tracing::warn!(
+                ruleset = %ruleset,
+                "call without any fields — is the Webhook-app set to GET? Only POST carries the call data (said once a minute per rule set; counted in belroute_calls_without_fields_total)"
+            );
+        }
     }
 
     pub fn reject(&self, reason: &str) {
