@@ -7,6 +7,7 @@
 //! duration, size and count is checked against a documented range (docs/operators.md): no
 //! value `check` accepts can crash or overflow anything once belroute serves.
 
+pub mod on_disk;
 mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +47,8 @@ pub struct Config {
     pub lookups: Vec<PluginInstance>,
     /// Notes for `belroute check` about settings it could not check.
     pub notes: Vec<String>,
+    /// The file this was read from (`None`: built-in defaults, or parsed from text).
+    pub file: Option<std::sync::Arc<on_disk::ConfigFile>>,
     /// Every name under `plugins:`, including any `check` could not fully validate.
     plugin_names: BTreeSet<String>,
 }
@@ -387,7 +390,9 @@ impl Config {
             file: file.to_path_buf(),
             error,
         })?;
-        Config::parse(file, &text)
+        let mut config = Config::parse(file, &text)?;
+        config.file = Some(std::sync::Arc::new(on_disk::ConfigFile::new(file, &text)));
+        Ok(config)
     }
 
     /// Validates the text of `file`, reporting every problem at once.

@@ -365,6 +365,9 @@ async fn run(command: Command) -> anyhow::Result<bool> {
                     return Err(e);
                 }
             };
+            if let Some(file) = &belroute.config.file {
+                file.watch();
+            }
             running.run_until_signal().await?;
             belroute.shutdown().await;
             Ok(true)

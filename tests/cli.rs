@@ -1167,3 +1167,105 @@ fn serve_that_fails_at_start_creates_no_database() {
     assert_eq!(files_in(command.cwd()), ["rules", "rules/main.yaml"]);
     drop(taken);
 }
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        belroute_plugins::install_crypto_provider();
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let response = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+/// belroute.yaml is read at start. Editing it while belroute runs is noticed and said — in
+/// the log and on /readyz — and the admin API's 403 says a restart is what it takes.
+#[test]
+fn a_changed_belroute_yaml_is_noticed_and_says_restart_to_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("main.yaml"), common_rules()).unwrap();
+    let config = dir.path().join("belroute.yaml");
+    std::fs::write(&config, "timezone: Europe/Amsterdam\n").unwrap();
+    let database = format!("sqlite://{}", dir.path().join("b.db").display());
+    let served = Served::start(
+        &[
+            "--rules",
+            rules.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--database",
+            &database,
+        ],
+        &[],
+    );
+    let (status, body) = get(&served.addr, "/api/v1/rulesets");
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        "the admin API is off: set admin.token in belroute.yaml and restart belroute (belroute.yaml and the ${VARIABLES} it names are read at start)\n"
+    );
+    let (status, ready) = get(&served.addr, "/readyz");
+    assert_eq!(status, 200, "{ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["config"]["file"], config.to_str().unwrap());
+    assert_eq!(ready["config"]["changed_on_disk"], serde_json::Value::Null);
+
+    // As snelstart §4 does: an admin token added while serving.
+    std::fs::write(
+        &config,
+        "timezone: Europe/Amsterdam\nadmin: { token: \"${BELROUTE_ADMIN_TOKEN}\" }\n",
+    )
+    .unwrap();
+    let mut log = String::new();
+    let wanted = format!(
+        "{} changed on disk; restart to apply",
+        config.to_str().unwrap()
+    );
+    for _ in 0..100 {
+        log.push_str(&served.log().join("\n"));
+        if log.contains(&wanted) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(log.contains(&wanted), "{log}");
+    let (status, ready) = get(&served.addr, "/readyz");
+    assert_eq!(status, 200, "still ready: it serves what it read: {ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let changed = &ready["config"]["changed_on_disk"];
+    assert_eq!(changed["removed"], false, "{ready}");
+    assert!(
+        changed["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed on disk; restart to apply (belroute.yaml and the ${VARIABLES} it names are read at start"),
+        "{ready}"
+    );
+    // Still off: nothing was applied.
+    assert_eq!(get(&served.addr, "/api/v1/rulesets").0, 403);
+
+    // Put back as it was read: nothing to restart for.
+    std::fs::write(&config, "timezone: Europe/Amsterdam\n").unwrap();
+    let mut cleared = false;
+    for _ in 0..100 {
+        let (_, ready) = get(&served.addr, "/readyz");
+        let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+        if ready["config"]["changed_on_disk"].is_null() {
+            cleared = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(cleared, "/readyz clears when the file is as read again");
+    let log = served.stop();
+    assert!(log.contains("is again as read at start"), "{log}");
+}

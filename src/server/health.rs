@@ -49,11 +49,23 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         (false, _) => "refused",
         (true, false) => "panicked",
     };
+    // Not a reason to be unready: the server serves what it read at start.
+    let config = state.config.file.as_ref().map(|file| {
+        json!({
+            "file": file.path(),
+            "changed_on_disk": file.changed().map(|changed| json!({
+                "at": chrono::DateTime::<chrono::Utc>::from(changed.at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "removed": changed.removed,
+                "message": file.message(),
+            })),
+        })
+    });
     let body = json!({
         "status": status,
         "rulesets": rulesets,
         "refused": refused,
         "last_panic": panic,
+        "config": config,
     });
     let mut response = if ready {
         HttpResponse::Ok()
