@@ -914,11 +914,23 @@ fn init_writes_a_starter_that_checks_and_tests_and_refuses_to_overwrite() {
     assert_eq!(code, 1, "{out}");
     assert!(
         err.starts_with(&format!(
-            "error: {target_str}/belroute.yaml, {target_str}/rules/main.yaml, {target_str}/rules/main.test.yaml already exist(s); belroute init writes nothing over an existing file"
+            "error: {target_str}/belroute.yaml, {target_str}/rules/main.yaml, {target_str}/rules/main.test.yaml already exist; belroute init writes nothing over an existing file"
         )),
         "{err}"
     );
     assert!(!target.join(".gitignore").exists(), "nothing written");
+    // One file: "exists", "move it away".
+    let single = tempfile::tempdir().unwrap();
+    std::fs::write(single.path().join("belroute.yaml"), "mine").unwrap();
+    let single_str = single.path().to_str().unwrap();
+    let (code, _, err) = run(&["init", single_str], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!(
+            "error: {single_str}/belroute.yaml already exists; belroute init writes nothing over an existing file, so it wrote nothing: move it away"
+        )),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(target.join("rules/main.yaml")).unwrap(),
         "mine"
