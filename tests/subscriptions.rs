@@ -1229,3 +1229,50 @@ async fn notifications_sent_survives_a_change_of_the_subscription() {
     server.stop().await;
     receiver.stop().await;
 }
+
+/// docs/subscriptions.md's "create while running" request works as printed, and what it says
+/// of `${NAME}` holds: a variable belroute was not started with is a 400 naming it.
+#[tokio::test]
+async fn the_documented_create_request_works_as_printed() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/subscriptions.md"
+    ))
+    .unwrap();
+    let step = doc
+        .split("1. **Create it**")
+        .nth(1)
+        .expect("the create step");
+    let body = step
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the request body");
+    let body: Value = serde_json::from_str(body).unwrap();
+    let server = TestServer::with_config(&[("main.yaml", RULES)], ADMIN_ONLY).await;
+    let (status, created) =
+        admin_do(&server, "POST", "/api/v1/subscriptions", Some(body.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], body["name"]);
+    assert_eq!(created["header_names"], json!(["identifier"]));
+
+    let mut with_variable = body;
+    with_variable["name"] = json!("crm2");
+    with_variable["headers"]["identifier"] = json!("${BELROUTE_DOCS_TEST_UNSET}");
+    let (status, refused) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(with_variable),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .contains("BELROUTE_DOCS_TEST_UNSET is not set"),
+        "{refused}"
+    );
+    server.stop().await;
+}
