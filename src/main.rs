@@ -21,8 +21,20 @@ const VERSION: &str = concat!(
 );
 
 /// Call-routing rules engine for Callvoip's Webhook-app.
+///
+/// belroute answers the Webhook-app in a Callvoip belplan: Callvoip sends the call data to
+/// /hooks/RULESET, belroute runs the rules in rules/RULESET.yaml (YAML with short Rhai
+/// expressions, CRM lookups through plugins) and answers a short route text before the
+/// Webhook-app's Request Timeout. A saved rule file goes live within a second; a broken one is
+/// refused and the last good version keeps serving.
 #[derive(Debug, Parser)]
-#[command(name = "belroute", version = VERSION, about)]
+#[command(
+    name = "belroute",
+    version = VERSION,
+    about,
+    long_about,
+    after_long_help = cli::manual::help_text()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,6 +70,12 @@ enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Write the man pages (belroute.1 and belroute-COMMAND.1) into DIR, for packaging.
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write into (it must exist).
+        dir: PathBuf,
     },
 }
 
@@ -207,6 +225,19 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
+    if let Command::Manpages { dir } = &cli.command {
+        use clap::CommandFactory;
+        return match cli::manual::write_manpages(Cli::command(), dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the man pages into {}: {e}",
+                    dir.display()
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
     // Flushes the log when main returns.
     let _log = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -325,7 +356,7 @@ fn listed(names: &[String]) -> String {
 
 async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
-        Command::Completions { .. } => Ok(true),
+        Command::Completions { .. } | Command::Manpages { .. } => Ok(true),
         Command::Serve(args) => {
             let (config, config_file) = cli::load_config(args.rules.config.as_deref())?;
             match &config_file {
