@@ -110,9 +110,11 @@ fn shell_word(text: &str) -> String {
 const BELROUTE_YAML: &str = r#"## belroute.yaml: the server's own settings (the routing rules are in rules/).
 ## Every key is optional; each one below is commented out and shows its default or an example.
 ## Remove the `# ` to use one. Read once at start: restart belroute after a change.
-## Reference: docs/operators.md ("belroute.yaml"). `belroute check` validates this file.
+## Reference: docs/operators.md, "belroute.yaml" (from the Debian package:
+## /usr/share/doc/belroute/operators.md). `belroute check` validates this file.
 ##
-## Secrets come from the environment as "${NAME}"; `check` and `test` work without them.
+## Secrets come from the environment as "${NAME}" (for the service: /etc/belroute/belroute.env);
+## `check` and `test` work without them.
 
 ## The zone for now(), open_hours() and holidays in rule sets without their own `timezone`.
 # timezone: Europe/Amsterdam
