@@ -284,7 +284,7 @@ fn say_what_is_configured(config: &belroute::config::Config) {
             subscription = %name,
             endpoint = %subscription.endpoint.as_ref().map_or("(none: the subscriber polls)", |e| e.written()),
             events = %events.join(", "),
-            status = subscription.status.as_str(),
+            status = %subscription.status.as_str(),
             "subscription configured"
         );
     }
