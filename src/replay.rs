@@ -667,23 +667,25 @@ async fn replay_reload(
     match replay_window(replayer, storage, &window, &sets, &limits).await {
         Ok(summary) => {
             let line = summary.line(&set.name, old_version);
-            tracing::info!(
-                ruleset = %set.name,
-                replayed = summary.replayed,
-                changed = summary.changed,
-                "replayed the last {} of calls with the new version: {}",
-                humantime::format_duration(settings.window),
-                escape(&line)
-            );
+            let (replayed, changed) = (summary.replayed, summary.changed);
+            // Kept before it is logged: whoever reads the line finds the summary on the API.
             last.set(
                 &set.name,
                 ReloadReplay {
                     old_version: old_version.to_string(),
                     new_version: set.version.clone(),
                     finished_at: rfc3339(crate::storage::epoch_ms(std::time::SystemTime::now())),
-                    line,
+                    line: line.clone(),
                     summary,
                 },
+            );
+            tracing::info!(
+                ruleset = %set.name,
+                replayed,
+                changed,
+                "replayed the last {} of calls with the new version: {}",
+                humantime::format_duration(settings.window),
+                escape(&line)
             );
         }
         Err(e) => tracing::warn!(
