@@ -16,6 +16,7 @@ use belroute_engine::{TestCase, load_test_file, test_file_for};
 use crate::config::Config;
 
 pub mod init;
+pub mod manual;
 pub mod migrate;
 pub mod report;
 pub mod usage;

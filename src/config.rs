@@ -7,6 +7,7 @@
 //! duration, size and count is checked against a documented range (docs/operators.md): no
 //! value `check` accepts can crash or overflow anything once belroute serves.
 
+pub mod on_disk;
 mod subscription;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +50,8 @@ pub struct Config {
     /// Settings that work but are risky (a guessable `admin.token`): `check` prints them,
     /// `serve` logs them.
     pub warnings: Vec<String>,
+    /// The file this was read from (`None`: built-in defaults, or parsed from text).
+    pub file: Option<std::sync::Arc<on_disk::ConfigFile>>,
     /// Every name under `plugins:`, including any `check` could not fully validate.
     plugin_names: BTreeSet<String>,
 }
@@ -479,7 +482,9 @@ impl Config {
             file: file.to_path_buf(),
             error,
         })?;
-        Config::parse(file, &text)
+        let mut config = Config::parse(file, &text)?;
+        config.file = Some(std::sync::Arc::new(on_disk::ConfigFile::new(file, &text)));
+        Ok(config)
     }
 
     /// Validates the text of `file`, reporting every problem at once.

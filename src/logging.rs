@@ -20,9 +20,65 @@ pub fn escaped_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static
     .delimited(" ")
 }
 
+/// Lets a warning through once per key per period: a misconfiguration that every call shows
+/// is said, not repeated for each call. Keys are bounded: at the bound, keys quiet for a whole
+/// period are forgotten; if none are, the warning is not let through (the caller still counts).
+#[derive(Debug)]
+pub struct Throttle {
+    every: std::time::Duration,
+    bound: usize,
+    last: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl Throttle {
+    pub fn new(every: std::time::Duration, bound: usize) -> Self {
+        Throttle {
+            every,
+            bound,
+            last: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Whether to say it for `key` at `now`.
+    pub fn allow(&self, key: &str, now: std::time::Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = last.get_mut(key) {
+            if now.saturating_duration_since(*at) < self.every {
+                return false;
+            }
+            *at = now;
+            return true;
+        }
+        if last.len() >= self.bound {
+            let every = self.every;
+            last.retain(|_, at| now.saturating_duration_since(*at) < every);
+            if last.len() >= self.bound {
+                return false;
+            }
+        }
+        last.insert(key.to_string(), now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throttle_lets_one_through_per_key_per_period_within_its_bound() {
+        use std::time::{Duration, Instant};
+        let throttle = Throttle::new(Duration::from_secs(60), 2);
+        let t0 = Instant::now();
+        assert!(throttle.allow("main", t0));
+        assert!(!throttle.allow("main", t0 + Duration::from_secs(59)));
+        assert!(throttle.allow("support", t0 + Duration::from_secs(1)));
+        // Full, and every key said within the minute: a third key waits.
+        assert!(!throttle.allow("other", t0 + Duration::from_secs(30)));
+        assert!(throttle.allow("main", t0 + Duration::from_secs(60)));
+        // A minute after `support` was said it is forgotten, and `other` gets its turn.
+        assert!(throttle.allow("other", t0 + Duration::from_secs(61)));
+    }
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 

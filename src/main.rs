@@ -21,8 +21,20 @@ const VERSION: &str = concat!(
 );
 
 /// Call-routing rules engine for Callvoip's Webhook-app.
+///
+/// belroute answers the Webhook-app in a Callvoip belplan: Callvoip sends the call data to
+/// /hooks/RULESET, belroute runs the rules in rules/RULESET.yaml (YAML with short Rhai
+/// expressions, CRM lookups through plugins) and answers a short route text before the
+/// Webhook-app's Request Timeout. A saved rule file goes live within a second; a broken one is
+/// refused and the last good version keeps serving.
 #[derive(Debug, Parser)]
-#[command(name = "belroute", version = VERSION, about)]
+#[command(
+    name = "belroute",
+    version = VERSION,
+    about,
+    long_about,
+    after_long_help = cli::manual::help_text()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,6 +76,12 @@ enum Command {
     Worker {
         /// Its settings, as JSON.
         spec: String,
+    },
+    /// Write the man pages (belroute.1 and belroute-COMMAND.1) into DIR, for packaging.
+    #[command(hide = true)]
+    Manpages {
+        /// Directory to write into (it must exist).
+        dir: PathBuf,
     },
 }
 
@@ -217,6 +235,19 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
+    if let Command::Manpages { dir } = &cli.command {
+        use clap::CommandFactory;
+        return match cli::manual::write_manpages(Cli::command(), dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the man pages into {}: {e}",
+                    dir.display()
+                );
+                ExitCode::from(2)
+            }
+        };
+    }
     // Flushes the log when main returns.
     let _log = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -263,7 +294,7 @@ fn say_what_is_configured(config: &belroute::config::Config) {
             subscription = %name,
             endpoint = %subscription.endpoint.as_ref().map_or("(none: the subscriber polls)", |e| e.written()),
             events = %events.join(", "),
-            status = ?subscription.status,
+            status = %subscription.status.as_str(),
             "subscription configured"
         );
     }
@@ -277,34 +308,68 @@ fn say_what_is_configured(config: &belroute::config::Config) {
 
 /// SIGHUP (systemd's `ExecReload`) rescans the rules directory at once, as the watcher would:
 /// for file systems that do not report changes, and for operators used to `reload`.
+///
+/// The handler is installed before this returns, so before the server says it listens: a
+/// SIGHUP that comes right after start rescans instead of ending the process (SIGHUP's default).
 fn rescan_on_hangup(store: std::sync::Arc<belroute_engine::RuleStore>) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hangups) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; rule files are still reloaded when saved");
             return;
         };
-        while hangups.recv().await.is_some() {
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.rescan()).await {
-                Ok(summary) => tracing::info!(
-                    loaded = ?summary.loaded,
-                    refused = ?summary.refused,
-                    removed = ?summary.removed,
-                    "SIGHUP: rules directory rescanned"
-                ),
-                Err(e) => tracing::error!("SIGHUP: rescanning the rules directory failed: {e}"),
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.rescan()).await {
+                    Ok(summary) => tracing::info!(
+                        loaded = %listed(&summary.loaded),
+                        refused = %listed(&summary.refused),
+                        removed = %listed(&summary.removed),
+                        "SIGHUP: rules directory rescanned"
+                    ),
+                    Err(e) => tracing::error!("SIGHUP: rescanning the rules directory failed: {e}"),
+                }
             }
-        }
-    });
+        });
+    }
     #[cfg(not(unix))]
     let _ = store;
 }
 
+/// The SQLite file `serve` is about to create, if it is about to create one: a start that
+/// fails before the server listens (no rules directory, the port in use) removes it again, so
+/// a failed start leaves no empty database behind.
+struct NewDatabaseFile(Option<PathBuf>);
+
+impl NewDatabaseFile {
+    fn before_start(database: &str) -> Self {
+        NewDatabaseFile(belroute::storage::replay::sqlite_file(database).filter(|f| !f.exists()))
+    }
+
+    fn remove(&self) {
+        let Some(file) = &self.0 else { return };
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Names for a log field: `main, support`, or `none`.
+fn listed(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<bool> {
     match command {
-        Command::Completions { .. } | Command::Worker { .. } => Ok(true),
+        Command::Completions { .. } | Command::Manpages { .. } | Command::Worker { .. } => Ok(true),
         Command::Serve(args) => {
             let (config, config_file) = cli::load_config(args.rules.config.as_deref())?;
             match &config_file {
@@ -318,17 +383,40 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             server::limits::raise_file_limit();
             let worker = belroute_engine::WorkerCommand::this_binary()
                 .context("cannot find this program to start rule workers")?;
-            let belroute =
-                Belroute::open(config, &args.rules.rules, &args.database.url(), worker).await?;
-            let _watcher = belroute_engine::watch::watch(belroute.store.clone())
-                .context("cannot watch the rules directory")?;
-            rescan_on_hangup(belroute.store.clone());
+            let database = args.database.url();
+            let new_file = NewDatabaseFile::before_start(&database);
+            let belroute = match Belroute::open(config, &args.rules.rules, &database, worker).await
+            {
+                Ok(belroute) => belroute,
+                Err(e) => {
+                    new_file.remove();
+                    return Err(e);
+                }
+            };
             let options = ServerOptions {
                 listen: args.listen,
                 workers: args.workers,
                 ..ServerOptions::default()
             };
-            let running = server::start(&belroute, &options).await?;
+            let started = async {
+                let watcher = belroute_engine::watch::watch(belroute.store.clone())
+                    .context("cannot watch the rules directory")?;
+                rescan_on_hangup(belroute.store.clone());
+                let running = server::start(&belroute, &options).await?;
+                anyhow::Ok((watcher, running))
+            }
+            .await;
+            let (_watcher, running) = match started {
+                Ok(started) => started,
+                Err(e) => {
+                    belroute.shutdown().await;
+                    new_file.remove();
+                    return Err(e);
+                }
+            };
+            if let Some(file) = &belroute.config.file {
+                file.watch();
+            }
             running.run_until_signal().await?;
             belroute.shutdown().await;
             Ok(true)
@@ -489,10 +577,19 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
     for note in &config.notes {
         eprintln!("note: {note}");
     }
+    // Read-only: simulate creates no database and writes nothing to one.
     let router = if offline {
         app::offline_router(&config)?
     } else {
-        let storage = belroute::storage::Storage::open(&args.database.url())?;
+        let (storage, note) =
+            belroute::storage::Storage::open_for_lookups(&args.database.url()).await?;
+        let reads_history = config
+            .lookups
+            .iter()
+            .any(|plugin| plugin.config.kind() == "history");
+        if let Some(note) = note.filter(|_| reads_history) {
+            eprintln!("note: {note}");
+        }
         let worker = belroute_engine::WorkerCommand::this_binary()
             .context("cannot find this program to start rule workers")?;
         app::router(&config, &storage, worker, false)?

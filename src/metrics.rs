@@ -60,6 +60,9 @@ pub struct Metrics {
     /// 1 for each quarantined rule set; set at each scrape from the catalog.
     pub quarantined: Family<RulesetLabels, Gauge>,
     pub panics: Counter,
+    pub calls_without_fields: Family<RulesetLabels, Counter>,
+    /// Logs a GET without fields once per rule set per minute.
+    without_fields_said: crate::logging::Throttle,
     /// HTTP connections open now, and at most (after the file limit).
     pub connections_open: Gauge,
     pub connections_max: Gauge,
@@ -132,6 +135,12 @@ impl Metrics {
             "Panics caught on a request path (each answered the rule set's default)",
             panics.clone(),
         );
+        let calls_without_fields = Family::<RulesetLabels, Counter>::default();
+        registry.register(
+            "calls_without_fields",
+            "GET hook requests with no call data at all (is the Webhook-app set to GET?)",
+            calls_without_fields.clone(),
+        );
         registry.register_collector(Box::new(WorkerCollector(router.clone())));
         let connections_open = Gauge::default();
         registry.register(
@@ -194,6 +203,8 @@ impl Metrics {
             rulesets_refused,
             quarantined,
             panics,
+            calls_without_fields,
+            without_fields_said: crate::logging::Throttle::new(Duration::from_secs(60), 10_000),
             connections_open,
             connections_max,
             file_limit,
@@ -260,6 +271,25 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    /// A GET that carried no call data at all: Callvoip sends the call data only with POST, so
+    /// the Webhook-app is most likely set to GET. Counted; logged once per rule set per minute.
+    pub fn call_without_fields(&self, ruleset: &str) {
+        self.calls_without_fields
+            .get_or_create(&RulesetLabels {
+                ruleset: ruleset.to_string(),
+            })
+            .inc();
+        if self
+            .without_fields_said
+            .allow(ruleset, std::time::Instant::now())
+        {
+            tracing::warn!(
+                ruleset = %ruleset,
+                "call without any fields — is the Webhook-app set to GET? Only POST carries the call data (said once a minute per rule set; counted in belroute_calls_without_fields_total)"
+            );
+        }
     }
 
     pub fn reject(&self, reason: &str) {

@@ -199,6 +199,11 @@ pub struct Unrecorded {
     pub calls: u64,
     /// Calls affected, by lookup.
     pub lookups: BTreeMap<String, u64>,
+    /// Of `calls`, those that get another route now: whether they really would cannot be told
+    /// from the log, so they are not counted in the summary's `changed`.
+    pub changed: u64,
+    /// Those calls from → to (the lookup unavailable), most calls first.
+    pub changes: Vec<Change>,
 }
 
 /// How the log was read: in pages, never more than a page of calls held at once.
@@ -280,6 +285,19 @@ impl Summary {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            if self.unrecorded.changed > 0 {
+                let rows: Vec<String> = self
+                    .unrecorded
+                    .changes
+                    .iter()
+                    .map(|c| format!("{}→{} {}", c.from.route, c.to.route, c.calls))
+                    .collect();
+                line.push_str(&format!(
+                    "; {} of them route differently only for that, not counted: {}",
+                    self.unrecorded.changed,
+                    rows.join(", ")
+                ));
+            }
         }
         let skipped: u64 = self.not_compared.values().sum();
         if skipped > 0 {
@@ -320,11 +338,63 @@ impl Default for Limits {
     }
 }
 
-/// Counts as calls are replayed; bounded: counts, at most [`MAX_ROWS`] rows of [`EXAMPLES`].
+/// Counts as calls are replayed; bounded: counts, at most [`MAX_ROWS`] rows of [`EXAMPLES`]
+/// in each group.
 #[derive(Debug, Default)]
 struct Tally {
     summary: Summary,
-    rows: BTreeMap<(String, Side, Side), Change>,
+    /// Real changes.
+    rows: Rows,
+    /// Changes that depend on a lookup the log did not record.
+    unrecorded_rows: Rows,
+}
+
+/// From → to rows of one group, with their examples.
+#[derive(Debug, Default)]
+struct Rows(BTreeMap<(String, Side, Side), Change>);
+
+impl Rows {
+    fn add(&mut self, set: &RuleSet, logged: &LoggedCall, replayed: &Replayed) {
+        let from = Side {
+            route: logged.route.clone(),
+            rule: logged.rule.clone(),
+        };
+        let to = Side {
+            route: replayed.decision.route.clone(),
+            rule: replayed.decision.rule.clone(),
+        };
+        let mut key = (logged.ruleset.clone(), from, to);
+        if !self.0.contains_key(&key) && self.0.len() >= MAX_ROWS {
+            let other = Side {
+                route: "(other changes)".into(),
+                rule: None,
+            };
+            key = (logged.ruleset.clone(), other.clone(), other);
+        }
+        let row = self.0.entry(key.clone()).or_insert_with(|| Change {
+            ruleset: key.0.clone(),
+            from: key.1.clone(),
+            to: key.2.clone(),
+            calls: 0,
+            examples: Vec::new(),
+        });
+        row.calls += 1;
+        if row.examples.len() < EXAMPLES {
+            let local = replayed.at.with_timezone(&set.time_zone);
+            row.examples.push(Example {
+                uuid: logged.uuid.clone(),
+                caller: masked_caller(&logged.caller_raw),
+                at: local.format("%a %Y-%m-%d %H:%M:%S %Z").to_string(),
+            });
+        }
+    }
+
+    /// Most calls first.
+    fn sorted(self) -> Vec<Change> {
+        let mut changes: Vec<Change> = self.0.into_values().collect();
+        changes.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.from.cmp(&b.from)));
+        changes
+    }
 }
 
 impl Tally {
@@ -362,45 +432,20 @@ impl Tally {
             }
             return;
         }
+        // Decided with a lookup the log did not have: an artefact of the log as much as a
+        // change of the rules, so a group of its own, not mixed with real changes.
+        if !replayed.unrecorded.is_empty() {
+            summary.unrecorded.changed += 1;
+            self.unrecorded_rows.add(set, logged, replayed);
+            return;
+        }
         summary.changed += 1;
-        let from = Side {
-            route: logged.route.clone(),
-            rule: logged.rule.clone(),
-        };
-        let to = Side {
-            route: decision.route.clone(),
-            rule: decision.rule.clone(),
-        };
-        let mut key = (logged.ruleset.clone(), from, to);
-        if !self.rows.contains_key(&key) && self.rows.len() >= MAX_ROWS {
-            let other = Side {
-                route: "(other changes)".into(),
-                rule: None,
-            };
-            key = (logged.ruleset.clone(), other.clone(), other);
-        }
-        let row = self.rows.entry(key.clone()).or_insert_with(|| Change {
-            ruleset: key.0.clone(),
-            from: key.1.clone(),
-            to: key.2.clone(),
-            calls: 0,
-            examples: Vec::new(),
-        });
-        row.calls += 1;
-        if row.examples.len() < EXAMPLES {
-            let local = replayed.at.with_timezone(&set.time_zone);
-            row.examples.push(Example {
-                uuid: logged.uuid.clone(),
-                caller: masked_caller(&logged.caller_raw),
-                at: local.format("%a %Y-%m-%d %H:%M:%S %Z").to_string(),
-            });
-        }
+        self.rows.add(set, logged, replayed);
     }
 
     fn finish(mut self) -> Summary {
-        let mut changes: Vec<Change> = self.rows.into_values().collect();
-        changes.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.from.cmp(&b.from)));
-        self.summary.changes = changes;
+        self.summary.changes = self.rows.sorted();
+        self.summary.unrecorded.changes = self.unrecorded_rows.sorted();
         self.summary
     }
 }
@@ -628,23 +673,25 @@ async fn replay_reload(
     match replay_window(replayer, storage, &window, &sets, &limits).await {
         Ok(summary) => {
             let line = summary.line(&set.name, old_version);
-            tracing::info!(
-                ruleset = %set.name,
-                replayed = summary.replayed,
-                changed = summary.changed,
-                "replayed the last {} of calls with the new version: {}",
-                humantime::format_duration(settings.window),
-                escape(&line)
-            );
+            let (replayed, changed) = (summary.replayed, summary.changed);
+            // Kept before it is logged: whoever reads the line finds the summary on the API.
             last.set(
                 &set.name,
                 ReloadReplay {
                     old_version: old_version.to_string(),
                     new_version: set.version.clone(),
                     finished_at: rfc3339(crate::storage::epoch_ms(std::time::SystemTime::now())),
-                    line,
+                    line: line.clone(),
                     summary,
                 },
+            );
+            tracing::info!(
+                ruleset = %set.name,
+                replayed,
+                changed,
+                "replayed the last {} of calls with the new version: {}",
+                humantime::format_duration(settings.window),
+                escape(&line)
             );
         }
         Err(e) => tracing::warn!(

@@ -16,10 +16,12 @@
 //! [`Subscriptions`] implements. The dependency goes one way: subscriptions → storage.
 
 pub mod admin;
+mod send_error;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -56,6 +58,8 @@ pub struct NotifierState {
     pub status: String,
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
+    /// Notifications this instance delivered for the subscription since it started, across
+    /// changes to the subscription (a change restarts its notifier, not the count).
     pub notifications_sent: u64,
     #[serde(skip)]
     last_notified: Option<Instant>,
@@ -102,6 +106,8 @@ pub struct Subscription {
     keys: Keys,
     wake: Notify,
     state: Mutex<NotifierState>,
+    /// Delivered notifications; shared with the versions before and after a change.
+    sent: Arc<AtomicU64>,
     notifier: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -128,6 +134,7 @@ impl Subscription {
                 status: status.into(),
                 ..NotifierState::default()
             }),
+            sent: Arc::default(),
             notifier: Mutex::new(None),
         }
     }
@@ -139,7 +146,16 @@ impl Subscription {
     }
 
     pub fn notifier_state(&self) -> NotifierState {
-        self.state().clone()
+        let mut state = self.state().clone();
+        state.notifications_sent = self.sent.load(Ordering::Relaxed);
+        state
+    }
+
+    /// This is a changed version of `before`: its deliveries stay counted (the old
+    /// notifier's last ones too, until it is stopped).
+    fn counting_on_from(mut self, before: &Subscription) -> Self {
+        self.sent = before.sent.clone();
+        self
     }
 
     /// The subscriber found nothing more to claim: the next event notifies again.
@@ -395,7 +411,10 @@ impl Subscriptions {
             }
             match build(row) {
                 Ok(subscription) => {
-                    let subscription = Arc::new(subscription);
+                    let subscription = Arc::new(match before {
+                        Some(before) => subscription.counting_on_from(before),
+                        None => subscription,
+                    });
                     subscription.start_notifier(storage, client);
                     if before.is_none() {
                         tracing::info!(subscription = %row.name, revision = row.revision, status = %row.status, "stored subscription now served");
@@ -546,7 +565,7 @@ pub async fn send_test(
             status: None,
             delivered: false,
             latency_ms,
-            error: Some(e.without_url().to_string()),
+            error: Some(send_error::describe(&e)),
         },
     })
 }
@@ -612,7 +631,7 @@ async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
         let failure = match request.send().await {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("HTTP {}", response.status())),
-            Err(e) => Some(e.without_url().to_string()),
+            Err(e) => Some(send_error::describe(&e)),
         };
         // The guard must not live across the sleep below.
         {
@@ -625,7 +644,7 @@ async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
                     state.status = "active".into();
                     state.last_error = None;
                     state.consecutive_failures = 0;
-                    state.notifications_sent += 1;
+                    subscription.sent.fetch_add(1, Ordering::Relaxed);
                     state.awaiting_pull = true;
                     state.last_notified = Some(Instant::now());
                     return;

@@ -142,6 +142,50 @@ fn check_reports_all_problems_of_a_file_at_once() {
     assert_eq!(*lines.last().unwrap(), "6 problem(s) in 1 file(s)");
 }
 
+/// An operator following the quick start has `belroute.yaml` (and `belroute.db`) at the
+/// checkout's root, where `cargo test` runs: no test may read them. Every command runs in an
+/// empty directory of its own, without the variables that name an operator's files.
+#[test]
+fn commands_run_in_an_empty_directory_without_the_operators_settings() {
+    let command = belroute();
+    let cwd = command.get_current_dir().unwrap();
+    assert_eq!(cwd, command.cwd());
+    assert_ne!(cwd, Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(std::fs::read_dir(cwd).unwrap().count(), 0, "empty");
+    for var in [
+        "BELROUTE_CONFIG",
+        "BELROUTE_RULES",
+        "BELROUTE_DATABASE",
+        "DATABASE_URL",
+    ] {
+        assert!(
+            command
+                .get_envs()
+                .any(|(name, value)| name == var && value.is_none()),
+            "{var} removed"
+        );
+    }
+    // What the binary does with a belroute.yaml in its working directory: reads it. So the
+    // directory above must stay the test's own.
+    let mut command = belroute();
+    std::fs::write(
+        command.cwd().join("belroute.yaml"),
+        "timezone: Nowhere/Atlantis\n",
+    )
+    .unwrap();
+    let output = command
+        .args([
+            "check",
+            "--rules",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(err.contains("belroute.yaml:1:"), "{err}");
+}
+
 #[test]
 fn check_passes_the_example_rules_with_a_one_line_summary() {
     let (ok, out) = check(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")));
@@ -870,11 +914,23 @@ fn init_writes_a_starter_that_checks_and_tests_and_refuses_to_overwrite() {
     assert_eq!(code, 1, "{out}");
     assert!(
         err.starts_with(&format!(
-            "error: {target_str}/belroute.yaml, {target_str}/rules/main.yaml, {target_str}/rules/main.test.yaml already exist(s); belroute init writes nothing over an existing file"
+            "error: {target_str}/belroute.yaml, {target_str}/rules/main.yaml, {target_str}/rules/main.test.yaml already exist; belroute init writes nothing over an existing file"
         )),
         "{err}"
     );
     assert!(!target.join(".gitignore").exists(), "nothing written");
+    // One file: "exists", "move it away".
+    let single = tempfile::tempdir().unwrap();
+    std::fs::write(single.path().join("belroute.yaml"), "mine").unwrap();
+    let single_str = single.path().to_str().unwrap();
+    let (code, _, err) = run(&["init", single_str], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with(&format!(
+            "error: {single_str}/belroute.yaml already exists; belroute init writes nothing over an existing file, so it wrote nothing: move it away"
+        )),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(target.join("rules/main.yaml")).unwrap(),
         "mine"
@@ -1017,6 +1073,213 @@ fn test_prints_junit_and_json_for_ci() {
     // The default stays the text for people.
     let (_, out, _) = run(&["test", "--rules", rules], &[]);
     assert!(out.contains("FAIL  m: wrong <expectation> & more"), "{out}");
+}
+
+/// Everything in `dir`, relative, sorted: what a command left behind.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            found.push(path.strip_prefix(dir).unwrap().display().to_string());
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Nothing read-only creates files: `simulate` with a `history` lookup in a new directory
+/// finds no earlier calls (and says why) instead of creating an empty `belroute.db`.
+#[test]
+fn simulate_with_a_history_lookup_creates_no_database() {
+    let mut command = belroute();
+    let cwd = command.cwd().to_path_buf();
+    std::fs::write(
+        cwd.join("belroute.yaml"),
+        "plugins:\n  history:\n    kind: history\n",
+    )
+    .unwrap();
+    std::fs::create_dir(cwd.join("rules")).unwrap();
+    std::fs::write(
+        cwd.join("rules/main.yaml"),
+        "default: receptie\nlookups: [history]\nrules:\n  - name: Called before today\n    when: history.calls_today > 0\n    route: bekend\n",
+    )
+    .unwrap();
+    let before = files_in(&cwd);
+    let output = command
+        .args(["simulate", "main", "--caller", "0152026057"])
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    );
+    assert!(output.status.success(), "{out}{err}");
+    assert!(
+        err.contains("note: no call log at belroute.db (`belroute serve` creates it there): `history` lookups find no earlier calls"),
+        "{err}"
+    );
+    assert!(!out.contains("no such table"), "{out}");
+    assert!(out.contains("\"calls_today\":0"), "{out}");
+    assert!(out.contains("route: receptie"), "{out}");
+    assert_eq!(files_in(&cwd), before, "no file created");
+
+    // A database file without belroute's tables: read, not changed, and the fix said.
+    std::fs::write(cwd.join("empty.db"), b"").unwrap();
+    let mut command = belroute();
+    let output = command
+        .current_dir(&cwd)
+        .args(["simulate", "main", "--caller", "0152026057"])
+        .args(["--database", "sqlite://empty.db"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{out}");
+    assert!(
+        out.contains("  history: unavailable: ")
+            && out.contains("call log database has no call log tables yet: run `belroute migrate`"),
+        "{out}"
+    );
+    assert_eq!(std::fs::metadata(cwd.join("empty.db")).unwrap().len(), 0);
+}
+
+/// A `serve` that fails at start leaves no `belroute.db` behind: not without a rules
+/// directory, not when its port is taken.
+#[test]
+fn serve_that_fails_at_start_creates_no_database() {
+    let output = {
+        let mut command = belroute();
+        let output = command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert_eq!(files_in(command.cwd()), Vec::<String>::new());
+        output
+    };
+    assert_eq!(output.status.code(), Some(2));
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(err.contains("rules directory"), "{err}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut command = belroute();
+    std::fs::create_dir(command.cwd().join("rules")).unwrap();
+    std::fs::write(command.cwd().join("rules/main.yaml"), common_rules()).unwrap();
+    let output = command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert_eq!(files_in(command.cwd()), ["rules", "rules/main.yaml"]);
+    drop(taken);
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        belroute_plugins::install_crypto_provider();
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let response = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+/// belroute.yaml is read at start. Editing it while belroute runs is noticed and said — in
+/// the log and on /readyz — and the admin API's 403 says a restart is what it takes.
+#[test]
+fn a_changed_belroute_yaml_is_noticed_and_says_restart_to_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("main.yaml"), common_rules()).unwrap();
+    let config = dir.path().join("belroute.yaml");
+    std::fs::write(&config, "timezone: Europe/Amsterdam\n").unwrap();
+    let database = format!("sqlite://{}", dir.path().join("b.db").display());
+    let served = Served::start(
+        &[
+            "--rules",
+            rules.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--database",
+            &database,
+        ],
+        &[],
+    );
+    let (status, body) = get(&served.addr, "/api/v1/rulesets");
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        "the admin API is off: set admin.token in belroute.yaml and restart belroute (belroute.yaml and the ${VARIABLES} it names are read at start)\n"
+    );
+    let (status, ready) = get(&served.addr, "/readyz");
+    assert_eq!(status, 200, "{ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["config"]["file"], config.to_str().unwrap());
+    assert_eq!(ready["config"]["changed_on_disk"], serde_json::Value::Null);
+
+    // As snelstart §4 does: an admin token added while serving.
+    std::fs::write(
+        &config,
+        "timezone: Europe/Amsterdam\nadmin: { token: \"${BELROUTE_ADMIN_TOKEN}\" }\n",
+    )
+    .unwrap();
+    let mut log = String::new();
+    let wanted = format!(
+        "{} changed on disk; restart to apply",
+        config.to_str().unwrap()
+    );
+    for _ in 0..100 {
+        log.push_str(&served.log().join("\n"));
+        if log.contains(&wanted) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(log.contains(&wanted), "{log}");
+    let (status, ready) = get(&served.addr, "/readyz");
+    assert_eq!(status, 200, "still ready: it serves what it read: {ready}");
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let changed = &ready["config"]["changed_on_disk"];
+    assert_eq!(changed["removed"], false, "{ready}");
+    assert!(
+        changed["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed on disk; restart to apply (belroute.yaml and the ${VARIABLES} it names are read at start"),
+        "{ready}"
+    );
+    // Still off: nothing was applied.
+    assert_eq!(get(&served.addr, "/api/v1/rulesets").0, 403);
+
+    // Put back as it was read: nothing to restart for.
+    std::fs::write(&config, "timezone: Europe/Amsterdam\n").unwrap();
+    let mut cleared = false;
+    for _ in 0..100 {
+        let (_, ready) = get(&served.addr, "/readyz");
+        let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+        if ready["config"]["changed_on_disk"].is_null() {
+            cleared = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(cleared, "/readyz clears when the file is as read again");
+    let log = served.stop();
+    assert!(log.contains("is again as read at start"), "{log}");
 }
 
 /// `check` warns about an admin token that is easy to guess (and names the fix), without

@@ -56,6 +56,24 @@ rules:
     script: '`agent_${tickets.agent}`'
 "#;
 
+/// Sends a call whose `invoices` are unavailable to `crm_storing`: replayed, that is every
+/// call, only because no logged call recorded `invoices` (an artefact, not a change).
+const V4: &str = r#"
+timeout: 2s
+default: receptie
+lookups: [tickets, invoices]
+rules:
+  - name: Invoices down
+    when: invoices == ()
+    route: crm_storing
+  - name: Mobiles first
+    when: caller.kind == "mobile"
+    route: mobiel
+  - name: Open ticket
+    when: tickets.count > 0
+    script: '`agent_${tickets.agent}`'
+"#;
+
 /// (uuid, caller, route answered live)
 const CALLS: &[(&str, &str, &str)] = &[
     ("fixed-ticket", "31152026057", "agent_1003"),
@@ -338,6 +356,76 @@ async fn replay_reports_exactly_the_moved_calls_and_the_reload_summary() {
         let (_, out, _) = replay(&common_args);
         assert!(
             out.contains("5 calls now read a lookup the log did not record for them: `invoices` (5 calls). It counted as unavailable"),
+            "{out}"
+        );
+
+        // Every call "moves" to crm_storing only because `invoices` was not recorded: a group
+        // of its own, labelled, not counted as a change, and no reason for --fail-on-change.
+        std::fs::write(rules.join("main.yaml"), V4).unwrap();
+        let summary = replay_json(&common_args);
+        assert_eq!(summary["replayed"], 5, "{summary}");
+        assert_eq!(summary["changed"], 0, "{summary}");
+        assert_eq!(summary["changes"], json!([]), "{summary}");
+        assert_eq!(summary["unrecorded"]["calls"], 5, "{summary}");
+        assert_eq!(summary["unrecorded"]["changed"], 5, "{summary}");
+        let artefacts: Vec<(String, String, u64)> = summary["unrecorded"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["from"]["route"].as_str().unwrap().to_string(),
+                    c["to"]["route"].as_str().unwrap().to_string(),
+                    c["calls"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            artefacts,
+            [
+                ("receptie".into(), "crm_storing".into(), 3),
+                ("agent_1003".into(), "crm_storing".into(), 1),
+                ("agent_1004".into(), "crm_storing".into(), 1),
+            ],
+            "{summary}"
+        );
+        let (code, out, _) = replay(&[&common_args[..], &["--fail-on-change"]].concat());
+        assert_eq!(code, 0, "not known is not a change: {out}");
+        assert!(
+            out.contains("5 calls replayed: 0 unchanged, 0 would route differently; 5 more only because a lookup was not recorded then (below, not counted)."),
+            "{out}"
+        );
+        let group = out
+            .split("Not known from the log: 5 calls route differently only because a lookup they now read was not recorded for them")
+            .nth(1)
+            .unwrap_or_else(|| panic!("a labelled group: {out}"));
+        let row = group
+            .lines()
+            .find(|l| l.starts_with("      3  receptie (the default)"))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(
+            row.ends_with("→  crm_storing (rule `Invoices down`)"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("See one call in full"),
+            "no real change to show: {out}"
+        );
+        let (code, out, err) = replay(&[&common_args[..], &["--call", "fixed-none"]].concat());
+        assert_eq!(code, 0, "{err}");
+        let invoices = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("invoices"))
+            .unwrap();
+        assert!(
+            invoices
+                .trim_end()
+                .ends_with("unavailable: not recorded then, so not known"),
+            "{out}"
+        );
+        assert!(!out.contains("(not recorded then)"), "said once: {out}");
+        assert!(
+            out.contains("not known: `receptie` then, `crm_storing` now only because `invoices` was not recorded when the call was logged"),
             "{out}"
         );
         if let Some(pg) = pg {

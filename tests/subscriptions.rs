@@ -1367,3 +1367,119 @@ async fn notifications_to_one_subscription_are_rate_bounded() {
     server.stop().await;
     receiver.stop().await;
 }
+
+/// "Notifications sent" describes the subscription, not its notifier task: a change (which
+/// restarts the notifier) and a key rotation keep the count, and it goes on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_sent_survives_a_change_of_the_subscription() {
+    let server = TestServer::with_config(&[("main.yaml", RULES)], ADMIN_ONLY).await;
+    let receiver = Receiver::start().await;
+    let (status, created) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(json!({"name": "crm", "endpoint": receiver.url, "retry_initial": "100ms"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["api_key"].as_str().unwrap().to_string();
+    // The receiver drains after each notification, so each new call is notified again.
+    receiver.pull_from(&server.base, "crm", &key);
+    let sent = || async {
+        admin(&server, "/api/v1/subscriptions/crm").await["notifier"]["notifications_sent"]
+            .as_u64()
+            .unwrap()
+    };
+    for round in 1..=3u64 {
+        calls(&server, &format!("before-{round}"), 1).await;
+        assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+        server
+            .eventually(
+                Duration::from_secs(10),
+                "a notification per call",
+                || async { sent().await >= round && receiver.events().len() as u64 >= round },
+            )
+            .await;
+    }
+    let before = sent().await;
+    assert!(before >= 3, "{before}");
+
+    let (status, changed) = admin_do(
+        &server,
+        "PATCH",
+        "/api/v1/subscriptions/crm",
+        Some(json!({"renotify_after": "10m"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert!(
+        changed["notifier"]["notifications_sent"].as_u64().unwrap() >= before,
+        "{changed}"
+    );
+    let (status, rotated) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions/crm/rotate-key",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    assert!(sent().await >= before, "kept across a key rotation");
+
+    calls(&server, "after", 1).await;
+    assert!(server.app.call_log.flush(Duration::from_secs(5)).await);
+    server
+        .eventually(Duration::from_secs(10), "counted on from there", || async {
+            sent().await > before
+        })
+        .await;
+    server.stop().await;
+    receiver.stop().await;
+}
+
+/// docs/subscriptions.md's "create while running" request works as printed, and what it says
+/// of `${NAME}` holds: a variable belroute was not started with is a 400 naming it.
+#[tokio::test]
+async fn the_documented_create_request_works_as_printed() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/subscriptions.md"
+    ))
+    .unwrap();
+    let step = doc
+        .split("1. **Create it**")
+        .nth(1)
+        .expect("the create step");
+    let body = step
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the request body");
+    let body: Value = serde_json::from_str(body).unwrap();
+    let server = TestServer::with_config(&[("main.yaml", RULES)], ADMIN_ONLY).await;
+    let (status, created) =
+        admin_do(&server, "POST", "/api/v1/subscriptions", Some(body.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], body["name"]);
+    assert_eq!(created["header_names"], json!(["identifier"]));
+
+    let mut with_variable = body;
+    with_variable["name"] = json!("crm2");
+    with_variable["headers"]["identifier"] = json!("${BELROUTE_DOCS_TEST_UNSET}");
+    let (status, refused) = admin_do(
+        &server,
+        "POST",
+        "/api/v1/subscriptions",
+        Some(with_variable),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .contains("BELROUTE_DOCS_TEST_UNSET is not set"),
+        "{refused}"
+    );
+    server.stop().await;
+}

@@ -87,6 +87,76 @@ async fn unknown_rule_set_is_404() {
     server.stop().await;
 }
 
+/// A typo in the Webhook-app's URL gets the "did you mean" that `belroute test mian` gives.
+#[tokio::test]
+async fn a_misspelt_rule_set_is_404_with_did_you_mean() {
+    let server =
+        TestServer::start(&[("main.yaml", CALLER_RULES), ("support.yaml", CALLER_RULES)]).await;
+    let response = server.post_json("/hooks/mian", "{}").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "no rule set named `mian` (no file mian.yaml in the rules directory); did you mean `main`?\n"
+    );
+    // Nothing close: no guess.
+    let response = server.get("/hooks/billing").await;
+    assert_eq!(response.status(), 404);
+    assert!(!response.text().await.unwrap().contains("did you mean"));
+    server.stop().await;
+}
+
+/// Callvoip sends the call data only with POST: a GET without any field is most likely a
+/// Webhook-app set to GET. It is answered as always, counted, and logged once per rule set per
+/// minute, not once per call.
+#[tokio::test]
+async fn a_get_without_fields_is_logged_once_per_rule_set_per_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("main.yaml"), CALLER_RULES).unwrap();
+    std::fs::write(rules.join("support.yaml"), CALLER_RULES).unwrap();
+    let database = format!("sqlite://{}", dir.path().join("b.db").display());
+    let served = common::binary::Served::start(
+        &["--rules", rules.to_str().unwrap(), "--database", &database],
+        &[],
+    );
+    belroute_plugins::install_crypto_provider();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let get = |path: &str| {
+        let request = client.get(format!("http://{}{path}", served.addr));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(get("/hooks/main").await, "anoniem");
+    }
+    assert_eq!(get("/hooks/support").await, "anoniem");
+    assert_eq!(
+        get("/hooks/main?caller_number=31152026057").await,
+        "receptie"
+    );
+    let metrics = get("/metrics").await;
+    assert!(
+        metrics.contains("belroute_calls_without_fields_total{ruleset=\"main\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("belroute_calls_without_fields_total{ruleset=\"support\"} 1"),
+        "{metrics}"
+    );
+    let log = served.stop();
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("call without any fields — is the Webhook-app set to GET?"))
+        .collect();
+    assert_eq!(said.len(), 2, "{log}");
+    assert!(said.iter().any(|l| l.contains("ruleset=main")), "{log}");
+    assert!(said.iter().any(|l| l.contains("ruleset=support")), "{log}");
+}
+
 /// Unreadable call data cannot be routed on, but Callvoip still needs an answer in time: the
 /// rule set's default, with the reason counted (and logged), never a 4xx Callvoip would turn
 /// into "no variable".

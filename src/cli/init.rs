@@ -29,11 +29,15 @@ pub fn init(dir: &Path) -> anyhow::Result<String> {
         .collect();
     if !existing.is_empty() {
         let names: Vec<String> = existing.iter().map(|p| p.display().to_string()).collect();
+        let (verb, them) = if names.len() == 1 {
+            ("exists", "it")
+        } else {
+            ("exist", "them")
+        };
         return Err(Refused(format!(
-            "{} already exist(s); belroute init writes nothing over an existing file, so it \
-             wrote nothing: move {} away, or run `belroute init NEW-DIR`",
+            "{} already {verb}; belroute init writes nothing over an existing file, so it \
+             wrote nothing: move {them} away, or run `belroute init NEW-DIR`",
             names.join(", "),
-            if names.len() == 1 { "it" } else { "them" }
         ))
         .into());
     }
@@ -106,9 +110,11 @@ fn shell_word(text: &str) -> String {
 const BELROUTE_YAML: &str = r#"## belroute.yaml: the server's own settings (the routing rules are in rules/).
 ## Every key is optional; each one below is commented out and shows its default or an example.
 ## Remove the `# ` to use one. Read once at start: restart belroute after a change.
-## Reference: docs/operators.md ("belroute.yaml"). `belroute check` validates this file.
+## Reference: docs/operators.md, "belroute.yaml" (from the Debian package:
+## /usr/share/doc/belroute/operators.md). `belroute check` validates this file.
 ##
-## Secrets come from the environment as "${NAME}"; `check` and `test` work without them.
+## Secrets come from the environment as "${NAME}" (for the service: /etc/belroute/belroute.env);
+## `check` and `test` work without them.
 
 ## The zone for now(), open_hours() and holidays in rule sets without their own `timezone`.
 # timezone: Europe/Amsterdam
@@ -175,9 +181,21 @@ timeout: 2s          # equal to the Webhook-app's Request Timeout (1s to 10s)
 default: receptie    # answered when no rule matches, or time runs out
 # lookups: [tickets] # CRM lookups from belroute.yaml `plugins:` that this rule set may use
 
-holidays:            # open_hours() is false on these days
+holidays:            # open_hours() is false on these days: Dutch public holidays to the end of
+                     # 2027 (add Goede Vrijdag 2027-03-26 if you close then); add the next year's
+                     # before this list runs out
   - { date: 2026-12-25, name: Eerste Kerstdag }
   - { date: 2026-12-26, name: Tweede Kerstdag }
+  - { date: 2027-01-01, name: Nieuwjaarsdag }
+  - { date: 2027-03-28, name: Eerste Paasdag }
+  - { date: 2027-03-29, name: Tweede Paasdag }
+  - { date: 2027-04-27, name: Koningsdag }
+  - { date: 2027-05-05, name: Bevrijdingsdag }
+  - { date: 2027-05-06, name: Hemelvaartsdag }
+  - { date: 2027-05-16, name: Eerste Pinksterdag }
+  - { date: 2027-05-17, name: Tweede Pinksterdag }
+  - { date: 2027-12-25, name: Eerste Kerstdag }
+  - { date: 2027-12-26, name: Tweede Kerstdag }
 
 rules:
   - name: Closed outside office hours
@@ -203,8 +221,8 @@ tests:
     call: { caller_number: "31152026057" }
     expect: { route: gesloten, rule: Closed outside office hours }
 
-  - name: Closed on Christmas
-    at: 2026-12-25 10:00
+  - name: Closed on a holiday inside the hours
+    at: 2027-04-27 10:00          # Koningsdag, a Tuesday
     call: { caller_number: "31612345678" }
     expect: gesloten
 
@@ -244,6 +262,19 @@ mod tests {
                 "`{key}` is not shown"
             );
         }
+    }
+
+    /// The template's holidays reach to the end of 2027 (no built-in calendar yet).
+    #[test]
+    fn the_template_lists_the_holidays_to_the_end_of_2027() {
+        let dates: Vec<&str> = MAIN_YAML
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- { date: "))
+            .map(|l| &l[..10])
+            .collect();
+        assert_eq!(dates.len(), 12, "{dates:?}");
+        assert_eq!(dates.last(), Some(&"2027-12-26"));
+        assert!(dates.windows(2).all(|w| w[0] < w[1]), "in order: {dates:?}");
     }
 
     #[test]

@@ -199,10 +199,18 @@ fn write_summary(summary: &Summary, sets: &BTreeMap<String, Arc<RuleSet>>, out: 
     );
     let _ = writeln!(
         out,
-        "{} replayed: {} unchanged, {} would route differently.",
+        "{} replayed: {} unchanged, {} would route differently{}.",
         plural(summary.replayed, "call", "calls"),
         summary.unchanged,
-        summary.changed
+        summary.changed,
+        if summary.unrecorded.changed > 0 {
+            format!(
+                "; {} more only because a lookup was not recorded then (below, not counted)",
+                summary.unrecorded.changed
+            )
+        } else {
+            String::new()
+        }
     );
     if summary.other_rule > 0 {
         let _ = writeln!(
@@ -211,47 +219,10 @@ fn write_summary(summary: &Summary, sets: &BTreeMap<String, Arc<RuleSet>>, out: 
             plural(summary.other_rule, "call", "calls")
         );
     }
+    let multi = sets.len() > 1 && summary.logged_versions.len() > 1;
     if !summary.changes.is_empty() {
         let _ = writeln!(out);
-        let rows: Vec<(String, String, String)> = summary
-            .changes
-            .iter()
-            .map(|c| (c.calls.to_string(), c.from.to_string(), c.to.to_string()))
-            .collect();
-        let width = rows
-            .iter()
-            .map(|r| r.1.chars().count())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        let multi = sets.len() > 1 && summary.logged_versions.len() > 1;
-        let _ = writeln!(out, "  calls  {:<width$}  →  to", "from");
-        for (change, (calls, from, to)) in summary.changes.iter().zip(&rows) {
-            let set = if multi {
-                format!("  [{}]", change.ruleset)
-            } else {
-                String::new()
-            };
-            let _ = writeln!(out, "  {calls:>5}  {from:<width$}  →  {to}{set}");
-        }
-        let _ = writeln!(out);
-        let _ = writeln!(out, "For example:");
-        for change in &summary.changes {
-            let _ = writeln!(
-                out,
-                "  {} → {} ({}):",
-                change.from.route,
-                change.to.route,
-                plural(change.calls, "call", "calls")
-            );
-            for example in &change.examples {
-                let _ = writeln!(
-                    out,
-                    "    {}  caller {}  {}",
-                    example.uuid, example.caller, example.at
-                );
-            }
-        }
+        write_changes(&summary.changes, "to", multi, out);
         if let Some(example) = summary.changes.first().and_then(|c| c.examples.first()) {
             let _ = writeln!(out);
             let _ = writeln!(
@@ -276,6 +247,21 @@ fn write_summary(summary: &Summary, sets: &BTreeMap<String, Arc<RuleSet>>, out: 
             lookups.join(", ")
         );
     }
+    if !summary.unrecorded.changes.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Not known from the log: {} route differently only because a lookup they now read was not recorded for them (it counted as unavailable). These are not counted as changes above; whether they would change live depends on what the CRM answers:",
+            plural(summary.unrecorded.changed, "call", "calls")
+        );
+        let _ = writeln!(out);
+        write_changes(
+            &summary.unrecorded.changes,
+            "to, with the lookup unavailable",
+            multi,
+            out,
+        );
+    }
     if !summary.not_compared.is_empty() {
         let parts: Vec<String> = summary
             .not_compared
@@ -290,6 +276,47 @@ fn write_summary(summary: &Summary, sets: &BTreeMap<String, Arc<RuleSet>>, out: 
             out,
             "No calls in this window; try a longer one (--since 7d) or check --database."
         );
+    }
+}
+
+/// A from → to table of `changes` and a few example calls of each row.
+fn write_changes(changes: &[crate::replay::Change], to_head: &str, multi: bool, out: &mut String) {
+    let rows: Vec<(String, String, String)> = changes
+        .iter()
+        .map(|c| (c.calls.to_string(), c.from.to_string(), c.to.to_string()))
+        .collect();
+    let width = rows
+        .iter()
+        .map(|r| r.1.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(out, "  calls  {:<width$}  →  {to_head}", "from");
+    for (change, (calls, from, to)) in changes.iter().zip(&rows) {
+        let set = if multi {
+            format!("  [{}]", change.ruleset)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(out, "  {calls:>5}  {from:<width$}  →  {to}{set}");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "For example:");
+    for change in changes {
+        let _ = writeln!(
+            out,
+            "  {} → {} ({}):",
+            change.from.route,
+            change.to.route,
+            plural(change.calls, "call", "calls")
+        );
+        for example in &change.examples {
+            let _ = writeln!(
+                out,
+                "    {}  caller {}  {}",
+                example.uuid, example.caller, example.at
+            );
+        }
     }
 }
 
@@ -344,7 +371,8 @@ async fn one_call(
                 "trace": replayed.then,
             },
             "now": now,
-            "changed": now.route != logged.route,
+            "changed": now.route != logged.route && replayed.unrecorded.is_empty(),
+            "changed_only_for_unrecorded": now.route != logged.route && !replayed.unrecorded.is_empty(),
             "unrecorded": replayed.unrecorded,
         });
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&body)?);
@@ -392,8 +420,8 @@ async fn one_call(
             .unwrap_or_else(|| "(not recorded)".into());
         let now_text = match now.lookups.iter().find(|l| &l.name == name) {
             None => "(not declared now)".into(),
-            Some(l) if replayed.unrecorded.contains(name) => {
-                format!("{} (not recorded then)", lookup_text(&l.result))
+            Some(_) if replayed.unrecorded.contains(name) => {
+                "unavailable: not recorded then, so not known".into()
             }
             Some(l) if !l.awaited => format!("{} (no rule read it)", lookup_text(&l.result)),
             Some(l) => lookup_text(&l.result),
@@ -446,10 +474,24 @@ async fn one_call(
         let _ = writeln!(out, "{}", line.trim_end());
     }
     let _ = writeln!(out);
+    let unrecorded: Vec<String> = replayed
+        .unrecorded
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect();
     if now.route == logged.route {
         let _ = writeln!(out, "unchanged: both answer `{}`", now.route);
-    } else {
+    } else if unrecorded.is_empty() {
         let _ = writeln!(out, "changed: `{}` then, `{}` now", logged.route, now.route);
+    } else {
+        let _ = writeln!(
+            out,
+            "not known: `{}` then, `{}` now only because {} {} not recorded when the call was logged (it counted as unavailable); live, the answer depends on what the CRM says",
+            logged.route,
+            now.route,
+            unrecorded.join(", "),
+            if unrecorded.len() == 1 { "was" } else { "were" }
+        );
     }
     Ok(true)
 }

@@ -18,6 +18,16 @@ pub enum Status {
     Off,
 }
 
+impl Status {
+    /// As written in belroute.yaml and the API: `active` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Off => "off",
+        }
+    }
+}
+
 /// The one channel type (FHIR's rest-hook).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Channel {

@@ -87,7 +87,7 @@ fn admin_denied(req: &HttpRequest, app: &Belroute, throttle: &Throttle) -> Optio
         return Some(
             HttpResponse::Forbidden()
                 .content_type("text/plain; charset=utf-8")
-                .body("the admin API is off: set admin.token in belroute.yaml\n"),
+                .body("the admin API is off: set admin.token in belroute.yaml and restart belroute (belroute.yaml and the ${VARIABLES} it names are read at start)\n"),
         );
     };
     let given = bearer(req);

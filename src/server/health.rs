@@ -74,6 +74,17 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         (true, false) => "panicked",
     };
     let metrics = &state.metrics;
+    // Not a reason to be unready: the server serves what it read at start.
+    let config = state.config.file.as_ref().map(|file| {
+        json!({
+            "file": file.path(),
+            "changed_on_disk": file.changed().map(|changed| json!({
+                "at": chrono::DateTime::<chrono::Utc>::from(changed.at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "removed": changed.removed,
+                "message": file.message(),
+            })),
+        })
+    });
     let body = json!({
         "status": status,
         "rulesets": rulesets,
@@ -86,6 +97,7 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
             "max": metrics.connections_max.get(),
             "file_limit": metrics.file_limit.get(),
         },
+        "config": config,
     });
     let mut response = if ready {
         HttpResponse::Ok()

@@ -242,6 +242,9 @@ async fn answer(
         }
     };
 
+    if req.method() == actix_web::http::Method::GET && call.sent_fields().is_empty() {
+        state.metrics.call_without_fields(&set.name);
+    }
     let decision = state.decide(&set, call.clone(), deadline).await;
     let response = route_response(&decision);
     state.answered(decision, call, received_at);
@@ -255,6 +258,10 @@ fn ruleset(state: &Belroute, name: &str) -> Result<Arc<RuleSet>, Rejection> {
         return Ok(set.clone());
     }
     let refused = catalog.refused.get(name);
+    // Bounded work for a name from the URL: only a name a rule file could have is compared.
+    let close = (name.len() <= 64 && belroute_engine::valid_name(name))
+        .then(|| belroute_engine::suggestion(name, catalog.rulesets.keys().map(String::as_str)))
+        .flatten();
     let name = escape(name);
     Err(match refused {
         Some(refusal) => Rejection::new(
@@ -272,7 +279,14 @@ fn ruleset(state: &Belroute, name: &str) -> Result<Arc<RuleSet>, Rejection> {
         None => Rejection::new(
             StatusCode::NOT_FOUND,
             "unknown_ruleset",
-            format!("no rule set named `{name}` (no file {name}.yaml in the rules directory)"),
+            match close {
+                Some(close) => format!(
+                    "no rule set named `{name}` (no file {name}.yaml in the rules directory); did you mean {close}?"
+                ),
+                None => format!(
+                    "no rule set named `{name}` (no file {name}.yaml in the rules directory)"
+                ),
+            },
         ),
     })
 }

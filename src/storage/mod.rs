@@ -543,7 +543,7 @@ impl belroute_plugins::history::CallHistory for Storage {
     ) -> Result<Vec<PastCall>, String> {
         self.recent_calls(caller_e164, since_ms, limit)
             .await
-            .map_err(|e| format!("call log database: {e}"))
+            .map_err(|e| history_error(&e))
     }
 
     async fn counts(
@@ -554,7 +554,19 @@ impl belroute_plugins::history::CallHistory for Storage {
     ) -> Result<(i64, i64), String> {
         self.count_calls(caller_e164, window_ms, today_ms)
             .await
-            .map_err(|e| format!("call log database: {e}"))
+            .map_err(|e| history_error(&e))
+    }
+}
+
+/// A call log without its tables (an empty file, a database never migrated) says the fix.
+fn history_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db)
+            if db.message().contains("no such table") || db.message().contains("does not exist") =>
+        {
+            "call log database has no call log tables yet: run `belroute migrate` with this --database (serve does it on start)".into()
+        }
+        _ => format!("call log database: {e}"),
     }
 }
 

@@ -76,7 +76,47 @@ where
     })
 }
 
+/// The file a `sqlite:` database URL names; `None` for an in-memory database, another kind
+/// of database or a URL that does not read.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let file = options.get_filename();
+    (!file.as_os_str().is_empty()).then(|| file.to_path_buf())
+}
+
 impl Storage {
+    /// The call log for `belroute simulate`'s `history` lookups, opened without creating or
+    /// writing anything: read-only where it exists; where a SQLite file does not exist yet,
+    /// an empty log in memory (so the lookup finds no earlier calls) and a note saying so.
+    pub async fn open_for_lookups(url: &str) -> anyhow::Result<(Self, Option<String>)> {
+        let empty = || async {
+            let empty = Storage::open("sqlite::memory:")?;
+            empty
+                .migrate()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot prepare an empty call log in memory: {e}"))?;
+            anyhow::Ok(empty)
+        };
+        let in_memory =
+            url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"));
+        if in_memory {
+            return Ok((empty().await?, None));
+        }
+        match sqlite_file(url) {
+            Some(file) if !file.exists() => {
+                let note = format!(
+                    "no call log at {} (`belroute serve` creates it there): `history` lookups find no earlier calls; pass the one serve writes with --database",
+                    file.display()
+                );
+                Ok((empty().await?, Some(note)))
+            }
+            _ => Ok((Storage::open_read_only(url)?, None)),
+        }
+    }
+
     /// A pool that only reads: SQLite opened read-only (a missing file is an error, not a new
     /// database), PostgreSQL with read-only transactions. For `belroute replay`.
     pub fn open_read_only(url: &str) -> anyhow::Result<Self> {

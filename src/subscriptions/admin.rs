@@ -311,7 +311,18 @@ pub async fn send_test(app: &Belroute, name: &str, by: &str) -> Result<Tested, A
             "subscription `{name}` has no endpoint (its subscriber polls): set `endpoint` first"
         )));
     };
-    tracing::info!(subscription = %name, by, status = ?outcome.status, latency_ms = outcome.latency_ms, error = ?outcome.error, "test notification sent");
+    let latency_ms = outcome.latency_ms;
+    match (outcome.status, &outcome.error) {
+        (Some(status), None) => {
+            tracing::info!(subscription = %name, by, status, latency_ms, "test notification delivered")
+        }
+        (Some(status), Some(error)) => {
+            tracing::warn!(subscription = %name, by, status, latency_ms, "test notification refused by the endpoint: {error}")
+        }
+        (None, error) => {
+            tracing::warn!(subscription = %name, by, latency_ms, "test notification not delivered: {}", error.as_deref().unwrap_or("no answer"))
+        }
+    }
     Ok(Tested {
         endpoint: subscription
             .config

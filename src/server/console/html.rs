@@ -120,8 +120,8 @@ const LABELS: &[(&str, &str, &str)] = &[
     ),
     (
         "console_off",
-        "The console is off: set admin.token in belroute.yaml and restart belroute.",
-        "De console staat uit: stel admin.token in belroute.yaml in en herstart belroute.",
+        "The console is off: set admin.token in belroute.yaml and restart belroute (belroute.yaml and the ${VARIABLES} it names are read at start).",
+        "De console staat uit: stel admin.token in belroute.yaml in en herstart belroute (belroute.yaml en de ${VARIABELEN} erin worden bij de start gelezen).",
     ),
     ("rulesets", "Rule sets", "Regelsets"),
     (
