@@ -9,7 +9,6 @@
 //! function `measured`, which callgrind is told to count).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails loudly
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,10 +59,10 @@ fn rule_set(scripts: &ScriptEngine, name: &str, in_worker: bool) -> Arc<RuleSet>
         text.push_str("  - name: In a worker\n    script: 'while call.uuid == \"\" { } ()'\n");
     }
     text.push_str(TEN);
-    let configured = BTreeSet::new();
+    let lookups = belroute_engine::LookupFacts::new();
     let ctx = LoadContext {
         scripts,
-        configured_lookups: &configured,
+        lookups: &lookups,
         time_zone: DEFAULT_TIME_ZONE,
     };
     let set = RuleSet::load(name, Path::new("bench.yaml"), &text, &ctx).unwrap();

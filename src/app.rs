@@ -68,7 +68,7 @@ impl Belroute {
         let router = Arc::new(router(&config, &storage, worker.clone(), true)?);
         let context = StoreContext {
             scripts: router.scripts().clone(),
-            configured_lookups: router.lookups().names(),
+            lookups: router.lookups().declared(),
             time_zone: config.timezone.0,
         };
         let store = if config.reload.run_tests {

@@ -77,10 +77,10 @@ impl Checked {
 /// Loads every rule file and test file in `dir`, collecting all problems.
 pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result<Checked> {
     let files = rule_files(dir)?;
-    let configured: BTreeSet<String> = config.lookup_names();
+    let lookups = config.lookup_facts();
     let ctx = LoadContext {
         scripts: router.scripts(),
-        configured_lookups: &configured,
+        lookups: &lookups,
         time_zone: config.timezone.0,
     };
     let mut checked = Checked {
@@ -90,41 +90,50 @@ pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result
     for (name, file) in files {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        match RuleSet::load(&name, &file, &text, &ctx) {
+        let set = match RuleSet::load(&name, &file, &text, &ctx) {
             Ok(set) => {
-                checked.warnings.extend(in_workers(&set));
-                checked.rulesets.push(std::sync::Arc::new(set));
+                checked.warnings.extend(set.warnings.iter().cloned());
+                Some(std::sync::Arc::new(set))
             }
-            Err(problems) => checked.problems.extend(problems),
-        }
+            Err(problems) => {
+                checked.problems.extend(problems);
+                None
+            }
+        };
         let test_file = test_file_for(&file);
+        let mut tests = 0;
         if let Ok(text) = std::fs::read_to_string(&test_file) {
             match load_test_file(&test_file, &text) {
-                Ok(tests) => checked.test_files.push((name.clone(), tests)),
+                Ok(cases) => {
+                    if let Some(set) = &set {
+                        let (problems, warnings) = set.check_tests(&cases);
+                        checked.problems.extend(problems);
+                        checked.warnings.extend(warnings);
+                    }
+                    tests += cases.len();
+                    checked.test_files.push((name.clone(), cases));
+                }
                 Err(problems) => checked.problems.extend(problems),
             }
         }
+        if let Some(set) = set {
+            if tests + set.tests.len() == 0 {
+                checked.warnings.push(Diagnostic::new(
+                    &file,
+                    belroute_engine::Position::START,
+                    format!(
+                        "note: rule set `{name}` has no tests: add a `tests:` section or {} (docs/rules.md, \"Tests\")",
+                        test_file
+                            .file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            checked.rulesets.push(set);
+        }
     }
     Ok(checked)
-}
-
-/// A warning for each rule that runs in a worker process: it costs more per call, and the
-/// operating system stops it at the deadline.
-pub fn in_workers(set: &RuleSet) -> Vec<Diagnostic> {
-    set.rules
-        .iter()
-        .filter_map(|rule| {
-            let why = rule.unbounded()?;
-            Some(Diagnostic::new(
-                &set.file,
-                why.position,
-                format!(
-                    "warning: rule `{}` runs in a worker process because it uses {}: a few dozen microseconds more per call, and stopped by the operating system at the deadline; a rule without loops, functions, closures and calls outside the bounded list runs in the server (docs/sandbox.md)",
-                    rule.name, why.what
-                ),
-            ))
-        })
-        .collect()
 }
 
 /// Checks `dir` and writes the configuration's notes and every problem to `out`.
@@ -319,10 +328,10 @@ pub async fn simulate(
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let configured = config.lookup_names();
+    let lookups = config.lookup_facts();
     let ctx = LoadContext {
         scripts: router.scripts(),
-        configured_lookups: &configured,
+        lookups: &lookups,
         time_zone: config.timezone.0,
     };
     let set = match RuleSet::load(&sim.ruleset, file, &text, &ctx) {

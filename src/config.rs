@@ -54,6 +54,8 @@ pub struct Config {
     pub file: Option<std::sync::Arc<on_disk::ConfigFile>>,
     /// Every name under `plugins:`, including any `check` could not fully validate.
     plugin_names: BTreeSet<String>,
+    /// What each plugin declares it answers, read even where a secret is missing (`check`).
+    plugin_facts: belroute_engine::LookupFacts,
 }
 
 /// `hooks:` — the Callvoip-facing endpoint.
@@ -564,6 +566,8 @@ impl Config {
         }
         for (name, key, node) in s.entries("plugins") {
             self.plugin_names.insert(name.to_string());
+            self.plugin_facts
+                .insert(name.to_string(), belroute_plugins::declared_facts(node));
             let mut found = Diagnostics::new(Path::new(""));
             if let Some(instance) = belroute_plugins::parse_instance(name, key, node, &mut found) {
                 self.lookups.push(instance);
@@ -597,6 +601,11 @@ impl Config {
     /// Every plugin name configured, including any `check` could not fully validate.
     pub fn lookup_names(&self) -> BTreeSet<String> {
         self.plugin_names.clone()
+    }
+
+    /// Every configured plugin and the facts it declares: what rules may read of it.
+    pub fn lookup_facts(&self) -> belroute_engine::LookupFacts {
+        self.plugin_facts.clone()
     }
 
     /// The hooks authentication for one rule set.

@@ -94,7 +94,8 @@ fn check_reports_each_kind_of_error_with_file_line_and_column() {
         (
             "bad_holiday",
             "default: x\nholidays: [2026-13-01]\nrules: []\n",
-            "bad_holiday.yaml:2:12: a holiday date is written YYYY-MM-DD",
+            // Which part is out of range (issue 23), not only the format.
+            "bad_holiday.yaml:2:12: `2026-13-01`: the month is 13; it is 01 to 12 (YYYY-MM-DD)",
         ),
     ];
     for (name, content, expected) in table {

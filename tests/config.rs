@@ -50,6 +50,7 @@ plugins:
   web:
     kind: http
     url: http://127.0.0.1:1/persons?phone={caller_e164}
+    facts: { count: int }
     connect_timeout: 10s
     not_found_status: [599]
     timeout: 10s
@@ -65,6 +66,7 @@ plugins:
     kind: sql
     url: 'sqlite::memory:'
     query: SELECT 1 AS one WHERE :caller_e164 <> ''
+    facts: { one: int }
     max_connections: 100
     timeout: 10s
     cache: { ttl: 30d, stale_if_error: 30d, max_entries: 1000000 }

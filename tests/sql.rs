@@ -73,6 +73,7 @@ fn config(url: &str, dialect: &Dialect) -> String {
       SELECT COUNT(*) AS open_count, COALESCE(SUM(f.total_ttc), 0) AS open_amount
       FROM llx_facture f JOIN llx_societe s ON s.rowid = f.fk_soc
       WHERE f.paye = 0 AND f.fk_statut = 1 AND s.phone_normalized = :caller_e164
+    facts: {{ open_count: int, open_amount: float }}
     cache: {{ ttl: 60s, negative_ttl: 30s }}
     timeout: 800ms
   invoices_last9:
@@ -81,6 +82,7 @@ fn config(url: &str, dialect: &Dialect) -> String {
     query: >
       SELECT COUNT(*) AS open_count FROM llx_facture f JOIN llx_societe s ON s.rowid = f.fk_soc
       WHERE f.paye = 0 AND f.fk_statut = 1 AND {last9} = :caller_last9
+    facts: {{ open_count: int }}
   by_raw:
     kind: sql
     url: "{url}"
@@ -197,7 +199,7 @@ async fn a_dead_database_never_holds_a_call() {
         "postgres://postgres@127.0.0.1:1/none",
     ] {
         let config = format!(
-            "plugins:\n  invoices:\n    kind: sql\n    url: \"{url}\"\n    query: SELECT 1 AS open_count WHERE 'x' = :caller_e164\n"
+            "plugins:\n  invoices:\n    kind: sql\n    url: \"{url}\"\n    query: SELECT 1 AS open_count WHERE 'x' = :caller_e164\n    facts: {{ open_count: int }}\n"
         );
         let server = TestServer::with_config(&[("main.yaml", rules)], &config).await;
         let started = Instant::now();

@@ -304,6 +304,7 @@ async fn a_chunked_body_over_the_limit_answers_the_default_without_reading_it_al
 async fn fields_unknown_missing_and_numeric() {
     let rules = r#"
 default: fallback
+call_fields: [campaign]
 rules:
   - name: Extra field
     when: call.campaign == "winter"
@@ -337,8 +338,7 @@ rules:
 
 #[tokio::test]
 async fn form_posts_and_query_parameters_merge_under_the_body() {
-    let rules =
-        "default: x\nrules:\n  - name: Echo\n    script: '`${call.line}/${call.caller_number}`'\n";
+    let rules = "default: x\ncall_fields: [line]\nrules:\n  - name: Echo\n    script: '`${call.line}/${call.caller_number}`'\n";
     let server = TestServer::start(&[("r.yaml", rules)]).await;
     let form = server
         .client

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -135,10 +135,29 @@ impl belroute_engine::Lookup for Never {
 }
 
 fn load(router: &Router, count: usize) -> Arc<RuleSet> {
-    let configured: BTreeSet<String> = router.lookups().names();
+    use belroute_engine::vocabulary::FactType::{Any, Float, Int, Text};
+    let declare = |facts: &[(&str, belroute_engine::vocabulary::FactType)]| {
+        Some(facts.iter().map(|(n, t)| (n.to_string(), *t)).collect())
+    };
+    let lookups: belroute_engine::LookupFacts = [
+        (
+            "invoices".to_string(),
+            declare(&[
+                ("open_count", Int),
+                ("open_amount", Float),
+                ("customer", Text),
+            ]),
+        ),
+        (
+            "tickets".to_string(),
+            declare(&[("open", Any), ("agent", Text), ("priority", Text)]),
+        ),
+    ]
+    .into_iter()
+    .collect();
     let ctx = LoadContext {
         scripts: router.scripts(),
-        configured_lookups: &configured,
+        lookups: &lookups,
         time_zone: DEFAULT_TIME_ZONE,
     };
     Arc::new(RuleSet::load("bench", Path::new("bench.yaml"), &rules_yaml(count), &ctx).unwrap())

@@ -6,7 +6,7 @@
 //! and returns. Each finished load swaps its one entry into a new catalog, unless a newer
 //! version of the same file was seen meanwhile; so one big or slow file never holds up another.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Read};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -60,7 +60,8 @@ impl Catalog {
 #[derive(Debug, Clone)]
 pub struct StoreContext {
     pub scripts: Arc<ScriptEngine>,
-    pub configured_lookups: BTreeSet<String>,
+    /// The configured plugins and the facts each declares.
+    pub lookups: crate::ruleset::LookupFacts,
     pub time_zone: Tz,
 }
 
@@ -130,7 +131,7 @@ impl Loader for RuleLoader {
     fn load(&self, name: &str, file: &Path, text: &str) -> Result<Arc<RuleSet>, Vec<Diagnostic>> {
         let ctx = LoadContext {
             scripts: &self.context.scripts,
-            configured_lookups: &self.context.configured_lookups,
+            lookups: &self.context.lookups,
             time_zone: self.context.time_zone,
         };
         RuleSet::load(name, file, text, &ctx).map(Arc::new)
@@ -698,6 +699,9 @@ impl Shared {
                             set.version,
                             rules_count(set.rules.len())
                         ),
+                    }
+                    for warning in &set.warnings {
+                        tracing::warn!(ruleset = %name, "{warning}");
                     }
                     t.serving = Some(set.clone());
                     t.refusal = None;

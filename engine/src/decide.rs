@@ -68,6 +68,9 @@ pub enum Reason {
     /// The rule set's evaluations kept making the operating system stop workers: it answers
     /// its default at once until its file changes or an operator releases it.
     Quarantined,
+    /// A script gave a route that is not in the rule set's `routes:`: the Voorwaarde-app has no
+    /// branch for it, so the default answers instead.
+    UndeclaredRoute,
 }
 
 impl Reason {
@@ -81,10 +84,11 @@ impl Reason {
             Reason::Unreadable => "unreadable",
             Reason::Failed => "failed",
             Reason::Quarantined => "quarantined",
+            Reason::UndeclaredRoute => "undeclared_route",
         }
     }
 
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::Matched,
         Reason::NoMatch,
         Reason::Deadline,
@@ -92,6 +96,7 @@ impl Reason {
         Reason::Unreadable,
         Reason::Failed,
         Reason::Quarantined,
+        Reason::UndeclaredRoute,
     ];
 }
 
@@ -531,7 +536,9 @@ impl Evaluation {
         let set = self.set.clone();
         while self.next < set.rules.len() {
             let rule = &set.rules[self.next];
-            if self.answer.is_some() || self.reason == Reason::Deadline {
+            if self.answer.is_some()
+                || matches!(self.reason, Reason::Deadline | Reason::UndeclaredRoute)
+            {
                 self.record(rule, RuleOutcome::NotReached, 0);
                 continue;
             }
@@ -783,6 +790,13 @@ impl Evaluation {
         }
         if let Err(message) = check_route(&text) {
             return Some(invalid(format!("`script` gave {text:?}: {message}")));
+        }
+        if !self.set.route_declared(&text) {
+            // No branch for it in the Voorwaarde-app: the caller would go down its "else".
+            self.reason = Reason::UndeclaredRoute;
+            return Some(invalid(format!(
+                "`script` gave {text:?}, which is not in `routes:`; the default answers instead (add it to `routes:` if the Voorwaarde-app has a branch for it)"
+            )));
         }
         self.answer = Some((text.to_string(), self.next));
         Some(RuleOutcome::Matched)

@@ -28,6 +28,7 @@ pub mod settings;
 mod test_case;
 mod test_run;
 pub mod text;
+pub mod vocabulary;
 pub mod watch;
 pub mod yaml;
 
@@ -48,8 +49,8 @@ pub use lookups::{
 };
 pub use plugin::{Facts, Lookup, LookupError, LookupRequest};
 pub use ruleset::{
-    CALL_VARIABLES, DEFAULT_TIMEOUT, LoadContext, MAX_ROUTE_LEN, MAX_TIMEOUT, MIN_TIMEOUT, Rule,
-    RuleSet, check_route, content_version, valid_name,
+    CALL_VARIABLES, DEFAULT_TIMEOUT, LoadContext, LookupFacts, MAX_ROUTE_LEN, MAX_TIMEOUT,
+    MIN_TIMEOUT, Rule, RuleSet, check_route, content_version, route_matches, valid_name,
 };
 pub use sandbox::{
     Pool, PoolError, PoolSettings, PoolStatus, Quarantine, QuarantinePolicy, Quarantined,

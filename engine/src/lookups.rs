@@ -247,6 +247,8 @@ struct Counters {
     shared: AtomicU64,
     skipped: AtomicU64,
     no_number: AtomicU64,
+    undeclared_facts: AtomicU64,
+    mistyped_facts: AtomicU64,
 }
 
 /// A plugin's state as the admin API and metrics show it.
@@ -267,6 +269,10 @@ pub struct LookupStatus {
     pub skipped: u64,
     /// Calls not asked about because the caller had no usable number.
     pub no_number: u64,
+    /// Facts the plugin answered that it does not declare (dropped), and declared facts of
+    /// another type than declared (shown to rules as `()`).
+    pub undeclared_facts: u64,
+    pub mistyped_facts: u64,
     pub cached_entries: u64,
 }
 
@@ -274,6 +280,10 @@ pub struct LookupStatus {
 struct LookupHandle {
     name: String,
     plugin: Arc<dyn Lookup>,
+    /// What the plugin declares it answers; answers are shaped to it.
+    declared: Option<crate::vocabulary::DeclaredFacts>,
+    /// Facts already logged as undeclared or mistyped (each is logged once).
+    said: Mutex<std::collections::HashSet<String>>,
     settings: LookupSettings,
     cache: moka::sync::Cache<String, Arc<Entry>>,
     in_flight: Mutex<HashMap<String, Flight>>,
@@ -304,6 +314,8 @@ impl LookupHandle {
             .build();
         LookupHandle {
             name: name.to_string(),
+            declared: plugin.facts(),
+            said: Mutex::new(std::collections::HashSet::new()),
             plugin,
             breaker: Breaker {
                 settings: settings.breaker.clone(),
@@ -347,7 +359,7 @@ impl LookupHandle {
                 match tokio::time::timeout(handle.settings.timeout, handle.plugin.lookup(&request))
                     .await
                 {
-                    Ok(answer) => answer.map(|facts| facts.map(Arc::new)),
+                    Ok(answer) => answer.map(|facts| facts.map(|f| Arc::new(handle.conform(f)))),
                     Err(_) => Err(LookupError::Timeout),
                 };
             handle.breaker.record(&handle.name, answer.is_ok());
@@ -389,6 +401,54 @@ impl LookupHandle {
             in_flight.insert(key, flight.clone());
         }
         Ok(flight)
+    }
+
+    /// Gives rules the declared shape: undeclared facts dropped, facts of another type `()`,
+    /// each logged the first time and counted.
+    fn conform(&self, mut facts: Facts) -> Facts {
+        let Some(declared) = &self.declared else {
+            return facts;
+        };
+        let mut odd: Vec<(String, String)> = Vec::new();
+        facts.retain(|name, value| match declared.get(name) {
+            None => {
+                self.counters
+                    .undeclared_facts
+                    .fetch_add(1, Ordering::Relaxed);
+                odd.push((name.clone(), "it does not declare; dropped".into()));
+                false
+            }
+            Some(kind) if !kind.admits(value) => {
+                self.counters.mistyped_facts.fetch_add(1, Ordering::Relaxed);
+                let actual =
+                    crate::vocabulary::FactType::of_json(value).map_or("null", |t| t.name());
+                odd.push((
+                    name.clone(),
+                    format!("declared {kind} but answered {actual}; rules see ()"),
+                ));
+                *value = serde_json::Value::Null;
+                true
+            }
+            Some(_) => true,
+        });
+        for name in declared.keys() {
+            facts.entry(name.clone()).or_insert(serde_json::Value::Null);
+        }
+        if !odd.is_empty() {
+            let mut said = self.said.lock().unwrap_or_else(|p| p.into_inner());
+            for (fact, what) in odd {
+                // Bounded: a CRM answering ever new keys cannot grow this without end.
+                if said.len() < 1_000 && said.insert(fact.clone()) {
+                    tracing::warn!(
+                        lookup = %self.name,
+                        "plugin `{}` answered fact `{}`, which {what} (logged once; counted in belroute_lookup_facts_mismatched_total); declare it under `facts:` in belroute.yaml or fix the source",
+                        self.name,
+                        crate::text::escape(&fact),
+                    );
+                }
+            }
+        }
+        facts
     }
 
     /// Starts one call's lookup: from the cache when fresh, else a (shared) plugin request.
@@ -457,6 +517,8 @@ impl LookupHandle {
             shared: self.counters.shared.load(Ordering::Relaxed),
             skipped: self.counters.skipped.load(Ordering::Relaxed),
             no_number: self.counters.no_number.load(Ordering::Relaxed),
+            undeclared_facts: self.counters.undeclared_facts.load(Ordering::Relaxed),
+            mistyped_facts: self.counters.mistyped_facts.load(Ordering::Relaxed),
             cached_entries: self.cache.entry_count(),
         }
     }
@@ -523,6 +585,14 @@ impl Lookups {
 
     pub fn names(&self) -> BTreeSet<String> {
         self.handles.keys().cloned().collect()
+    }
+
+    /// Every plugin instance and the facts it declares: what rules may read.
+    pub fn declared(&self) -> crate::ruleset::LookupFacts {
+        self.handles
+            .iter()
+            .map(|(name, handle)| (name.clone(), handle.declared.clone()))
+            .collect()
     }
 
     /// Starts looking `request` up with plugin `name`; the answer is awaited (or not) by rules.

@@ -75,4 +75,12 @@ pub trait Lookup: Send + Sync + 'static {
     fn keyed_on_caller(&self) -> bool {
         true
     }
+
+    /// The facts it answers, by name, with their types: what rules may read of it (a typo is a
+    /// load error), and the shape rules see whatever the source answers (an undeclared fact is
+    /// dropped, one of another type is `()`; both logged once and counted). `None`: the plugin
+    /// cannot say, and rules cannot read its facts.
+    fn facts(&self) -> Option<crate::vocabulary::DeclaredFacts> {
+        None
+    }
 }

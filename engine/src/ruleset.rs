@@ -1,12 +1,12 @@
 //! Rule sets: what operators write in `rules/{name}.yaml`, validated and compiled.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
@@ -15,6 +15,7 @@ use crate::diagnostic::{Diagnostic, Diagnostics, Position};
 use crate::sandbox::Quarantine;
 use crate::script::{OfficeHoursTable, PrintBudget, Script, ScriptEngine, ScriptKind, Unbounded};
 use crate::test_case::{self, TestCase};
+use crate::vocabulary::{Check, DeclaredFacts, Vocabulary};
 use crate::yaml::{self, Fields, Node};
 
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -26,15 +27,18 @@ pub const MAX_ROUTE_LEN: usize = 255;
 /// The two variables every rule can read; lookups add one each.
 pub const CALL_VARIABLES: [&str; 2] = ["call", "caller"];
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 11] = [
     "description",
     "timeout",
     "default",
+    "routes",
+    "call_fields",
     "lookups",
     "timezone",
     "holidays",
     "rules",
     "tests",
+    "relax",
 ];
 const RULE_KEYS: [&str; 4] = ["name", "when", "route", "script"];
 
@@ -60,6 +64,16 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// Tests written in the file's own `tests:` section.
     pub tests: Vec<TestCase>,
+    /// The routes the belplan's Voorwaarde-app has branches for (`routes:`; `*` matches any
+    /// text); `None` when the rule set does not list them.
+    pub routes: Option<Vec<String>>,
+    /// What its rules may read: `call`'s fields and each lookup's declared facts.
+    pub vocabulary: Vocabulary,
+    /// Checks the rule set relaxes for a migration period (`relax:`).
+    pub relaxed: BTreeSet<Check>,
+    /// What does not stop the file loading but an operator should know: a rule that is never
+    /// reached, that runs in a worker, holidays all past, a relaxed check's problems.
+    pub warnings: Vec<Diagnostic>,
     /// The office-hours texts its rules write literally, read once at load.
     pub office_hours: Arc<OfficeHoursTable>,
     /// Its allowance of `print`/`debug` log lines.
@@ -80,6 +94,8 @@ pub struct Rule {
     /// `None` always matches.
     pub when: Option<Script>,
     pub action: Action,
+    /// Where its `route` (or `script`) is written.
+    pub route_position: Position,
 }
 
 #[derive(Debug)]
@@ -112,14 +128,40 @@ impl Rule {
     }
 }
 
+/// The plugin instances configured in belroute.yaml, by name, with the facts each declares
+/// (`None`: a plugin whose answers belroute cannot know, so rules cannot read its facts).
+pub type LookupFacts = BTreeMap<String, Option<DeclaredFacts>>;
+
 /// What loading needs to know about the rest of the server.
 #[derive(Debug)]
 pub struct LoadContext<'a> {
     pub scripts: &'a ScriptEngine,
-    /// Names of the plugin instances configured in `belroute.yaml`.
-    pub configured_lookups: &'a BTreeSet<String>,
+    /// The plugin instances configured in `belroute.yaml`, and what each answers.
+    pub lookups: &'a LookupFacts,
     /// The zone used when the rule set names none.
     pub time_zone: Tz,
+}
+
+/// Does `route` match one of the `routes:` patterns (`*` matches any text, even none)?
+pub fn route_matches(pattern: &str, route: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let Some(mut rest) = route.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.ends_with(last)
 }
 
 /// Is `name` usable as a rule set name (a URL path segment and a file stem)?
@@ -163,6 +205,38 @@ impl RuleSet {
     /// When a call that arrived at `arrived` must be answered: `timeout − margin` later.
     pub fn deadline(&self, arrived: tokio::time::Instant, margin: Duration) -> Deadline {
         Deadline::new(arrived, self.timeout.saturating_sub(margin))
+    }
+
+    /// Is `route` one the Voorwaarde-app has a branch for? Always, when `routes:` is not
+    /// listed.
+    pub fn route_declared(&self, route: &str) -> bool {
+        self.routes
+            .as_ref()
+            .is_none_or(|routes| routes.iter().any(|p| route_matches(p, route)))
+    }
+
+    /// Checks tests (a `{name}.test.yaml`'s, which the rule file does not hold) against what
+    /// the rule set's lookups declare: a fact a test gives that no rule could read is a typo.
+    /// Returns the problems and the warnings (of a relaxed check).
+    pub fn check_tests(&self, tests: &[TestCase]) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+        for test in tests {
+            for (lookup, fact, position) in &test.facts_at {
+                let Some(Some(_)) = self.vocabulary.lookups.get(lookup) else {
+                    continue;
+                };
+                if let Err(unknown) = self.vocabulary.field(lookup, fact) {
+                    let message = format!("test `{}`: {}", test.name, unknown.message);
+                    let diagnostic = Diagnostic::new(&test.file, *position, message);
+                    if self.relaxed.contains(&unknown.check) {
+                        warnings.push(relaxed(diagnostic, unknown.check));
+                    } else {
+                        problems.push(diagnostic);
+                    }
+                }
+            }
+        }
+        (problems, warnings)
     }
 
     /// Did a rule of this version recently need more than the inline budget?
@@ -233,7 +307,27 @@ impl RuleSet {
             .to_string();
         let timeout = read_timeout(&fields, &mut diags);
         let default_route = read_default(&fields, &mut diags);
+        let relaxed = read_relax(&fields, &mut diags);
+        let mut warnings = Diagnostics::new(file);
+        for check in &relaxed {
+            warnings.error(
+                fields.key_position("relax").unwrap_or(Position::START),
+                format!(
+                    "note: check `{}` is relaxed in this rule set: its problems are shown as warnings and do not stop the file loading; remove it from `relax:` once they are fixed",
+                    check.name()
+                ),
+            );
+        }
+        let routes = read_routes(&fields, &mut diags);
+        let call_fields = read_call_fields(&fields, &mut diags);
         let (lookups, unknown_lookups) = read_lookups(&fields, ctx, &mut diags);
+        let vocabulary = Vocabulary {
+            call_fields,
+            lookups: lookups
+                .iter()
+                .map(|name| (name.clone(), ctx.lookups.get(name).cloned().flatten()))
+                .collect(),
+        };
         let time_zone = match fields.get("timezone") {
             None => ctx.time_zone,
             Some(node) => match node.as_str().map(parse_time_zone) {
@@ -251,7 +345,7 @@ impl RuleSet {
                 }
             },
         };
-        let holidays = read_holidays(&fields, &mut diags);
+        let holidays = read_holidays(&fields, &mut diags, &mut warnings);
 
         let mut names: Vec<&str> = CALL_VARIABLES.to_vec();
         names.extend(lookups.iter().map(String::as_str));
@@ -261,6 +355,35 @@ impl RuleSet {
             Some(node) => test_case::read_tests(node, &mut diags),
             None => Vec::new(),
         };
+        let mut strict = Strict {
+            relaxed: &relaxed,
+            problems: &mut diags,
+            warnings: &mut warnings,
+        };
+        for rule in &rules {
+            for script in rule.scripts() {
+                for finding in script.check(&vocabulary) {
+                    strict.found(
+                        finding.check,
+                        finding.position,
+                        format!("rule `{}`: {}", rule.name, finding.message),
+                    );
+                }
+            }
+        }
+        check_routes(&fields, routes.as_deref(), &rules, &mut strict);
+        never_reached(&rules, strict.warnings);
+        for rule in &rules {
+            if let Some(why) = rule.unbounded() {
+                strict.warnings.error(
+                    why.position,
+                    format!(
+                        "warning: rule `{}` runs in a worker process because it uses {}: a few dozen microseconds more per call, and stopped by the operating system at the deadline; a rule without loops, functions, closures and calls outside the bounded list runs in the server (docs/sandbox.md)",
+                        rule.name, why.what
+                    ),
+                );
+            }
+        }
 
         if !diags.is_empty() {
             return Err(diags.into_vec());
@@ -284,6 +407,10 @@ impl RuleSet {
             holidays: Arc::new(holidays),
             rules,
             tests,
+            routes,
+            vocabulary,
+            relaxed,
+            warnings: warnings.into_vec(),
             office_hours: Arc::new(office_hours),
             print: Arc::default(),
             heavy_until: AtomicU64::new(0),
@@ -374,17 +501,13 @@ fn read_lookups(
             diags.error(item.position, format!("lookup `{name}` is listed twice"));
             continue;
         }
-        if !ctx.configured_lookups.contains(name) {
-            let configured = if ctx.configured_lookups.is_empty() {
+        if !ctx.lookups.contains_key(name) {
+            let configured = if ctx.lookups.is_empty() {
                 "none are configured".to_string()
             } else {
                 format!(
                     "configured: {}",
-                    ctx.configured_lookups
-                        .iter()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    ctx.lookups.keys().cloned().collect::<Vec<_>>().join(", ")
                 )
             };
             diags.error(
@@ -399,7 +522,11 @@ fn read_lookups(
     (lookups, unknown)
 }
 
-fn read_holidays(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Holidays {
+fn read_holidays(
+    fields: &Fields<'_>,
+    diags: &mut Diagnostics<'_>,
+    warnings: &mut Diagnostics<'_>,
+) -> Holidays {
     let mut holidays = Holidays::default();
     let Some(node) = fields.get("holidays") else {
         return holidays;
@@ -411,6 +538,7 @@ fn read_holidays(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Holidays {
         );
         return holidays;
     };
+    let mut last: Option<NaiveDate> = None;
     for item in items {
         let (date_node, name) = match item.as_map() {
             Some(_) => {
@@ -431,11 +559,9 @@ fn read_holidays(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Holidays {
             }
             None => (item, "holiday".to_string()),
         };
-        match date_node
-            .as_str()
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        {
-            Some(date) => {
+        match date_node.as_str().map(parse_date) {
+            Some(Ok(date)) => {
+                last = last.max(Some(date));
                 if holidays.insert(date, name).is_some() {
                     diags.error(
                         date_node.position,
@@ -443,13 +569,245 @@ fn read_holidays(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Holidays {
                     );
                 }
             }
+            Some(Err(message)) => diags.error(date_node.position, message),
             None => diags.error(
                 date_node.position,
                 "a holiday date is written YYYY-MM-DD, e.g. 2026-12-25",
             ),
         }
     }
+    let today = chrono::Utc::now().date_naive();
+    if let Some(last) = last.filter(|last| *last < today) {
+        warnings.error(
+            node.position,
+            format!(
+                "warning: every holiday listed is in the past (the last is {last}): add this year's, or open_hours() and is_holiday() see none"
+            ),
+        );
+    }
     holidays
+}
+
+/// Reads `YYYY-MM-DD`, saying which part is out of range.
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    let shape = || format!("`{text}` is not a date: write YYYY-MM-DD, e.g. 2026-12-25");
+    let parts: Vec<&str> = text.split('-').collect();
+    let [year, month, day] = parts.as_slice() else {
+        return Err(shape());
+    };
+    if year.len() != 4 || month.len() != 2 || day.len() != 2 {
+        return Err(shape());
+    }
+    let (Ok(year), Ok(month), Ok(day)) = (
+        year.parse::<i32>(),
+        month.parse::<u32>(),
+        day.parse::<u32>(),
+    ) else {
+        return Err(shape());
+    };
+    if !(1..=12).contains(&month) {
+        return Err(format!(
+            "`{text}`: the month is {month:02}; it is 01 to 12 (YYYY-MM-DD)"
+        ));
+    }
+    NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| {
+        let days = NaiveDate::from_ymd_opt(year, month % 12 + 1, 1)
+            .or_else(|| NaiveDate::from_ymd_opt(year + 1, 1, 1))
+            .and_then(|next| next.pred_opt())
+            .map_or(31, |last| last.day());
+        format!("`{text}`: the day is {day:02}; {year}-{month:02} has days 01 to {days}")
+    })
+}
+
+/// `relax:`: the checks a rule set relaxes for a migration period.
+fn read_relax(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> BTreeSet<Check> {
+    let mut relaxed = BTreeSet::new();
+    let Some(node) = fields.get("relax") else {
+        return relaxed;
+    };
+    let names: Vec<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+    let Some(items) = node.as_seq() else {
+        diags.error(
+            node.position,
+            format!("`relax` is a list of checks: {}", names.join(", ")),
+        );
+        return relaxed;
+    };
+    for item in items {
+        match item.as_str().and_then(Check::parse) {
+            Some(check) => {
+                relaxed.insert(check);
+            }
+            None => {
+                let written = item.as_str().unwrap_or_default();
+                let hint = crate::diagnostic::suggestion(written, names.iter().copied())
+                    .map(|s| format!("did you mean {s}? "))
+                    .unwrap_or_default();
+                diags.error(
+                    item.position,
+                    format!(
+                        "`relax`: `{written}` is no check; {hint}the checks are {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    relaxed
+}
+
+/// `routes:`: the values the belplan's Voorwaarde-app branches on; `*` matches any text.
+fn read_routes(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Option<Vec<String>> {
+    let node = fields.get("routes")?;
+    let Some(items) = node.as_seq() else {
+        diags.error(
+            node.position,
+            "`routes` is the list of values your Voorwaarde-app has a branch for, e.g. [gesloten, receptie, \"agent_*\"]",
+        );
+        return None;
+    };
+    let mut routes = Vec::new();
+    for item in items {
+        match item.as_str() {
+            Some(route) => {
+                if let Err(message) = check_route(&route.replace('*', "x")) {
+                    diags.error(item.position, format!("`routes`: {message}"));
+                } else if routes.iter().any(|r| r == route) {
+                    diags.error(item.position, format!("route `{route}` is listed twice"));
+                } else {
+                    routes.push(route.to_string());
+                }
+            }
+            None => diags.error(
+                item.position,
+                format!("a route is text, found {}", item.kind_name()),
+            ),
+        }
+    }
+    Some(routes)
+}
+
+/// `call_fields:`: fields the Webhook-app sends besides Callvoip's, which rules may read.
+fn read_call_fields(fields: &Fields<'_>, diags: &mut Diagnostics<'_>) -> Vec<String> {
+    let mut known: Vec<String> = crate::call::CALLVOIP_FIELDS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let Some(node) = fields.get("call_fields") else {
+        return known;
+    };
+    let Some(items) = node.as_seq() else {
+        diags.error(
+            node.position,
+            "`call_fields` is a list of the call fields your Webhook-app sends besides Callvoip's, e.g. [campaign]",
+        );
+        return known;
+    };
+    for item in items {
+        match item.as_str() {
+            Some(field) if !known.iter().any(|f| f == field) => known.push(field.to_string()),
+            Some(field) => diags.error(
+                item.position,
+                format!("`call_fields`: `{field}` is listed twice, or is one of Callvoip's own fields, which need no listing"),
+            ),
+            None => diags.error(
+                item.position,
+                format!("a call field is a name, found {}", item.kind_name()),
+            ),
+        }
+    }
+    known
+}
+
+/// Problems of the checks a rule set may relax: errors, or warnings when relaxed.
+struct Strict<'r, 'd, 'f> {
+    relaxed: &'r BTreeSet<Check>,
+    problems: &'d mut Diagnostics<'f>,
+    warnings: &'d mut Diagnostics<'f>,
+}
+
+impl Strict<'_, '_, '_> {
+    fn found(&mut self, check: Check, position: Position, message: String) {
+        if self.relaxed.contains(&check) {
+            self.warnings.error(
+                position,
+                format!("warning (check `{}` relaxed): {message}", check.name()),
+            );
+        } else {
+            self.problems.error(position, message);
+        }
+    }
+}
+
+/// A relaxed check's problem, as a warning.
+fn relaxed(mut diagnostic: Diagnostic, check: Check) -> Diagnostic {
+    diagnostic.message = format!(
+        "warning (check `{}` relaxed): {}",
+        check.name(),
+        diagnostic.message
+    );
+    diagnostic
+}
+
+/// The default and every literal route must be among `routes:`, when it is listed.
+fn check_routes(
+    fields: &Fields<'_>,
+    routes: Option<&[String]>,
+    rules: &[Rule],
+    strict: &mut Strict<'_, '_, '_>,
+) {
+    let Some(routes) = routes else {
+        return;
+    };
+    let declared = |route: &str| routes.iter().any(|p| route_matches(p, route));
+    let listed = routes.join(", ");
+    if let Some(node) = fields.get("default")
+        && let Some(route) = node.as_str()
+        && !declared(route)
+    {
+        strict.found(
+            Check::Routes,
+            node.position,
+            format!("`default` is `{route}`, which is not in `routes:` ({listed}); the Voorwaarde-app needs a branch for it: add it to `routes:`"),
+        );
+    }
+    for rule in rules {
+        if let Action::Route(route) = &rule.action
+            && !declared(route)
+        {
+            let hint = crate::diagnostic::suggestion(route, routes.iter().map(String::as_str))
+                .map(|s| format!("did you mean {s}? "))
+                .unwrap_or_default();
+            strict.found(
+                Check::Routes,
+                rule.route_position,
+                format!(
+                    "rule `{}`: route `{route}` is not in `routes:` ({listed}); {hint}a value without a branch sends the caller down the Voorwaarde-app's \"else\"",
+                    rule.name
+                ),
+            );
+        }
+    }
+}
+
+/// A rule after one that always matches is never reached.
+fn never_reached(rules: &[Rule], warnings: &mut Diagnostics<'_>) {
+    let Some(always) = rules.iter().position(|rule| {
+        rule.when.as_ref().is_none_or(Script::always_true)
+            && matches!(rule.action, Action::Route(_))
+    }) else {
+        return;
+    };
+    let first = &rules[always];
+    for rule in &rules[always + 1..] {
+        warnings.error(
+            rule.position,
+            format!(
+                "warning: rule `{}` is never reached: rule `{}` (line {}) always matches before it",
+                rule.name, first.name, first.position.line
+            ),
+        );
+    }
 }
 
 fn read_rules(
@@ -570,11 +928,16 @@ fn read_rules(
             }
         };
         if let Some(action) = action {
+            let route_position = rule_fields
+                .get("route")
+                .or_else(|| rule_fields.get("script"))
+                .map_or(item.position, |n| n.position);
             rules.push(Rule {
                 name,
                 position: item.position,
                 when,
                 action,
+                route_position,
             });
         }
     }
@@ -587,9 +950,7 @@ fn explain_undeclared(message: &str, ctx: &LoadContext<'_>, declared: &[String])
         .strip_prefix("unknown variable `")
         .and_then(|rest| rest.split('`').next());
     match name {
-        Some(name)
-            if ctx.configured_lookups.contains(name) && !declared.iter().any(|d| d == name) =>
-        {
+        Some(name) if ctx.lookups.contains_key(name) && !declared.iter().any(|d| d == name) => {
             format!("`{name}` is a lookup this rule set does not declare; add it to `lookups:`")
         }
         _ => message.to_string(),

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::clock::{self, Holidays, OfficeHours, weekday_name};
 use crate::diagnostic::Position;
+use crate::vocabulary::{Check, FactType, Vocabulary};
 use crate::yaml::Node;
 
 /// Bounds on what one rule may do. A rule that crosses one fails (it does not match) and the
@@ -202,6 +203,158 @@ impl Script {
     pub fn unbounded(&self) -> Option<&Unbounded> {
         self.unbounded.as_ref()
     }
+
+    /// Is this `when` the constant `true` (after Rhai folded it), so it always matches?
+    pub fn always_true(&self) -> bool {
+        matches!(
+            self.ast.statements(),
+            [Stmt::Expr(e)] if matches!(**e, Expr::BoolConstant(true, _))
+        )
+    }
+
+    /// Every field, fact and comparison the script reads, held to `vocabulary`: a field that is
+    /// not there, or text compared with a number, would make the rule silently false.
+    pub fn check(&self, vocabulary: &Vocabulary) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let mut found = |check: Check, pos: RhaiPosition, message: String| {
+            findings.push(Finding {
+                check,
+                position: self.file_position(pos),
+                message,
+            });
+        };
+        self.ast.walk(&mut |path: &[ASTNode]| {
+            match path.last() {
+                Some(ASTNode::Expr(Expr::Dot(x, _, _))) => {
+                    if let (Some(base), Some((field, pos))) =
+                        (base_of(&x.lhs, vocabulary), first_property(&x.rhs))
+                        && let Err(unknown) = field_of(vocabulary, base, field)
+                    {
+                        found(unknown.check, pos, unknown.message);
+                    }
+                }
+                Some(ASTNode::Expr(Expr::Index(x, _, _))) => {
+                    if let (Some(base), Expr::StringConstant(field, pos)) =
+                        (base_of(&x.lhs, vocabulary), &x.rhs)
+                        && let Err(unknown) = field_of(vocabulary, base, field)
+                    {
+                        found(unknown.check, *pos, unknown.message);
+                    }
+                }
+                Some(ASTNode::Expr(Expr::FnCall(call, pos))) if is_comparison(&call.name) => {
+                    if let [left, right] = call.args.as_slice()
+                        && let (Some(l), Some(r)) =
+                            (type_of(left, vocabulary), type_of(right, vocabulary))
+                        && !l.comparable(r)
+                    {
+                        found(
+                            Check::Types,
+                            *pos,
+                            format!(
+                                "`{}` compares {} ({}) with {} ({}): Rhai finds them unequal whatever the values, so the comparison is always {}; compare like with like (text with \"…\", numbers with numbers)",
+                                call.name,
+                                describe(left),
+                                l.described(),
+                                describe(right),
+                                r.described(),
+                                if call.name == "!=" { "true" } else { "false" },
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+            true
+        });
+        findings
+    }
+}
+
+/// A problem [`Script::check`] found, at its place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub check: Check,
+    pub position: Position,
+    pub message: String,
+}
+
+/// What a `.` or `[…]` reads from: `call`, `caller`, a lookup of the rule set, or `now()`.
+fn base_of<'a>(expr: &'a Expr, vocabulary: &Vocabulary) -> Option<&'a str> {
+    match expr {
+        Expr::Variable(v, ..) => {
+            let name = v.1.as_str();
+            (name == "call" || name == "caller" || vocabulary.lookups.contains_key(name))
+                .then_some(name)
+        }
+        Expr::FnCall(call, _) if call.name == "now" && call.args.is_empty() => Some("now()"),
+        _ => None,
+    }
+}
+
+/// The first property read after a `.`: `kind` in `caller.kind` and `caller.kind.len()`.
+fn first_property(expr: &Expr) -> Option<(&str, RhaiPosition)> {
+    match expr {
+        Expr::Property(p, pos) => Some((p.2.as_str(), *pos)),
+        Expr::Dot(x, _, _) | Expr::Index(x, _, _) => match &x.lhs {
+            Expr::Property(p, pos) => Some((p.2.as_str(), *pos)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn field_of(
+    vocabulary: &Vocabulary,
+    base: &str,
+    field: &str,
+) -> Result<Option<FactType>, crate::vocabulary::Unknown> {
+    match base {
+        "now()" => crate::vocabulary::now_field(field),
+        _ => vocabulary.field(base, field),
+    }
+}
+
+fn is_comparison(name: &str) -> bool {
+    matches!(name, "==" | "!=" | "<" | "<=" | ">" | ">=")
+}
+
+/// The type of an expression where it is known without running it.
+fn type_of(expr: &Expr, vocabulary: &Vocabulary) -> Option<FactType> {
+    match expr {
+        Expr::StringConstant(..) | Expr::InterpolatedString(..) | Expr::CharConstant(..) => {
+            Some(FactType::Text)
+        }
+        Expr::IntegerConstant(..) => Some(FactType::Int),
+        Expr::FloatConstant(..) => Some(FactType::Float),
+        Expr::BoolConstant(..) => Some(FactType::Bool),
+        Expr::Array(..) => Some(FactType::List),
+        Expr::Map(..) => Some(FactType::Map),
+        Expr::Dot(x, _, _) => match (&x.lhs, &x.rhs) {
+            (base, Expr::Property(p, _)) => {
+                field_of(vocabulary, base_of(base, vocabulary)?, p.2.as_str())
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An expression as a message names it.
+fn describe(expr: &Expr) -> String {
+    match expr {
+        Expr::StringConstant(s, _) => format!("{:?}", s.as_str()),
+        Expr::IntegerConstant(n, _) => format!("`{n}`"),
+        Expr::FloatConstant(f, _) => format!("`{f}`"),
+        Expr::BoolConstant(b, _) => format!("`{b}`"),
+        Expr::Dot(x, _, _) => match (&x.lhs, &x.rhs) {
+            (Expr::Variable(v, ..), Expr::Property(p, _)) => format!("`{}.{}`", v.1, p.2),
+            (Expr::FnCall(call, _), Expr::Property(p, _)) => format!("`{}().{}`", call.name, p.2),
+            _ => "a value".into(),
+        },
+        _ => "a value".into(),
+    }
 }
 
 /// A compile error, positioned in the YAML file.
@@ -301,9 +454,15 @@ impl ScriptEngine {
             ScriptKind::Condition => self.engine.compile_expression_with_scope(&scope, text),
             ScriptKind::Route => self.engine.compile_with_scope(&scope, text),
         };
-        let ast = compiled.map_err(|e| CompileError {
-            position: node.text_position(e.1.line().unwrap_or(1), e.1.position().unwrap_or(1)),
-            message: describe_parse_error(&e.0, names),
+        let ast = compiled.map_err(|e| {
+            let mut message = describe_parse_error(&e.0, names);
+            if kind == ScriptKind::Condition && message.ends_with("Unexpected '='") {
+                message.push_str("; to compare, write `==` (`=` would assign)");
+            }
+            CompileError {
+                position: node.text_position(e.1.line().unwrap_or(1), e.1.position().unwrap_or(1)),
+                message,
+            }
         })?;
         let mut script = Script {
             ast,

@@ -361,6 +361,16 @@ pub mod value {
     }
 
     /// One of a fixed set of words.
+    /// A fact's type: `text`, `int`, `float`, `bool`, `list`, `map` or `any`.
+    pub fn fact_type(node: &Node) -> Result<crate::vocabulary::FactType, Invalid> {
+        use crate::vocabulary::FactType;
+        let choices: Vec<(&str, FactType)> = FactType::NAMES
+            .iter()
+            .filter_map(|n| Some((*n, FactType::parse(n)?)))
+            .collect();
+        choice(node, &choices)
+    }
+
     pub fn choice<T: Copy>(node: &Node, choices: &[(&str, T)]) -> Result<T, Invalid> {
         let written = text(node)?;
         if let Some((_, value)) = choices.iter().find(|(name, _)| *name == written) {

@@ -26,6 +26,8 @@ pub struct TestCase {
     pub at: Option<NaiveDateTime>,
     pub call: Call,
     pub lookups: BTreeMap<String, LookupResult>,
+    /// Each fact the test gives, by lookup, and where it is written (to check its name).
+    pub facts_at: Vec<(String, String, Position)>,
     pub expect_route: String,
     pub expect_rule: Option<String>,
 }
@@ -75,9 +77,10 @@ pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
                 }
             },
         };
+        let mut facts_at = Vec::new();
         let lookups = fields
             .get("lookups")
-            .map(|node| read_facts(node, &name, diags))
+            .map(|node| read_facts(node, &name, &mut facts_at, diags))
             .unwrap_or_default();
         let (expect_route, expect_rule) = read_expect(&fields, item, &name, diags);
         tests.push(TestCase {
@@ -87,6 +90,7 @@ pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
             at,
             call,
             lookups,
+            facts_at,
             expect_route,
             expect_rule,
         });
@@ -98,6 +102,7 @@ pub fn read_tests(node: &Node, diags: &mut Diagnostics<'_>) -> Vec<TestCase> {
 fn read_facts(
     node: &Node,
     test: &str,
+    facts_at: &mut Vec<(String, String, Position)>,
     diags: &mut Diagnostics<'_>,
 ) -> BTreeMap<String, LookupResult> {
     let mut facts = BTreeMap::new();
@@ -116,10 +121,17 @@ fn read_facts(
             },
             (_, Some("not found")) => LookupResult::NotFound,
             (yaml::Value::Map(m), _) if m.is_empty() => LookupResult::NotFound,
-            (yaml::Value::Map(_), _) => match value.to_json() {
-                serde_json::Value::Object(map) => LookupResult::Found {
-                    facts: Arc::new(map),
-                },
+            (yaml::Value::Map(m), _) => match value.to_json() {
+                serde_json::Value::Object(map) => {
+                    for (fact, _) in m.iter() {
+                        if let Some(fact_name) = fact.as_str() {
+                            facts_at.push((name.to_string(), fact_name.to_string(), fact.position));
+                        }
+                    }
+                    LookupResult::Found {
+                        facts: Arc::new(map),
+                    }
+                }
                 _ => continue,
             },
             _ => {

@@ -141,6 +141,11 @@ impl crate::catalog::Loader for TestedLoader {
             Some(tests) => crate::test_case::load_test_file(&test_file, tests)?,
             None => Vec::new(),
         };
+        // A test file's facts are held to what the lookups declare, as the rule file's are.
+        let (problems, _) = set.check_tests(&from_file);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let cases: Vec<TestCase> = set.tests.iter().cloned().chain(from_file).collect();
         if cases.is_empty() {
             return Ok(set);

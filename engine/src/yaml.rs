@@ -239,6 +239,8 @@ fn hint(message: &str) -> Option<&'static str> {
         "a value starting with `@`, `` ` `` or `%` must be quoted: put the expression in single quotes"
     } else if message.contains("mapping values are not allowed") {
         "a `: ` inside a value starts a new key: quote the value (e.g. route: 'a: b' or when: 'x == \"a: b\"')"
+    } else if message.contains("tab") {
+        "indent with spaces: YAML does not take tabs for indentation"
     } else {
         return None;
     };

@@ -5,15 +5,16 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use belroute_engine::vocabulary::FactType;
 use belroute_engine::{
-    Call, DEFAULT_TIME_ZONE, Deadline, Decision, Limits, LoadContext, Lookup, LookupResult,
-    LookupSettings, Lookups, Normaliser, PoolSettings, Reason, Router, RuleOutcome, RuleSet,
-    ScriptEngine,
+    Call, DEFAULT_TIME_ZONE, Deadline, Decision, Limits, LoadContext, Lookup, LookupFacts,
+    LookupResult, LookupSettings, Lookups, Normaliser, PoolSettings, Reason, Router, RuleOutcome,
+    RuleSet, ScriptEngine,
 };
 use chrono::TimeZone;
 use serde_json::json;
@@ -34,10 +35,19 @@ fn router(plugins: Vec<(&str, Arc<dyn Lookup>)>, limits: Limits, pool: PoolSetti
 }
 
 fn load(router: &Router, name: &str, text: &str) -> Arc<RuleSet> {
-    let configured: BTreeSet<String> = router.lookups().names();
+    // The doubles declare nothing; the tests' CRM answers `open`, a count.
+    let lookups: LookupFacts = router
+        .lookups()
+        .names()
+        .into_iter()
+        .map(|name| {
+            let facts = BTreeMap::from([("open".to_string(), FactType::Int)]);
+            (name, Some(facts))
+        })
+        .collect();
     let ctx = LoadContext {
         scripts: router.scripts(),
-        configured_lookups: &configured,
+        lookups: &lookups,
         time_zone: DEFAULT_TIME_ZONE,
     };
     Arc::new(RuleSet::load(name, Path::new("t.yaml"), text, &ctx).unwrap())

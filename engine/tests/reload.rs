@@ -15,7 +15,7 @@ use belroute_engine::{Diagnostic, Limits, RuleSet, ScriptEngine};
 fn context() -> StoreContext {
     StoreContext {
         scripts: Arc::new(ScriptEngine::new(&Limits::default())),
-        configured_lookups: Default::default(),
+        lookups: Default::default(),
         time_zone: chrono_tz::Europe::Amsterdam,
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use belroute_engine::settings::{EnvText, Secret, Section, value};
+use belroute_engine::vocabulary::{DeclaredFacts, FactType};
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
@@ -132,8 +133,29 @@ impl ExampleCrm {
     }
 }
 
+impl ExampleCrmConfig {
+    /// What the example CRM answers.
+    pub fn facts() -> DeclaredFacts {
+        use FactType::{Any, Float, Int, Text};
+        [
+            ("customer_id", Any),
+            ("name", Text),
+            ("open_invoices", Int),
+            ("open_amount", Float),
+            ("account_manager", Text),
+        ]
+        .into_iter()
+        .map(|(name, kind)| (name.to_string(), kind))
+        .collect()
+    }
+}
+
 #[async_trait]
 impl Lookup for ExampleCrm {
+    fn facts(&self) -> Option<DeclaredFacts> {
+        Some(ExampleCrmConfig::facts())
+    }
+
     /// Who is this caller to the CRM? `Ok(None)` when it does not know them.
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<Facts>, LookupError> {
         let phone = &request.caller.e164;

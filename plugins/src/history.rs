@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use belroute_engine::settings::{Range, Section};
+use belroute_engine::vocabulary::{DeclaredFacts, FactType};
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
@@ -57,6 +58,23 @@ pub struct HistoryConfig {
 
 impl HistoryConfig {
     pub const KEYS: [&'static str; 2] = ["window", "agent_route_prefix"];
+
+    /// What `history` answers (`last_*` are `()` for a caller without earlier calls).
+    pub fn facts() -> DeclaredFacts {
+        use FactType::{Int, Text};
+        [
+            ("calls_today", Int),
+            ("calls_window", Int),
+            ("last_call_at", Text),
+            ("last_route", Text),
+            ("last_rule", Text),
+            ("last_agent", Text),
+            ("last_agent_at", Text),
+        ]
+        .into_iter()
+        .map(|(name, kind)| (name.to_string(), kind))
+        .collect()
+    }
     /// Up to ten years back: the call log's own `retention` limits it in practice.
     pub const WINDOW: Range<Duration> = Range::new(
         Duration::from_secs(3_600),
@@ -135,6 +153,10 @@ fn no_history() -> Facts {
 
 #[async_trait]
 impl Lookup for HistoryLookup {
+    fn facts(&self) -> Option<DeclaredFacts> {
+        Some(HistoryConfig::facts())
+    }
+
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<Facts>, LookupError> {
         let caller = &request.caller;
         // Withheld and invalid numbers have no E.164 form: they never match one another.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use belroute_engine::settings::{EnvText, Invalid, Range, Secret, Section, value};
+use belroute_engine::vocabulary::{DeclaredFacts, FactType};
 use belroute_engine::yaml::Node;
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -37,6 +38,8 @@ pub struct HttpConfig {
     /// `length` after an array gives its number of items. Without it, an object answer is the
     /// facts and an array answer becomes `{items, count}`.
     pub facts: BTreeMap<String, String>,
+    /// Each fact's declared type (`any` when only a pointer was written).
+    pub fact_types: BTreeMap<String, FactType>,
     /// Status codes that mean "the CRM does not know this caller".
     pub not_found_status: Vec<u16>,
     /// Time to set up a connection (the plugin's `timeout` bounds the whole request).
@@ -86,13 +89,7 @@ impl HttpConfig {
                 s.error("json", "is a request body: set `method: POST`");
             }
         }
-        let facts = s
-            .map("facts", |_, node| {
-                let pointer = value::text(node)?;
-                check_pointer(pointer).map_err(|e| Invalid::new(node, e))?;
-                Ok(pointer.to_string())
-            })
-            .unwrap_or_default();
+        let facts = s.map("facts", read_fact).unwrap_or_default();
         let not_found_status = s
             .list("not_found_status", |n| value::count(n, Self::STATUS))
             .unwrap_or_else(|| vec![404]);
@@ -111,10 +108,23 @@ impl HttpConfig {
             method,
             headers,
             json,
-            facts: facts.into_iter().collect(),
+            fact_types: facts
+                .iter()
+                .map(|(name, (_, kind))| (name.clone(), *kind))
+                .collect(),
+            facts: facts
+                .into_iter()
+                .map(|(name, (pointer, _))| (name, pointer))
+                .collect(),
             not_found_status,
             connect_timeout,
         })
+    }
+
+    /// What rules may read: the facts mapped under `facts:`; `None` without a mapping (the
+    /// whole answer is the facts, which belroute cannot know).
+    pub fn declared_facts(&self) -> Option<DeclaredFacts> {
+        (!self.fact_types.is_empty()).then(|| self.fact_types.clone())
     }
 
     /// Checks everything that can be checked without a network.
@@ -208,6 +218,35 @@ fn check_header(name: &str, value: &Secret) -> Result<(), String> {
 }
 
 /// What is wrong with a fact's JSON pointer, said after the fact's name.
+/// One entry of `facts:`: `name: /pointer` (any type), `name: int` (the answer's key `name`, of
+/// that type), or `name: {pointer: /…, type: int}`. Returns the pointer and the type.
+pub fn read_fact(name: &str, node: &Node) -> Result<(String, FactType), Invalid> {
+    if let Some(entry) = node.as_map() {
+        let mut pointer = format!("/{name}");
+        let mut kind = FactType::Any;
+        for (key, value) in entry.iter() {
+            match key.as_str() {
+                Some("pointer") => pointer = value::text(value)?.to_string(),
+                Some("type") => kind = value::fact_type(value)?,
+                _ => {
+                    return Err(Invalid::new(
+                        key,
+                        "is not a key of a fact; write {pointer: /…, type: int}",
+                    ));
+                }
+            }
+        }
+        check_pointer(&pointer).map_err(|e| Invalid::new(node, e))?;
+        return Ok((pointer, kind));
+    }
+    let written = value::text(node)?;
+    if let Some(kind) = FactType::parse(written) {
+        return Ok((format!("/{name}"), kind));
+    }
+    check_pointer(written).map_err(|e| Invalid::new(node, e))?;
+    Ok((written.to_string(), FactType::Any))
+}
+
 fn check_pointer(pointer: &str) -> Result<(), String> {
     if !(pointer.is_empty() || pointer.starts_with('/')) {
         return Err(format!(
@@ -261,6 +300,10 @@ impl HttpLookup {
 
 #[async_trait]
 impl Lookup for HttpLookup {
+    fn facts(&self) -> Option<DeclaredFacts> {
+        self.config.declared_facts()
+    }
+
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<Facts>, LookupError> {
         let url = self.url(request);
         let sent = match (&self.config.method, &self.config.json) {

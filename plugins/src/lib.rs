@@ -64,6 +64,18 @@ impl PluginConfig {
         }
     }
 
+    /// The facts an instance answers, with their types: what rules may read of it. `None` for
+    /// an `http` plugin without a `facts:` mapping or a `sql` one (`result: row`) without
+    /// `facts:` — belroute cannot know what they answer.
+    pub fn facts(&self) -> Option<belroute_engine::vocabulary::DeclaredFacts> {
+        match self {
+            PluginConfig::Http(c) => c.declared_facts(),
+            PluginConfig::Sql(c) => c.declared_facts(),
+            PluginConfig::History(_) => Some(history::HistoryConfig::facts()),
+            PluginConfig::ExampleCrm(_) => Some(example_crm::ExampleCrmConfig::facts()),
+        }
+    }
+
     /// The keys of a kind's own settings, or `None` for an unknown kind.
     pub fn keys(kind: &str) -> Option<&'static [&'static str]> {
         Some(match kind {
@@ -106,6 +118,36 @@ impl PluginConfig {
             }
             PluginConfig::ExampleCrm(c) => Arc::new(c.build(settings.timeout)?),
         })
+    }
+}
+
+/// The facts a `plugins:` entry declares, read from its settings alone: `kind`, `facts` and
+/// `result`, none of which take a secret. `check` reads them even where a `${VARIABLE}` is
+/// unset and the rest of the entry cannot be read.
+pub fn declared_facts(node: &Node) -> Option<belroute_engine::vocabulary::DeclaredFacts> {
+    let map = node.as_map()?;
+    let get = |key: &str| {
+        map.iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+    };
+    let facts = || -> Option<belroute_engine::vocabulary::DeclaredFacts> {
+        let entries = get("facts")?.as_map()?;
+        let mut declared = belroute_engine::vocabulary::DeclaredFacts::new();
+        for (name, value) in entries.iter() {
+            let name = name.as_str()?;
+            declared.insert(name.to_string(), http::read_fact(name, value).ok()?.1);
+        }
+        Some(declared)
+    };
+    match get("kind")?.as_str()? {
+        "history" => Some(history::HistoryConfig::facts()),
+        "example_crm" => Some(example_crm::ExampleCrmConfig::facts()),
+        "sql" if get("result").and_then(Node::as_str) == Some("rows") => {
+            sql::SqlConfig::rows_facts().into()
+        }
+        "sql" | "http" => facts(),
+        _ => None,
     }
 }
 

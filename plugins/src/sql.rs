@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use belroute_engine::settings::{Range, Secret, Section, value};
+use belroute_engine::vocabulary::{DeclaredFacts, FactType};
 use belroute_engine::{Facts, Lookup, LookupError, LookupRequest};
 use futures_util::TryStreamExt;
 use serde_json::Value;
@@ -28,6 +29,8 @@ pub struct SqlConfig {
     pub result: ResultShape,
     /// Connections kept to the CRM database.
     pub max_connections: u32,
+    /// The columns the query answers and their types (`result: row`): what rules may read.
+    pub facts: Option<DeclaredFacts>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,7 +41,23 @@ pub enum ResultShape {
 }
 
 impl SqlConfig {
-    pub const KEYS: [&'static str; 4] = ["url", "query", "result", "max_connections"];
+    pub const KEYS: [&'static str; 5] = ["url", "query", "result", "max_connections", "facts"];
+
+    /// What rules may read: the declared columns, or `rows` and `count` for `result: rows`.
+    pub fn declared_facts(&self) -> Option<DeclaredFacts> {
+        match self.result {
+            ResultShape::Rows => Some(Self::rows_facts()),
+            ResultShape::Row => self.facts.clone(),
+        }
+    }
+
+    /// The facts of `result: rows`.
+    pub fn rows_facts() -> DeclaredFacts {
+        [("rows", FactType::List), ("count", FactType::Int)]
+            .into_iter()
+            .map(|(name, kind)| (name.to_string(), kind))
+            .collect()
+    }
     pub const MAX_CONNECTIONS: Range<u32> = Range::new(1, 100);
 
     /// Reads `kind: sql` settings, reporting each problem at its key.
@@ -55,6 +74,15 @@ impl SqlConfig {
             &[("row", ResultShape::Row), ("rows", ResultShape::Rows)],
         );
         let max_connections = s.count("max_connections", 4, Self::MAX_CONNECTIONS);
+        let facts = s
+            .map("facts", |_, node| value::fact_type(node))
+            .map(|facts| facts.into_iter().collect::<DeclaredFacts>());
+        if facts.is_some() && result == ResultShape::Rows {
+            s.error(
+                "facts",
+                "is for `result: row`; with `result: rows` the facts are always `rows` (the list of rows) and `count`",
+            );
+        }
         let driver = url.as_ref().and_then(|url| match Driver::of(url.expose()) {
             Ok(driver) => Some(driver),
             Err(e) => {
@@ -72,6 +100,7 @@ impl SqlConfig {
             query: query?,
             result,
             max_connections,
+            facts,
         })
     }
 }
@@ -132,6 +161,7 @@ impl SqlConfig {
             Driver::Sqlite => Pool::Sqlite(pool!(sqlx::sqlite::SqlitePoolOptions)),
         };
         Ok(SqlLookup {
+            declared: self.declared_facts(),
             sql: Arc::from(query.sql.as_str()),
             binds: query.binds,
             result: self.result,
@@ -158,6 +188,7 @@ enum Pool {
 
 /// A built `sql` plugin.
 pub struct SqlLookup {
+    declared: Option<DeclaredFacts>,
     sql: Arc<str>,
     binds: Vec<String>,
     result: ResultShape,
@@ -273,6 +304,10 @@ fn db_error(e: sqlx::Error) -> LookupError {
 
 #[async_trait]
 impl Lookup for SqlLookup {
+    fn facts(&self) -> Option<DeclaredFacts> {
+        self.declared.clone()
+    }
+
     async fn lookup(&self, request: &LookupRequest) -> Result<Option<Facts>, LookupError> {
         let values: Vec<String> = self
             .binds

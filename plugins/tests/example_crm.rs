@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,10 +186,10 @@ async fn a_rule_set_routes_callers_with_open_invoices_to_finance() {
         lookups,
     );
     let rules = "default: receptie\nlookups: [crm]\nrules:\n  - name: Open invoices\n    when: crm.open_invoices > 0\n    route: finance\n  - name: Unknown to the CRM\n    when: 'crm == #{}'\n    route: nieuw\n";
-    let configured: BTreeSet<String> = router.lookups().names();
+    let lookups = router.lookups().declared();
     let ctx = LoadContext {
         scripts: router.scripts(),
-        configured_lookups: &configured,
+        lookups: &lookups,
         time_zone: belroute_engine::DEFAULT_TIME_ZONE,
     };
     let set = Arc::new(RuleSet::load("main", Path::new("main.yaml"), rules, &ctx).unwrap());

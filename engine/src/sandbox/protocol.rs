@@ -35,8 +35,8 @@ pub(crate) struct Load {
     pub name: String,
     pub file: PathBuf,
     pub text: String,
-    /// The lookups the server configured and the set declares (the only ones it may read).
-    pub lookups: Vec<String>,
+    /// The lookups the set declares, and the facts each declares (the only ones it may read).
+    pub lookups: crate::ruleset::LookupFacts,
     /// The set's time zone, as the default for a file that names none.
     pub time_zone: String,
 }

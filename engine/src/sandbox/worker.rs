@@ -336,11 +336,10 @@ fn serve(spec: &WorkerSpec, progress: &Progress) -> ExitCode {
 
 /// Compiles a rule file the way the server did.
 fn compile(scripts: &ScriptEngine, load: Load) -> Result<Arc<RuleSet>, String> {
-    let configured = load.lookups.iter().cloned().collect();
     let time_zone = crate::clock::parse_time_zone(&load.time_zone)?;
     let ctx = LoadContext {
         scripts,
-        configured_lookups: &configured,
+        lookups: &load.lookups,
         time_zone,
     };
     RuleSet::load(&load.name, Path::new(&load.file), &load.text, &ctx)

@@ -357,7 +357,7 @@ impl Worker {
                 name: set.name.to_string(),
                 file: set.file.clone(),
                 text: set.source.to_string(),
-                lookups: set.lookups.clone(),
+                lookups: set.vocabulary.lookups.clone(),
                 time_zone: set.time_zone.name().to_string(),
             });
             encode(&mut message, &load);
