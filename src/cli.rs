@@ -136,6 +136,32 @@ pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result
     Ok(checked)
 }
 
+/// `check --probe`: each plugin's declared facts against what its source answers, the http
+/// ones asked about `caller`. A plugin whose settings need an unset variable is not probed.
+pub async fn probe(
+    config: &Config,
+    router: &Router,
+    caller: &str,
+) -> Vec<belroute_plugins::probe::Probe> {
+    let caller = router.normaliser().normalise(caller);
+    let mut probes = Vec::new();
+    for name in config.lookup_names() {
+        match config.lookups.iter().find(|i| i.name == name) {
+            Some(instance) => {
+                probes.push(belroute_plugins::probe::probe(instance, caller.clone()).await);
+            }
+            None => probes.push(belroute_plugins::probe::Probe {
+                plugin: name.clone(),
+                notes: vec![format!(
+                    "plugins.{name}: not probed: its settings need environment variables that are not set"
+                )],
+                ..Default::default()
+            }),
+        }
+    }
+    probes
+}
+
 /// Checks `dir` and writes the configuration's notes and every problem to `out`.
 fn checked_and_said(
     dir: &Path,

@@ -206,6 +206,14 @@ struct TestArgs {
 struct CheckArgs {
     #[command(flatten)]
     rules: RulesArgs,
+    /// Also ask each sql and http plugin's source what it answers, and compare it with the
+    /// plugin's declared `facts:` (the database prepares the query; the API is asked about
+    /// --probe-caller). Needs the plugins' secrets in the environment.
+    #[arg(long)]
+    probe: bool,
+    /// The caller an http plugin is asked about when probing.
+    #[arg(long, default_value = "31152026057", requires = "probe")]
+    probe_caller: String,
     /// Output: text for people, or json for CI.
     #[arg(long, value_enum, default_value_t = cli::report::CheckFormat::Text)]
     format: cli::report::CheckFormat,
@@ -425,18 +433,48 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             let config = cli::load_config_for_check(args.rules.config.as_deref())?;
             let router = app::offline_router(&config)?;
             let mut out = String::new();
+            let probes = if args.probe {
+                cli::probe(&config, &router, &args.probe_caller).await
+            } else {
+                Vec::new()
+            };
+            let probed_ok = probes.iter().all(|p| p.problems.is_empty());
             let ok = match args.format {
                 cli::report::CheckFormat::Text => {
-                    cli::check(&args.rules.rules, &router, &config, &mut out)?
+                    let ok = cli::check(&args.rules.rules, &router, &config, &mut out)?;
+                    for probe in &probes {
+                        for note in &probe.notes {
+                            out.push_str(&format!("note: {note}\n"));
+                        }
+                        for problem in &probe.problems {
+                            out.push_str(&format!("{problem}\n"));
+                        }
+                    }
+                    if !probed_ok {
+                        out.push_str("the plugins' sources answer other facts than they declare\n");
+                    }
+                    ok
                 }
                 cli::report::CheckFormat::Json => {
                     let report = cli::report::check_report(&args.rules.rules, &router, &config)?;
-                    out = serde_json::to_string_pretty(&report)? + "\n";
-                    report.ok
+                    let ok = report.ok;
+                    let mut value = serde_json::to_value(&report)?;
+                    if args.probe {
+                        value["probe"] =
+                            serde_json::json!(probes
+                            .iter()
+                            .map(|p| serde_json::json!({
+                                "plugin": p.plugin, "problems": p.problems, "notes": p.notes,
+                            }))
+                            .collect::<Vec<_>>());
+                        value["ok"] = serde_json::json!(ok && probed_ok);
+                    }
+                    out = serde_json::to_string_pretty(&value)? + "\n";
+                    ok
                 }
             };
             print!("{out}");
-            Ok(ok)
+            Ok(ok && probed_ok)
         }
         Command::Init(args) => {
             print!("{}", cli::init::init(&args.dir)?);

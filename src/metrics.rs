@@ -364,6 +364,13 @@ impl Collector for WorkerCollector {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MismatchLabels {
+    lookup: String,
+    /// `undeclared` or `mistyped`.
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LookupLabels {
     lookup: String,
 }
@@ -410,6 +417,24 @@ impl Collector for LookupCollector {
                     lookup: status.name.clone(),
                 };
                 ConstCounter::new(field(status)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "lookup_facts_mismatched",
+            "Facts a plugin answered that it does not declare (dropped) or of another type than declared (shown as ())",
+            None,
+            MetricType::Counter,
+        )?;
+        for status in &statuses {
+            for (kind, count) in [
+                ("undeclared", status.undeclared_facts),
+                ("mistyped", status.mistyped_facts),
+            ] {
+                let labels = MismatchLabels {
+                    lookup: status.name.clone(),
+                    kind: kind.to_string(),
+                };
+                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
             }
         }
         let mut family = encoder.encode_descriptor(

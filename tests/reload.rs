@@ -143,6 +143,41 @@ async fn a_broken_file_is_refused_and_the_last_good_version_keeps_serving() {
     server.stop().await;
 }
 
+/// A typo in a field name is refused like a syntax error, before any call sees it: a rule
+/// reading `caller.knd` would otherwise be silently false on every call.
+#[tokio::test]
+async fn a_field_typo_is_refused_and_the_last_good_version_keeps_serving() {
+    let server = TestServer::start(&[("main.yaml", &answering("one"))]).await;
+    std::fs::write(
+        server.rules.join("main.yaml"),
+        "default: x
+rules:
+  - name: Mobiles
+    when: caller.knd == \"mobile\"
+    route: two
+",
+    )
+    .unwrap();
+    server
+        .eventually(RELOAD_LIMIT, "readyz reports the refusal", || async {
+            server.get("/readyz").await.status() == 503
+        })
+        .await;
+    let ready: serde_json::Value = server.get("/readyz").await.json().await.unwrap();
+    let error = ready["refused"][0]["errors"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.ends_with(
+            "main.yaml:4:18: rule `Mobiles`: unknown field `caller.knd`; did you mean `kind`?"
+        ),
+        "{error}"
+    );
+    assert_eq!(server.route("main", "0612345678").await, "one");
+    server.stop().await;
+}
+
 /// A rule set that never loaded cannot answer; it says so, and the others still serve.
 #[tokio::test]
 async fn a_file_broken_from_the_start_is_503_and_the_others_serve() {

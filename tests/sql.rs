@@ -212,3 +212,69 @@ async fn a_dead_database_never_holds_a_call() {
         server.stop().await;
     }
 }
+
+/// `check --probe` asks each database for the query's columns: a declared fact the query does
+/// not answer, or of another type, fails the check with the fix; the same config without the
+/// mistakes passes.
+#[tokio::test]
+async fn check_probe_finds_a_declared_fact_the_query_does_not_answer() {
+    let mut dbs: Vec<(TestDb, &Dialect)> = Vec::new();
+    if let Some(db) = db::mysql("check_probe (MariaDB)").await {
+        dbs.push((db, &MARIADB));
+    }
+    if let Some(db) = db::postgres("check_probe (PostgreSQL)").await {
+        dbs.push((db, &POSTGRES));
+    }
+    for (db, dialect) in dbs {
+        dolibarr(&db, dialect).await;
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules");
+        std::fs::create_dir(&rules).unwrap();
+        std::fs::write(
+            rules.join("main.yaml"),
+            "default: receptie\nlookups: [invoices]\nrules:\n  - name: Finance\n    when: invoices.open_count > 0\n    route: finance\ntests:\n  - name: t\n    expect: receptie\n",
+        )
+        .unwrap();
+        let config = |facts: &str| {
+            format!(
+                "plugins:\n  invoices:\n    kind: sql\n    url: \"{}\"\n    query: >\n      SELECT COUNT(*) AS open_count, COALESCE(SUM(f.total_ttc), 0) AS open_amount\n      FROM llx_facture f JOIN llx_societe s ON s.rowid = f.fk_soc\n      WHERE f.paye = 0 AND s.phone_normalized = :caller_e164\n    facts: {facts}\n",
+                db.url
+            )
+        };
+        let check = |facts: &str| {
+            let file = dir.path().join("belroute.yaml");
+            std::fs::write(&file, config(facts)).unwrap();
+            let output = common::binary::belroute()
+                .args([
+                    "check",
+                    "--probe",
+                    "--rules",
+                    rules.to_str().unwrap(),
+                    "--config",
+                    file.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).to_string(),
+            )
+        };
+        let (code, out) = check("{ open_count: int, open_cnt: int, open_amount: text }");
+        assert_eq!(code, Some(1), "{}: {out}", db.url);
+        assert!(
+            out.contains("plugins.invoices: `facts:` declares `open_cnt`, which the query does not answer; did you mean `open_count`? it answers: open_count, open_amount"),
+            "{}: {out}",
+            db.url
+        );
+        assert!(
+            out.contains("plugins.invoices: `facts:` declares `open_amount` as text, but the query answers float"),
+            "{}: {out}",
+            db.url
+        );
+        let (code, out) = check("{ open_count: int, open_amount: float }");
+        assert_eq!(code, Some(0), "{}: {out}", db.url);
+        println!("{}: check --probe: ok", db.url.split(':').next().unwrap());
+        db.drop().await;
+    }
+}

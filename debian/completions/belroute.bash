@@ -107,7 +107,7 @@ _belroute() {
             return 0
             ;;
         belroute__subcmd__check)
-            opts="-h --rules --config --format --log-format --help"
+            opts="-h --rules --config --probe --probe-caller --format --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,6 +118,10 @@ _belroute() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-caller)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,10 +49,12 @@ json\t''"
 complete -c belroute -n "__fish_belroute_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l rules -d 'Directory of rule sets: rules/{name}.yaml serves /hooks/{name}' -r -F
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l config -d 'Server configuration; ./belroute.yaml is read when present' -r -F
+complete -c belroute -n "__fish_belroute_using_subcommand check" -l probe-caller -d 'The caller an http plugin is asked about when probing' -r
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l format -d 'Output: text for people, or json for CI' -r -f -a "text\t'`file:line:col: message` per problem, then a summary line'
 json\t'One JSON document: ok, problems [{file, line, column, message}], counts, notes, warnings'"
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l log-format -d 'Log format' -r -f -a "text\t''
 json\t''"
+complete -c belroute -n "__fish_belroute_using_subcommand check" -l probe -d 'Also ask each sql and http plugin\'s source what it answers, and compare it with the plugin\'s declared `facts:` (the database prepares the query; the API is asked about --probe-caller). Needs the plugins\' secrets in the environment'
 complete -c belroute -n "__fish_belroute_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c belroute -n "__fish_belroute_using_subcommand test" -l rules -d 'Directory of rule sets: rules/{name}.yaml serves /hooks/{name}' -r -F
 complete -c belroute -n "__fish_belroute_using_subcommand test" -l config -d 'Server configuration; ./belroute.yaml is read when present' -r -F

@@ -219,24 +219,7 @@ impl RuleSet {
     /// the rule set's lookups declare: a fact a test gives that no rule could read is a typo.
     /// Returns the problems and the warnings (of a relaxed check).
     pub fn check_tests(&self, tests: &[TestCase]) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
-        let (mut problems, mut warnings) = (Vec::new(), Vec::new());
-        for test in tests {
-            for (lookup, fact, position) in &test.facts_at {
-                let Some(Some(_)) = self.vocabulary.lookups.get(lookup) else {
-                    continue;
-                };
-                if let Err(unknown) = self.vocabulary.field(lookup, fact) {
-                    let message = format!("test `{}`: {}", test.name, unknown.message);
-                    let diagnostic = Diagnostic::new(&test.file, *position, message);
-                    if self.relaxed.contains(&unknown.check) {
-                        warnings.push(relaxed(diagnostic, unknown.check));
-                    } else {
-                        problems.push(diagnostic);
-                    }
-                }
-            }
-        }
-        (problems, warnings)
+        check_test_facts(&self.vocabulary, &self.relaxed, tests)
     }
 
     /// Did a rule of this version recently need more than the inline budget?
@@ -372,6 +355,13 @@ impl RuleSet {
             }
         }
         check_routes(&fields, routes.as_deref(), &rules, &mut strict);
+        let (test_problems, test_warnings) = check_test_facts(&vocabulary, &relaxed, &tests);
+        for problem in test_problems {
+            strict.problems.error(problem.position, problem.message);
+        }
+        for warning in test_warnings {
+            strict.warnings.error(warning.position, warning.message);
+        }
         never_reached(&rules, strict.warnings);
         for rule in &rules {
             if let Some(why) = rule.unbounded() {
@@ -737,6 +727,32 @@ impl Strict<'_, '_, '_> {
             self.problems.error(position, message);
         }
     }
+}
+
+/// The facts tests give, against what their lookups declare.
+fn check_test_facts(
+    vocabulary: &Vocabulary,
+    relaxed_checks: &BTreeSet<Check>,
+    tests: &[TestCase],
+) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
+    for test in tests {
+        for (lookup, fact, position) in &test.facts_at {
+            let Some(Some(_)) = vocabulary.lookups.get(lookup) else {
+                continue;
+            };
+            if let Err(unknown) = vocabulary.field(lookup, fact) {
+                let message = format!("test `{}`: {}", test.name, unknown.message);
+                let diagnostic = Diagnostic::new(&test.file, *position, message);
+                if relaxed_checks.contains(&unknown.check) {
+                    warnings.push(relaxed(diagnostic, unknown.check));
+                } else {
+                    problems.push(diagnostic);
+                }
+            }
+        }
+    }
+    (problems, warnings)
 }
 
 /// A relaxed check's problem, as a warning.

@@ -241,7 +241,9 @@ impl Script {
                         found(unknown.check, *pos, unknown.message);
                     }
                 }
-                Some(ASTNode::Expr(Expr::FnCall(call, pos))) if is_comparison(&call.name) => {
+                Some(
+                    ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)),
+                ) if is_comparison(&call.name) => {
                     if let [left, right] = call.args.as_slice()
                         && let (Some(l), Some(r)) =
                             (type_of(left, vocabulary), type_of(right, vocabulary))

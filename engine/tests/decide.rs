@@ -35,13 +35,14 @@ fn router(plugins: Vec<(&str, Arc<dyn Lookup>)>, limits: Limits, pool: PoolSetti
 }
 
 fn load(router: &Router, name: &str, text: &str) -> Arc<RuleSet> {
-    // The doubles declare nothing; the tests' CRM answers `open`, a count.
+    // The doubles declare nothing; for them the tests' CRM answers `open`, a count.
     let lookups: LookupFacts = router
         .lookups()
-        .names()
+        .declared()
         .into_iter()
-        .map(|name| {
-            let facts = BTreeMap::from([("open".to_string(), FactType::Int)]);
+        .map(|(name, declared)| {
+            let facts =
+                declared.unwrap_or_else(|| BTreeMap::from([("open".to_string(), FactType::Int)]));
             (name, Some(facts))
         })
         .collect();
@@ -304,4 +305,71 @@ async fn a_panicking_plugin_answers_the_default() {
         (decision.route.as_str(), decision.reason),
         ("receptie", Reason::Failed)
     );
+}
+
+#[tokio::test]
+async fn a_script_route_outside_routes_answers_the_default() {
+    let router = router(vec![], Limits::default(), PoolSettings::default());
+    let set = load(
+        &router,
+        "main",
+        "default: receptie\nroutes: [receptie, \"agent_*\"]\nrules:\n  - name: Typo in the family\n    script: '\"agnet_1003\"'\n  - name: After it\n    route: receptie\n",
+    );
+    let decision = decide(&router, &set, "0152026057").await;
+    assert_eq!(
+        (
+            decision.route.as_str(),
+            decision.reason,
+            decision.rule.as_deref()
+        ),
+        ("receptie", Reason::UndeclaredRoute, None)
+    );
+    assert_eq!(outcomes(&decision), ["error", "not_reached"]);
+    let RuleOutcome::Error { message, .. } = &decision.rules[0].outcome else {
+        unreachable!()
+    };
+    assert!(
+        message.contains("\"agnet_1003\", which is not in `routes:`"),
+        "{message}"
+    );
+    assert_eq!(Reason::UndeclaredRoute.as_str(), "undeclared_route");
+}
+
+/// A plugin that declares `open` (int) and answers it as text, with a fact it never declared.
+struct Sloppy;
+
+#[async_trait::async_trait]
+impl Lookup for Sloppy {
+    async fn lookup(
+        &self,
+        _: &belroute_engine::LookupRequest,
+    ) -> Result<Option<belroute_engine::Facts>, belroute_engine::LookupError> {
+        Ok(json!({"open": "2", "secret": "x"}).as_object().cloned())
+    }
+
+    fn facts(&self) -> Option<belroute_engine::vocabulary::DeclaredFacts> {
+        Some(BTreeMap::from([
+            ("open".to_string(), FactType::Int),
+            ("agent".to_string(), FactType::Text),
+        ]))
+    }
+}
+
+#[tokio::test]
+async fn rules_see_the_declared_shape_whatever_the_plugin_answers() {
+    let router = router(
+        vec![("crm", Arc::new(Sloppy))],
+        Limits::default(),
+        PoolSettings::default(),
+    );
+    let set = load(
+        &router,
+        "main",
+        "default: receptie\nlookups: [crm]\nrules:\n  - name: Shape\n    script: '`${type_of(crm.open)}/${type_of(crm.agent)}/${crm.keys().len()}`'\n",
+    );
+    let decision = decide(&router, &set, "0152026057").await;
+    // `open` of the wrong type is (), the missing `agent` is (), `secret` is gone.
+    assert_eq!(decision.route, "()/()/2");
+    let status = &router.lookups().status()[0];
+    assert_eq!((status.undeclared_facts, status.mistyped_facts), (1, 1));
 }

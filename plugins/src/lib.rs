@@ -12,6 +12,7 @@ pub mod example_crm;
 pub mod history;
 pub mod http;
 pub mod params;
+pub mod probe;
 pub mod sql;
 
 use std::path::Path;

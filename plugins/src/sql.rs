@@ -302,6 +302,54 @@ fn db_error(e: sqlx::Error) -> LookupError {
     }
 }
 
+impl SqlLookup {
+    /// The columns the query answers, with their types where the driver says (`check
+    /// --probe`): asked of the database by preparing the query, without running it.
+    pub async fn columns(&self) -> Result<Vec<(String, Option<FactType>)>, String> {
+        use sqlx::{Executor, Statement};
+        macro_rules! describe {
+            ($pool:expr) => {{
+                let statement = $pool
+                    .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(
+                        self.sql.clone(),
+                    )))
+                    .await
+                    .map_err(|e| db_error(e).to_string())?;
+                statement
+                    .columns()
+                    .iter()
+                    .map(|c| (c.name().to_string(), column_type(c.type_info().name())))
+                    .collect()
+            }};
+        }
+        Ok(match &self.pool {
+            Pool::Postgres(pool) => describe!(pool),
+            Pool::MySql(pool) => describe!(pool),
+            Pool::Sqlite(pool) => describe!(pool),
+        })
+    }
+}
+
+/// A column type, as PostgreSQL, MariaDB/MySQL and SQLite name them, as the fact it becomes
+/// (see `decode!`); `None` where it cannot be told (an SQLite expression has no type).
+fn column_type(name: &str) -> Option<FactType> {
+    let name = name.to_ascii_uppercase();
+    let base = name.split(['(', ' ']).next().unwrap_or_default();
+    Some(match base {
+        "INT2" | "INT4" | "INT8" | "SMALLINT" | "INT" | "INTEGER" | "BIGINT" | "MEDIUMINT"
+        | "TINYINT" | "YEAR" => FactType::Int,
+        "FLOAT4" | "FLOAT8" | "REAL" | "DOUBLE" | "FLOAT" | "NUMERIC" | "DECIMAL" => {
+            FactType::Float
+        }
+        "BOOL" | "BOOLEAN" => FactType::Bool,
+        "TEXT" | "VARCHAR" | "CHAR" | "BPCHAR" | "NAME" | "TINYTEXT" | "MEDIUMTEXT"
+        | "LONGTEXT" | "ENUM" | "DATE" | "TIME" | "DATETIME" | "TIMESTAMP" | "TIMESTAMPTZ"
+        | "UUID" => FactType::Text,
+        "JSON" | "JSONB" => FactType::Any,
+        _ => return None,
+    })
+}
+
 #[async_trait]
 impl Lookup for SqlLookup {
     fn facts(&self) -> Option<DeclaredFacts> {

@@ -173,12 +173,14 @@ const BELROUTE_YAML: &str = r#"## belroute.yaml: the server's own settings (the 
 const MAIN_YAML: &str = r#"# The rule set `main`: point the Webhook-app in Callvoip's belplan at
 #   https://your-host/hooks/main
 # belroute answers the route of the first rule that matches, else `default`. The
-# Voorwaarde-app after the Webhook-app needs a branch for each route: gesloten, anoniem,
-# receptie. Reference: docs/rules.md. Saved changes go live at once if `belroute check` and
-# the tests in main.test.yaml pass.
+# Voorwaarde-app after the Webhook-app needs a branch for each route in `routes:`.
+# Reference: docs/rules.md. Saved changes go live at once if `belroute check` and the tests in
+# main.test.yaml pass.
 description: Main number — office hours and withheld numbers
 timeout: 2s          # equal to the Webhook-app's Request Timeout (1s to 10s)
 default: receptie    # answered when no rule matches, or time runs out
+routes: [gesloten, anoniem, receptie]   # the Voorwaarde-app's branches; `check` refuses any other
+                                        # (a family of routes: "agent_*")
 # lookups: [tickets] # CRM lookups from belroute.yaml `plugins:` that this rule set may use
 
 holidays:            # open_hours() is false on these days: Dutch public holidays to the end of

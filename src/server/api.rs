@@ -80,6 +80,8 @@ pub async fn ruleset(req: HttpRequest, state: web::Data<Belroute>) -> HttpRespon
             .filter_map(|r| Some(json!({ "rule": r.name, "because": r.unbounded()?.what })))
             .collect::<Vec<_>>(),
         "quarantine": set.quarantine.status(),
+        "routes": set.routes,
+        "warnings": set.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "refused": refused,
         "last_replay": state.replays.get(name).as_deref(),
     }))
