@@ -63,6 +63,7 @@ fn rule_set(scripts: &ScriptEngine, name: &str, in_worker: bool) -> Arc<RuleSet>
     let ctx = LoadContext {
         scripts,
         lookups: &lookups,
+        calendars: &belroute_engine::calendar::NO_CALENDARS,
         time_zone: DEFAULT_TIME_ZONE,
     };
     let set = RuleSet::load(name, Path::new("bench.yaml"), &text, &ctx).unwrap();

@@ -69,6 +69,7 @@ impl Belroute {
         let context = StoreContext {
             scripts: router.scripts().clone(),
             lookups: router.lookups().declared(),
+            calendars: config.calendars.clone(),
             time_zone: config.timezone.0,
         };
         let store = if config.reload.run_tests {

@@ -81,6 +81,7 @@ pub fn check_dir(dir: &Path, router: &Router, config: &Config) -> anyhow::Result
     let ctx = LoadContext {
         scripts: router.scripts(),
         lookups: &lookups,
+        calendars: &config.calendars,
         time_zone: config.timezone.0,
     };
     let mut checked = Checked {
@@ -358,6 +359,7 @@ pub async fn simulate(
     let ctx = LoadContext {
         scripts: router.scripts(),
         lookups: &lookups,
+        calendars: &config.calendars,
         time_zone: config.timezone.0,
     };
     let set = match RuleSet::load(&sim.ruleset, file, &text, &ctx) {

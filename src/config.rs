@@ -56,6 +56,8 @@ pub struct Config {
     plugin_names: BTreeSet<String>,
     /// What each plugin declares it answers, read even where a secret is missing (`check`).
     plugin_facts: belroute_engine::LookupFacts,
+    /// Company calendars, by name: days off rule sets include with `calendar: include:`.
+    pub calendars: belroute_engine::calendar::Calendars,
 }
 
 /// `hooks:` — the Callvoip-facing endpoint.
@@ -466,7 +468,7 @@ impl fmt::Display for Lines<'_> {
 }
 
 impl Config {
-    pub const KEYS: [&'static str; 9] = [
+    pub const KEYS: [&'static str; 10] = [
         "timezone",
         "default_region",
         "hooks",
@@ -474,6 +476,7 @@ impl Config {
         "reload",
         "admin",
         "storage",
+        "calendars",
         "subscriptions",
         "plugins",
     ];
@@ -562,6 +565,18 @@ impl Config {
                 SubscriptionConfig::read(name, sub)
             }) {
                 self.subscriptions.insert(name.to_string(), subscription);
+            }
+        }
+        for (name, _, node) in s.entries("calendars") {
+            match belroute_engine::calendar::read_company_days(node) {
+                Ok(days) => {
+                    self.calendars.insert(name.to_string(), days);
+                }
+                Err(problems) => {
+                    for (position, message) in problems {
+                        s.error_at(position, format!("`calendars.{name}`: {message}"));
+                    }
+                }
             }
         }
         for (name, key, node) in s.entries("plugins") {

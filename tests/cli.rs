@@ -1344,3 +1344,67 @@ fn check_warns_about_a_guessable_admin_token() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("warning:"), "{out}");
 }
+
+/// `calendar: nl` and a company calendar from belroute.yaml close the days a rule set asks
+/// `is_holiday()` about, in any year; `check` names a calendar belroute.yaml does not have.
+#[test]
+fn a_calendar_closes_public_and_company_days_of_any_year() {
+    let command = belroute();
+    let cwd = command.cwd().to_path_buf();
+    std::fs::write(
+        cwd.join("belroute.yaml"),
+        "calendars:\n  kantoor:\n    - {every: 12-24, name: Kerstavond}\n    - {date: 2027-07-16, name: Bedrijfsuitje}\n",
+    )
+    .unwrap();
+    std::fs::create_dir(cwd.join("rules")).unwrap();
+    std::fs::write(
+        cwd.join("rules/main.yaml"),
+        "default: open\ncalendar:\n  country: nl\n  include: [kantoor]\nrules:\n  - name: Closed today\n    when: is_holiday()\n    route: dicht\n",
+    )
+    .unwrap();
+    // `command` owns the directory: kept until the end.
+    let route_at = |at: &str| {
+        let output = belroute()
+            .current_dir(&cwd)
+            .args(["simulate", "main", "--caller", "0152026057", "--at", at])
+            .output()
+            .unwrap();
+        let out = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{out}");
+        out.lines()
+            .find_map(|l| l.strip_prefix("route: "))
+            .map(|r| r.split_whitespace().next().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no route line in {out}"))
+    };
+    assert_eq!(route_at("2027-04-27 10:00"), "dicht", "Koningsdag 2027");
+    assert_eq!(route_at("2027-04-28 10:00"), "open");
+    assert_eq!(
+        route_at("2033-12-24 10:00"),
+        "dicht",
+        "Kerstavond, every year"
+    );
+    assert_eq!(route_at("2027-07-16 10:00"), "dicht", "the company outing");
+    assert_eq!(
+        route_at("2028-07-16 10:00"),
+        "open",
+        "that day only in 2027"
+    );
+    assert_eq!(route_at("2035-03-26 10:00"), "dicht", "Tweede Paasdag 2035");
+
+    std::fs::write(
+        cwd.join("rules/main.yaml"),
+        "default: open\ncalendar:\n  include: [kantor]\nrules: []\n",
+    )
+    .unwrap();
+    let output = belroute()
+        .current_dir(&cwd)
+        .args(["check"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains("rules/main.yaml:3:13: `calendar.include`: no calendar `kantor` in belroute.yaml `calendars:`; did you mean `kantoor`?"),
+        "{out}"
+    );
+}

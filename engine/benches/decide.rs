@@ -158,6 +158,7 @@ fn load(router: &Router, count: usize) -> Arc<RuleSet> {
     let ctx = LoadContext {
         scripts: router.scripts(),
         lookups: &lookups,
+        calendars: &belroute_engine::calendar::NO_CALENDARS,
         time_zone: DEFAULT_TIME_ZONE,
     };
     Arc::new(RuleSet::load("bench", Path::new("bench.yaml"), &rules_yaml(count), &ctx).unwrap())

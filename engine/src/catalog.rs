@@ -62,6 +62,8 @@ pub struct StoreContext {
     pub scripts: Arc<ScriptEngine>,
     /// The configured plugins and the facts each declares.
     pub lookups: crate::ruleset::LookupFacts,
+    /// The company calendars of belroute.yaml `calendars:`.
+    pub calendars: crate::calendar::Calendars,
     pub time_zone: Tz,
 }
 
@@ -132,6 +134,7 @@ impl Loader for RuleLoader {
         let ctx = LoadContext {
             scripts: &self.context.scripts,
             lookups: &self.context.lookups,
+            calendars: &self.context.calendars,
             time_zone: self.context.time_zone,
         };
         RuleSet::load(name, file, text, &ctx).map(Arc::new)

@@ -14,10 +14,17 @@ use tokio::time::Instant;
 /// The zone rules are written in unless a rule set or `belroute.yaml` says otherwise.
 pub const DEFAULT_TIME_ZONE: Tz = chrono_tz::Europe::Amsterdam;
 
-/// Days the business is closed, by date, with a name for traces ("Eerste Kerstdag").
+/// Days the business is closed, with a name for traces ("Eerste Kerstdag"): dates written in
+/// the rule set, company days (one date, or every year), and a country's public holidays
+/// computed for any year, less the ones the company works.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Holidays {
     days: BTreeMap<NaiveDate, String>,
+    /// Every year on (month, day).
+    yearly: BTreeMap<(u32, u32), String>,
+    country: Option<crate::calendar::Country>,
+    /// Public holidays the company works, by name.
+    except: Vec<String>,
 }
 
 impl Holidays {
@@ -25,17 +32,64 @@ impl Holidays {
         self.days.insert(date, name)
     }
 
-    /// The holiday's name, if `date` is one.
-    pub fn name(&self, date: NaiveDate) -> Option<&str> {
-        self.days.get(&date).map(String::as_str)
+    /// A day off every year on `month`-`day`.
+    pub fn insert_yearly(&mut self, month: u32, day: u32, name: String) -> Option<String> {
+        self.yearly.insert((month, day), name)
     }
 
+    /// The public holidays of `country`, except those named in `except`.
+    pub fn set_country(&mut self, country: crate::calendar::Country, except: Vec<String>) {
+        self.country = Some(country);
+        self.except = except;
+    }
+
+    /// The holiday's name, if `date` is one.
+    pub fn name(&self, date: NaiveDate) -> Option<&str> {
+        if let Some(name) = self.days.get(&date) {
+            return Some(name);
+        }
+        if let Some(name) = self.yearly.get(&(date.month(), date.day())) {
+            return Some(name);
+        }
+        self.country
+            .and_then(|c| c.holiday(date))
+            .filter(|name| !self.except.iter().any(|e| e == name))
+    }
+
+    /// The dates written out (not the yearly or computed ones).
     pub fn len(&self) -> usize {
         self.days.len()
     }
 
+    /// Closed on no day at all.
     pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
+        self.days.is_empty() && self.yearly.is_empty() && self.country.is_none()
+    }
+
+    /// The last date written out, if any (for the "all in the past" warning).
+    pub fn last_written(&self) -> Option<NaiveDate> {
+        self.days.keys().next_back().copied()
+    }
+
+    /// Days off from `from` on, at most `count` of them, in date order (for the console and
+    /// `init`'s notes).
+    pub fn upcoming(&self, from: NaiveDate, count: usize) -> Vec<(NaiveDate, String)> {
+        let mut found = Vec::new();
+        let mut day = from;
+        // Two years is more than any calendar's next `count` days need.
+        for _ in 0..731 {
+            if found.len() >= count {
+                break;
+            }
+            if let Some(name) = self.name(day) {
+                found.push((day, name.to_string()));
+            }
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+        found
     }
 }
 

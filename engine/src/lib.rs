@@ -13,6 +13,7 @@
 //! plugins use.
 #![forbid(unsafe_code)]
 
+pub mod calendar;
 mod call;
 mod caller;
 pub mod catalog;

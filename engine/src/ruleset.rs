@@ -27,7 +27,7 @@ pub const MAX_ROUTE_LEN: usize = 255;
 /// The two variables every rule can read; lookups add one each.
 pub const CALL_VARIABLES: [&str; 2] = ["call", "caller"];
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "description",
     "timeout",
     "default",
@@ -35,6 +35,7 @@ const KEYS: [&str; 11] = [
     "call_fields",
     "lookups",
     "timezone",
+    "calendar",
     "holidays",
     "rules",
     "tests",
@@ -71,6 +72,8 @@ pub struct RuleSet {
     pub vocabulary: Vocabulary,
     /// Checks the rule set relaxes for a migration period (`relax:`).
     pub relaxed: BTreeSet<Check>,
+    /// The company calendars it was loaded with (a worker compiles it with the same).
+    pub calendars: Arc<crate::calendar::Calendars>,
     /// What does not stop the file loading but an operator should know: a rule that is never
     /// reached, that runs in a worker, holidays all past, a relaxed check's problems.
     pub warnings: Vec<Diagnostic>,
@@ -138,6 +141,8 @@ pub struct LoadContext<'a> {
     pub scripts: &'a ScriptEngine,
     /// The plugin instances configured in `belroute.yaml`, and what each answers.
     pub lookups: &'a LookupFacts,
+    /// The company calendars of belroute.yaml `calendars:`, which `calendar: include:` names.
+    pub calendars: &'a crate::calendar::Calendars,
     /// The zone used when the rule set names none.
     pub time_zone: Tz,
 }
@@ -328,7 +333,8 @@ impl RuleSet {
                 }
             },
         };
-        let holidays = read_holidays(&fields, &mut diags, &mut warnings);
+        let mut holidays = read_holidays(&fields, &mut diags, &mut warnings);
+        read_calendar(&fields, ctx, &mut holidays, &mut diags);
 
         let mut names: Vec<&str> = CALL_VARIABLES.to_vec();
         names.extend(lookups.iter().map(String::as_str));
@@ -400,6 +406,7 @@ impl RuleSet {
             routes,
             vocabulary,
             relaxed,
+            calendars: Arc::new(ctx.calendars.clone()),
             warnings: warnings.into_vec(),
             office_hours: Arc::new(office_hours),
             print: Arc::default(),
@@ -567,15 +574,135 @@ fn read_holidays(
         }
     }
     let today = chrono::Utc::now().date_naive();
-    if let Some(last) = last.filter(|last| *last < today) {
+    if let Some(last) = last.filter(|last| *last < today)
+        && fields.get("calendar").is_none()
+    {
         warnings.error(
             node.position,
             format!(
-                "warning: every holiday listed is in the past (the last is {last}): add this year's, or open_hours() and is_holiday() see none"
+                "warning: every holiday listed is in the past (the last is {last}): add this year's (or name a calendar: `calendar: nl` computes the public holidays of every year), or open_hours() and is_holiday() see none"
             ),
         );
     }
     holidays
+}
+
+/// `calendar:`: a country's public holidays for every year (`calendar: nl`), less the days the
+/// company works (`except:`), plus company calendars from belroute.yaml (`include:`).
+fn read_calendar(
+    fields: &Fields<'_>,
+    ctx: &LoadContext<'_>,
+    holidays: &mut Holidays,
+    diags: &mut Diagnostics<'_>,
+) {
+    use crate::calendar::{CompanyDay, Country};
+    let Some(node) = fields.get("calendar") else {
+        return;
+    };
+    let country = |node: &Node, diags: &mut Diagnostics<'_>| -> Option<Country> {
+        let code = node.as_str().unwrap_or_default();
+        let found = Country::parse(code);
+        if found.is_none() {
+            diags.error(
+                node.position,
+                format!(
+                    "`calendar`: belroute computes the public holidays of {}, not `{code}`; list other days under `holidays:`",
+                    Country::CODES.join(", ")
+                ),
+            );
+        }
+        found
+    };
+    if node.as_str().is_some() {
+        if let Some(c) = country(node, diags) {
+            holidays.set_country(c, Vec::new());
+        }
+        return;
+    }
+    let Some(entry) = Fields::read(node, &["country", "except", "include"], "`calendar`", diags)
+    else {
+        return;
+    };
+    let found = entry.get("country").and_then(|n| country(n, diags));
+    let mut except = Vec::new();
+    if let Some(list) = entry.get("except") {
+        match (list.as_seq(), found) {
+            (Some(items), Some(c)) => {
+                for item in items {
+                    let name = item.as_str().unwrap_or_default();
+                    if c.names().contains(&name) {
+                        except.push(name.to_string());
+                    } else {
+                        let hint = crate::diagnostic::suggestion(name, c.names().iter().copied())
+                            .map(|s| format!("did you mean {s}? "))
+                            .unwrap_or_default();
+                        diags.error(
+                            item.position,
+                            format!(
+                                "`calendar.except`: `{name}` is not a public holiday; {hint}they are: {}",
+                                c.names().join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            (None, _) => diags.error(
+                list.position,
+                "`calendar.except` is a list of public holidays the company works, e.g. [Goede Vrijdag]",
+            ),
+            (Some(_), None) => diags.error(
+                list.position,
+                "`calendar.except` needs a `country` whose holidays it leaves out",
+            ),
+        }
+    }
+    if let Some(c) = found {
+        holidays.set_country(c, except);
+    }
+    let Some(include) = entry.get("include") else {
+        return;
+    };
+    let Some(items) = include.as_seq() else {
+        diags.error(
+            include.position,
+            "`calendar.include` is a list of calendars from belroute.yaml `calendars:`",
+        );
+        return;
+    };
+    for item in items {
+        let name = item.as_str().unwrap_or_default();
+        match ctx.calendars.get(name) {
+            Some(days) => {
+                for day in days {
+                    match day {
+                        CompanyDay::On(date, label) => {
+                            holidays.insert(*date, label.clone());
+                        }
+                        CompanyDay::Every { month, day, name } => {
+                            holidays.insert_yearly(*month, *day, name.clone());
+                        }
+                    }
+                }
+            }
+            None => {
+                let configured: Vec<&str> = ctx.calendars.keys().map(String::as_str).collect();
+                let hint = crate::diagnostic::suggestion(name, configured.iter().copied())
+                    .map(|s| format!("did you mean {s}? "))
+                    .unwrap_or_default();
+                diags.error(
+                    item.position,
+                    format!(
+                        "`calendar.include`: no calendar `{name}` in belroute.yaml `calendars:`; {hint}({})",
+                        if configured.is_empty() {
+                            "none are configured".to_string()
+                        } else {
+                            format!("configured: {}", configured.join(", "))
+                        }
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Reads `YYYY-MM-DD`, saying which part is out of range.

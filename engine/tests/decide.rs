@@ -49,6 +49,7 @@ fn load(router: &Router, name: &str, text: &str) -> Arc<RuleSet> {
     let ctx = LoadContext {
         scripts: router.scripts(),
         lookups: &lookups,
+        calendars: &belroute_engine::calendar::NO_CALENDARS,
         time_zone: DEFAULT_TIME_ZONE,
     };
     Arc::new(RuleSet::load(name, Path::new("t.yaml"), text, &ctx).unwrap())

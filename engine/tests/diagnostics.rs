@@ -33,6 +33,7 @@ fn load(text: &str) -> Result<RuleSet, Vec<Diagnostic>> {
     let ctx = LoadContext {
         scripts: &scripts,
         lookups: &lookups,
+        calendars: &belroute_engine::calendar::NO_CALENDARS,
         time_zone: DEFAULT_TIME_ZONE,
     };
     RuleSet::load("main", Path::new("main.yaml"), text, &ctx)
@@ -143,6 +144,21 @@ fn load_errors_with_their_place_and_fix() {
             "2:9: `relax`: `fact` is no check; did you mean `facts`?",
         ),
         (
+            "a country belroute has no calendar for",
+            "default: x\ncalendar: be\nrules: []\n".to_string(),
+            "2:11: `calendar`: belroute computes the public holidays of nl, not `be`",
+        ),
+        (
+            "a public holiday misspelt in except:",
+            "default: x\ncalendar:\n  country: nl\n  except: [Goede Vrijdg]\nrules: []\n".to_string(),
+            "4:12: `calendar.except`: `Goede Vrijdg` is not a public holiday; did you mean `Goede Vrijdag`?",
+        ),
+        (
+            "a company calendar belroute.yaml does not have",
+            "default: x\ncalendar:\n  include: [kantoor]\nrules: []\n".to_string(),
+            "3:13: `calendar.include`: no calendar `kantoor` in belroute.yaml `calendars:`; (none are configured)",
+        ),
+        (
             "a fact a test gives that the lookup does not declare",
             "default: x\nlookups: [invoices]\nrules: []\ntests:\n  - name: T\n    lookups: { invoices: { open_cnt: 1 } }\n    expect: x\n".to_string(),
             "6:28: test `T`: unknown field `invoices.open_cnt`; did you mean `open_count`?",
@@ -243,4 +259,21 @@ fn a_test_file_is_held_to_the_declared_facts_too() {
         ]
     );
     let _ = Arc::new(set);
+}
+
+#[test]
+fn a_calendar_closes_every_years_public_holidays_less_the_days_worked() {
+    use chrono::NaiveDate;
+    let set = load("default: x\ncalendar:\n  country: nl\n  except: [Goede Vrijdag]\nholidays: [2031-03-03]\nrules: []\n").unwrap();
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    // Koningsdag on a Sunday moves to the Saturday before (26 April 2031 is a Saturday).
+    assert_eq!(set.holidays.name(day(2031, 4, 26)), Some("Koningsdag"));
+    assert_eq!(set.holidays.name(day(2031, 4, 27)), None);
+    // Easter Monday 2031 is 14 April; Good Friday (11 April) is worked here.
+    assert_eq!(set.holidays.name(day(2031, 4, 14)), Some("Tweede Paasdag"));
+    assert_eq!(set.holidays.name(day(2031, 4, 11)), None);
+    assert!(set.holidays.name(day(2031, 3, 3)).is_some());
+    // No "all in the past" warning when a calendar supplies the years ahead.
+    let quiet = load("default: x\ncalendar: nl\nholidays: [2020-12-25]\nrules: []\n").unwrap();
+    assert!(quiet.warnings.is_empty(), "{:#?}", quiet.warnings);
 }

@@ -16,6 +16,7 @@ fn context() -> StoreContext {
     StoreContext {
         scripts: Arc::new(ScriptEngine::new(&Limits::default())),
         lookups: Default::default(),
+        calendars: Default::default(),
         time_zone: chrono_tz::Europe::Amsterdam,
     }
 }

@@ -180,6 +180,7 @@ fn loader() -> &'static RuleLoader {
         RuleLoader::new(StoreContext {
             scripts: Arc::new(ScriptEngine::new(&Limits::default())),
             lookups,
+            calendars: Default::default(),
             time_zone: DEFAULT_TIME_ZONE,
         })
     })

@@ -190,6 +190,7 @@ async fn a_rule_set_routes_callers_with_open_invoices_to_finance() {
     let ctx = LoadContext {
         scripts: router.scripts(),
         lookups: &lookups,
+        calendars: &belroute_engine::calendar::NO_CALENDARS,
         time_zone: belroute_engine::DEFAULT_TIME_ZONE,
     };
     let set = Arc::new(RuleSet::load("main", Path::new("main.yaml"), rules, &ctx).unwrap());

@@ -151,6 +151,12 @@ const BELROUTE_YAML: &str = r#"## belroute.yaml: the server's own settings (the 
 #   batch: 500                    # records per transaction at most
 #   spill_limit: 1GiB             # overflow kept on disk (belroute-spill.jsonl) at most
 
+## Company days off that several rule sets share: `calendar: { include: [kantoor] }` in a rule set.
+# calendars:
+#   kantoor:
+#     - { every: 12-24, name: Kerstavond }         # every year
+#     - { date: 2027-07-16, name: Bedrijfsuitje }  # that day only
+
 ## CRM lookups, by name; a rule set uses them through `lookups:` (see docs/plugins.md).
 # plugins:
 #   tickets:
@@ -183,21 +189,11 @@ routes: [gesloten, anoniem, receptie]   # the Voorwaarde-app's branches; `check`
                                         # (a family of routes: "agent_*")
 # lookups: [tickets] # CRM lookups from belroute.yaml `plugins:` that this rule set may use
 
-holidays:            # open_hours() is false on these days: Dutch public holidays to the end of
-                     # 2027 (add Goede Vrijdag 2027-03-26 if you close then); add the next year's
-                     # before this list runs out
-  - { date: 2026-12-25, name: Eerste Kerstdag }
-  - { date: 2026-12-26, name: Tweede Kerstdag }
-  - { date: 2027-01-01, name: Nieuwjaarsdag }
-  - { date: 2027-03-28, name: Eerste Paasdag }
-  - { date: 2027-03-29, name: Tweede Paasdag }
-  - { date: 2027-04-27, name: Koningsdag }
-  - { date: 2027-05-05, name: Bevrijdingsdag }
-  - { date: 2027-05-06, name: Hemelvaartsdag }
-  - { date: 2027-05-16, name: Eerste Pinksterdag }
-  - { date: 2027-05-17, name: Tweede Pinksterdag }
-  - { date: 2027-12-25, name: Eerste Kerstdag }
-  - { date: 2027-12-26, name: Tweede Kerstdag }
+calendar:            # open_hours() is false on the Dutch public holidays of every year,
+  country: nl        # except the ones the company works
+  except: [Goede Vrijdag]
+# holidays:          # more days the company is closed
+#   - { date: 2027-07-16, name: Bedrijfsuitje }
 
 rules:
   - name: Closed outside office hours
@@ -266,17 +262,28 @@ mod tests {
         }
     }
 
-    /// The template's holidays reach to the end of 2027 (no built-in calendar yet).
+    /// The template closes on the public holidays of every year, not a list that runs out.
     #[test]
-    fn the_template_lists_the_holidays_to_the_end_of_2027() {
-        let dates: Vec<&str> = MAIN_YAML
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("- { date: "))
-            .map(|l| &l[..10])
-            .collect();
-        assert_eq!(dates.len(), 12, "{dates:?}");
-        assert_eq!(dates.last(), Some(&"2027-12-26"));
-        assert!(dates.windows(2).all(|w| w[0] < w[1]), "in order: {dates:?}");
+    fn the_template_uses_the_calendar_of_every_year() {
+        let scripts = belroute_engine::ScriptEngine::new(&belroute_engine::Limits::default());
+        let ctx = belroute_engine::LoadContext {
+            scripts: &scripts,
+            lookups: &belroute_engine::LookupFacts::new(),
+            calendars: &belroute_engine::calendar::NO_CALENDARS,
+            time_zone: belroute_engine::DEFAULT_TIME_ZONE,
+        };
+        let set = belroute_engine::RuleSet::load("main", Path::new("main.yaml"), MAIN_YAML, &ctx)
+            .unwrap();
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(
+            set.holidays.name(day(2040, 12, 25)),
+            Some("Eerste Kerstdag")
+        );
+        assert_eq!(
+            set.holidays.name(day(2027, 3, 26)),
+            None,
+            "Goede Vrijdag is worked"
+        );
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub(crate) struct Load {
     pub text: String,
     /// The lookups the set declares, and the facts each declares (the only ones it may read).
     pub lookups: crate::ruleset::LookupFacts,
+    /// The company calendars the server has (the set may include some).
+    pub calendars: crate::calendar::Calendars,
     /// The set's time zone, as the default for a file that names none.
     pub time_zone: String,
 }

@@ -340,6 +340,7 @@ fn compile(scripts: &ScriptEngine, load: Load) -> Result<Arc<RuleSet>, String> {
     let ctx = LoadContext {
         scripts,
         lookups: &load.lookups,
+        calendars: &load.calendars,
         time_zone,
     };
     RuleSet::load(&load.name, Path::new(&load.file), &load.text, &ctx)

@@ -358,6 +358,7 @@ impl Worker {
                 file: set.file.clone(),
                 text: set.source.to_string(),
                 lookups: set.vocabulary.lookups.clone(),
+                calendars: set.calendars.as_ref().clone(),
                 time_zone: set.time_zone.name().to_string(),
             });
             encode(&mut message, &load);
