@@ -46,6 +46,9 @@ _belroute() {
             belroute,test)
                 cmd="belroute__subcmd__test"
                 ;;
+            belroute,worker)
+                cmd="belroute__subcmd__worker"
+                ;;
             belroute__subcmd__help,check)
                 cmd="belroute__subcmd__help__subcmd__check"
                 ;;
@@ -76,6 +79,9 @@ _belroute() {
             belroute__subcmd__help,test)
                 cmd="belroute__subcmd__help__subcmd__test"
                 ;;
+            belroute__subcmd__help,worker)
+                cmd="belroute__subcmd__help__subcmd__worker"
+                ;;
             *)
                 ;;
         esac
@@ -83,7 +89,7 @@ _belroute() {
 
     case "${cmd}" in
         belroute)
-            opts="-h -V --log-format --help --version serve check test migrate init simulate replay completions manpages help"
+            opts="-h -V --log-format --help --version serve check test migrate init simulate replay completions worker manpages help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -149,7 +155,7 @@ _belroute() {
             return 0
             ;;
         belroute__subcmd__help)
-            opts="serve check test migrate init simulate replay completions manpages help"
+            opts="serve check test migrate init simulate replay completions worker manpages help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,6 +295,20 @@ _belroute() {
             return 0
             ;;
         belroute__subcmd__help__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__help__subcmd__worker)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -517,6 +537,24 @@ _belroute() {
                     COMPREPLY=($(compgen -W "text json junit" -- "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__worker)
+            opts="-h --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0

@@ -36,6 +36,7 @@ complete -c belroute -n "__fish_belroute_needs_command" -f -a "init" -d 'Write a
 complete -c belroute -n "__fish_belroute_needs_command" -f -a "simulate" -d 'Decide one call without Callvoip and show why: every rule and every lookup'
 complete -c belroute -n "__fish_belroute_needs_command" -f -a "replay" -d 'Decide logged calls again with the rule files as they are now: which would route differently, before you save a change. Reads the call log only'
 complete -c belroute -n "__fish_belroute_needs_command" -f -a "completions" -d 'Print a shell completion script: `belroute completions bash > /etc/bash_completion.d/belroute`'
+complete -c belroute -n "__fish_belroute_needs_command" -f -a "worker" -d 'A rule worker process, started by `serve` (and the other commands) itself'
 complete -c belroute -n "__fish_belroute_needs_command" -f -a "manpages" -d 'Write the man pages (belroute.1 and belroute-COMMAND.1) into DIR, for packaging'
 complete -c belroute -n "__fish_belroute_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c belroute -n "__fish_belroute_using_subcommand serve" -l rules -d 'Directory of rule sets: rules/{name}.yaml serves /hooks/{name}' -r -F
@@ -49,7 +50,7 @@ complete -c belroute -n "__fish_belroute_using_subcommand serve" -s h -l help -d
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l rules -d 'Directory of rule sets: rules/{name}.yaml serves /hooks/{name}' -r -F
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l config -d 'Server configuration; ./belroute.yaml is read when present' -r -F
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l format -d 'Output: text for people, or json for CI' -r -f -a "text\t'`file:line:col: message` per problem, then a summary line'
-json\t'One JSON document: ok, problems [{file, line, column, message}], counts, notes'"
+json\t'One JSON document: ok, problems [{file, line, column, message}], counts, notes, warnings'"
 complete -c belroute -n "__fish_belroute_using_subcommand check" -l log-format -d 'Log format' -r -f -a "text\t''
 json\t''"
 complete -c belroute -n "__fish_belroute_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -97,16 +98,20 @@ complete -c belroute -n "__fish_belroute_using_subcommand replay" -s h -l help -
 complete -c belroute -n "__fish_belroute_using_subcommand completions" -l log-format -d 'Log format' -r -f -a "text\t''
 json\t''"
 complete -c belroute -n "__fish_belroute_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c belroute -n "__fish_belroute_using_subcommand worker" -l log-format -d 'Log format' -r -f -a "text\t''
+json\t''"
+complete -c belroute -n "__fish_belroute_using_subcommand worker" -s h -l help -d 'Print help'
 complete -c belroute -n "__fish_belroute_using_subcommand manpages" -l log-format -d 'Log format' -r -f -a "text\t''
 json\t''"
 complete -c belroute -n "__fish_belroute_using_subcommand manpages" -s h -l help -d 'Print help'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "serve" -d 'Serve /hooks/{ruleset} for Callvoip, reloading rule files as they are saved'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "check" -d 'Validate every rule file and test file; print each problem as file:line:col'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "test" -d 'Run the rule tests (rules/{name}.test.yaml and `tests:` sections) without any CRM'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "migrate" -d 'Create or update belroute\'s database tables, then exit (serve does this too)'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "init" -d 'Write a starter belroute.yaml, rules/main.yaml with its tests, and a .gitignore'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "simulate" -d 'Decide one call without Callvoip and show why: every rule and every lookup'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "replay" -d 'Decide logged calls again with the rule files as they are now: which would route differently, before you save a change. Reads the call log only'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "completions" -d 'Print a shell completion script: `belroute completions bash > /etc/bash_completion.d/belroute`'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "manpages" -d 'Write the man pages (belroute.1 and belroute-COMMAND.1) into DIR, for packaging'
-complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions manpages help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "serve" -d 'Serve /hooks/{ruleset} for Callvoip, reloading rule files as they are saved'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "check" -d 'Validate every rule file and test file; print each problem as file:line:col'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "test" -d 'Run the rule tests (rules/{name}.test.yaml and `tests:` sections) without any CRM'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "migrate" -d 'Create or update belroute\'s database tables, then exit (serve does this too)'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "init" -d 'Write a starter belroute.yaml, rules/main.yaml with its tests, and a .gitignore'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "simulate" -d 'Decide one call without Callvoip and show why: every rule and every lookup'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "replay" -d 'Decide logged calls again with the rule files as they are now: which would route differently, before you save a change. Reads the call log only'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "completions" -d 'Print a shell completion script: `belroute completions bash > /etc/bash_completion.d/belroute`'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "worker" -d 'A rule worker process, started by `serve` (and the other commands) itself'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "manpages" -d 'Write the man pages (belroute.1 and belroute-COMMAND.1) into DIR, for packaging'
+complete -c belroute -n "__fish_belroute_using_subcommand help; and not __fish_seen_subcommand_from serve check test migrate init simulate replay completions worker manpages help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
