@@ -291,8 +291,8 @@ pub async fn decide(
     };
     let decision = match facts {
         Some(facts) => {
-            let budget = set.timeout.saturating_sub(margin);
-            router.route_with_facts(set, call, facts, budget, now).await
+            let deadline = set.deadline(tokio::time::Instant::now(), margin);
+            router.route_with_facts(set, call, facts, deadline, now).await
         }
         None => {
             let deadline = set.deadline(tokio::time::Instant::now(), margin);

@@ -98,10 +98,10 @@ impl Replayer {
         }
         let at = DateTime::from_timestamp_millis(logged.received_at)
             .ok_or_else(|| format!("its time ({} ms) is out of range", logged.received_at))?;
-        let budget = set.timeout.saturating_sub(self.margin);
+        let deadline = set.deadline(tokio::time::Instant::now(), self.margin);
         let decision = self
             .router
-            .route_with_facts(set, call, &given, budget, at)
+            .route_with_facts(set, call, &given, deadline, at)
             .await;
         let unrecorded = decision
             .lookups
