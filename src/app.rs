@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use belroute_engine::text::escape;
 use belroute_engine::{
-    Call, Caller, Deadline, Decision, Lookups, PoolSettings, Reason, Router, RuleSet, RuleStore,
-    ScriptEngine, StoreContext, WorkerCommand,
+    Call, Caller, Deadline, Decision, Lookups, Reason, Router, RuleSet, RuleStore, ScriptEngine,
+    StoreContext, WorkerCommand,
 };
 use belroute_plugins::BuildContext;
 
@@ -16,10 +16,6 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::{CallLog, CallRecord, Storage, epoch_ms};
 use crate::subscriptions::Subscriptions;
-
-/// How long a clean shutdown waits by default for the database to take the waiting call
-/// records (`storage.shutdown_wait`); the rest stays in the spill file.
-pub const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 
 /// How long past the deadline [`Belroute::decide`] waits for the engine before answering the
 /// default itself; the engine returns by the deadline, this only guards against a bug.
@@ -164,6 +160,14 @@ impl Belroute {
         });
     }
 
+    /// What managing subscriptions needs of the application.
+    pub fn admin(&self) -> crate::subscriptions::admin::Admin<'_> {
+        crate::subscriptions::admin::Admin {
+            storage: &self.storage,
+            subscriptions: &self.subscriptions,
+        }
+    }
+
     /// Writes every waiting call record (or leaves it in the spill file); call after the
     /// server stopped taking requests.
     pub async fn shutdown(&self) {
@@ -274,13 +278,4 @@ pub fn router(
         worker,
         eager,
     ))
-}
-
-/// The pool a replay uses: one worker of its own, so a replay never takes a live call's place.
-pub fn replay_pool(settings: &PoolSettings) -> PoolSettings {
-    PoolSettings {
-        workers: 1,
-        share: 1,
-        ..settings.clone()
-    }
 }

@@ -484,7 +484,7 @@ async fn try_a_call_shows_the_route_and_the_trace() {
 #[tokio::test]
 async fn plugins_and_subscriptions_pages_show_their_state() {
     let config = format!(
-        "{}plugins:\n  history:\n    kind: history\nsubscriptions:\n  wallboard:\n    api_key: k3y-for-the-wallboard\n    events: [call.routed]\n",
+        "{}plugins:\n  history:\n    kind: history\n    cache:\n      ttl: 1m\n  recent:\n    kind: history\nsubscriptions:\n  wallboard:\n    api_key: k3y-for-the-wallboard\n    events: [call.routed]\n",
         config()
     );
     let server = TestServer::with_config(&[("main.yaml", CALLER_RULES)], &config).await;
@@ -511,6 +511,10 @@ async fn plugins_and_subscriptions_pages_show_their_state() {
     assert!(plugins.contains("id=\"plugin-history\""), "{plugins}");
     assert!(plugins.contains("breaker-closed"));
     assert!(plugins.contains("action=\"/admin/plugins/history/invalidate\""));
+    // What each plugin is, and no "forget this caller" where nothing is cached.
+    assert!(plugins.contains("id=\"plugin-recent\""), "{plugins}");
+    assert!(!plugins.contains("action=\"/admin/plugins/recent/invalidate\""));
+    assert!(plugins.contains("(history)") && plugins.contains("call log"));
     let csrf = csrf_of(&plugins);
     let invalidated = client
         .post(server.url("/admin/plugins/history/invalidate"))

@@ -8,14 +8,22 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use super::Subscriptions;
 use super::{Source, TestOutcome, spec};
-use crate::app::Belroute;
-use crate::storage::{SubscriptionRow, WriteError, epoch_ms};
+use crate::storage::{Storage, SubscriptionRow, WriteError, epoch_ms};
 
 /// How long the key before a rotation is still taken, by default and at most.
 pub const GRACE_DEFAULT: Duration = Duration::from_secs(3_600);
 pub const GRACE: belroute_engine::settings::Range<Duration> =
     belroute_engine::settings::Range::new(Duration::ZERO, Duration::from_secs(7 * 86_400));
+
+/// What managing subscriptions needs: the database they are stored in and the running set.
+/// (Not the whole application: subscriptions know nothing above them.)
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a> {
+    pub storage: &'a Storage,
+    pub subscriptions: &'a Subscriptions,
+}
 
 /// Why a change was not made. The admin API answers 400 / 404 / 409 / 503 / 500 for them;
 /// each message names the subscription or setting and what to do.
@@ -83,7 +91,7 @@ fn new_key() -> Result<String, AdminError> {
 
 /// Brings this instance's set in line with the database after a change made here, so the
 /// change is served at once (other instances follow within seconds).
-async fn reload_now(app: &Belroute) {
+async fn reload_now(app: &Admin<'_>) {
     if let Err(e) = app.subscriptions.reload().await {
         tracing::warn!(
             "subscriptions changed but cannot be read back yet ({e}); this instance picks the change up within seconds"
@@ -94,7 +102,7 @@ async fn reload_now(app: &Belroute) {
 /// Refuses an endpoint that is this server's own webhook (see
 /// [`super::Subscriptions::loops_back`]).
 async fn not_back_to_us(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     config: &super::SubscriptionConfig,
 ) -> Result<(), AdminError> {
@@ -110,7 +118,7 @@ async fn not_back_to_us(
 }
 
 /// The stored row of `name`, or why it cannot be changed.
-async fn stored(app: &Belroute, name: &str) -> Result<SubscriptionRow, AdminError> {
+async fn stored(app: &Admin<'_>, name: &str) -> Result<SubscriptionRow, AdminError> {
     if app
         .subscriptions
         .get(name)
@@ -126,11 +134,10 @@ async fn stored(app: &Belroute, name: &str) -> Result<SubscriptionRow, AdminErro
     }
 }
 
-/// Checks that `name` may be deleted (stored, not from belroute.yaml).
 /// Returns `name`'s parked events to new — all, or only `event` — and wakes its notifier; how
 /// many. For file and stored subscriptions alike.
 pub async fn requeue(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     event: Option<i64>,
     by: &str,
@@ -149,14 +156,24 @@ pub async fn requeue(
     Ok(requeued)
 }
 
-pub async fn deletable(app: &Belroute, name: &str) -> Result<(), AdminError> {
-    stored(app, name).await.map(|_| ())
+/// Deletes stored subscription `name` with its deliveries and the events no other
+/// subscription has; how many deliveries went. One from belroute.yaml is refused.
+pub async fn delete(app: &Admin<'_>, name: &str, by: &str) -> Result<u64, AdminError> {
+    stored(app, name).await?;
+    let deliveries = match app.storage.delete_subscription(name).await {
+        Ok(deliveries) => deliveries,
+        Err(WriteError::Database(e)) => return Err(AdminError::Database(e)),
+        Err(_) => return Err(not_found(name)),
+    };
+    tracing::info!(subscription = %name, by, deliveries, "subscription deleted with its events");
+    reload_now(app).await;
+    Ok(deliveries)
 }
 
 /// A new stored subscription `name` with `settings` (belroute.yaml's keys but `api_key`),
 /// served at once. `by` says who, for the log.
 pub async fn create(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     settings: Map<String, Value>,
     by: &str,
@@ -217,7 +234,7 @@ pub async fn create(
 /// Changes stored subscription `name` by a JSON merge patch (RFC 7396) of its settings:
 /// what is given replaces, `null` removes (back to the default), `headers` merge by name.
 pub async fn update(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     patch: Map<String, Value>,
     by: &str,
@@ -258,7 +275,7 @@ pub async fn update(
 /// A new API key for stored subscription `name`; the old one is still taken for `grace`
 /// (checked by the caller against [`GRACE`]).
 pub async fn rotate_key(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     grace: Duration,
     by: &str,
@@ -297,7 +314,7 @@ pub async fn rotate_key(
 
 /// One notification to subscription `name`'s endpoint, as the subscriber would get it (plus
 /// `x-belroute-test: true`): the endpoint's status and latency.
-pub async fn send_test(app: &Belroute, name: &str, by: &str) -> Result<Tested, AdminError> {
+pub async fn send_test(app: &Admin<'_>, name: &str, by: &str) -> Result<Tested, AdminError> {
     let Some(subscription) = app.subscriptions.get(name) else {
         return Err(not_found(name));
     };
