@@ -78,7 +78,7 @@ impl Belroute {
         subscriptions.start(&storage).await?;
         let call_log = Arc::new(
             CallLog::start(
-                storage.clone(),
+                Arc::new(storage.clone()),
                 config.storage.writer(database),
                 subscriptions.clone() as Arc<dyn crate::storage::EventSink>,
             )

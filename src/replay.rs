@@ -20,9 +20,9 @@ use belroute_engine::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::storage::LoggedCall;
 use crate::storage::Storage;
 use crate::storage::replay::{PageCursor, ReplayWindow};
+use crate::storage::{CallStore, LoggedCall, StoreError};
 use crate::time::{millis, now_ms, rfc3339_secs};
 
 /// Logged calls read from the database at once.
@@ -426,11 +426,11 @@ pub fn masked_caller(raw: &str) -> String {
 /// log a page at a time.
 pub async fn replay_window(
     replayer: &Replayer,
-    storage: &Storage,
+    storage: &dyn CallStore,
     window: &ReplayWindow,
     sets: &BTreeMap<String, Arc<RuleSet>>,
     limits: &Limits,
-) -> Result<Summary, sqlx::Error> {
+) -> Result<Summary, StoreError> {
     let started = Instant::now();
     let page_size = limits.page_size.max(1);
     let mut tally = Tally::default();
@@ -646,5 +646,168 @@ pub fn replay_pool(settings: &PoolSettings) -> PoolSettings {
         workers: 1,
         share: 1,
         ..settings.clone()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Replay on a paused clock over a call log in memory: what changes, what cannot be
+    //! compared, what the log did not record, read a page at a time.
+
+    use std::collections::BTreeSet;
+
+    use belroute_engine::{
+        Caller, Decision, LookupTrace, Normaliser, PoolSettings, RuleOutcome, RuleTrace,
+        ScriptEngine, StoreContext, WorkerCommand,
+    };
+
+    use super::*;
+    use crate::storage::CallRow;
+    use crate::storage::memory::MemoryCallStore;
+
+    const NOW: &str = "default: receptie\nlookups: [crm]\nrules:\n  - name: Invoices\n    when: crm.open > 0\n    route: finance\n";
+
+    fn rule_set(dir: &std::path::Path) -> Arc<RuleSet> {
+        std::fs::write(dir.join("main.yaml"), NOW).unwrap();
+        let context = StoreContext {
+            scripts: Arc::new(ScriptEngine::new(&belroute_engine::Limits::default())),
+            configured_lookups: BTreeSet::from(["crm".to_string()]),
+            time_zone: belroute_engine::DEFAULT_TIME_ZONE,
+        };
+        let store = RuleStore::open(dir, context).unwrap();
+        store.catalog().get("main").cloned().unwrap()
+    }
+
+    /// A call logged by an earlier version: answered `receptie` by the default, with `crm`
+    /// recorded as `crm` (or not recorded at all).
+    fn logged(i: i64, reason: Reason, crm: Option<LookupResult>) -> CallRow {
+        let caller: Arc<Caller> = Normaliser::default().normalise("0152026057");
+        let lookups = crm
+            .map(|result| LookupTrace {
+                name: "crm".into(),
+                result,
+                micros: 800,
+                cached: false,
+                stale: false,
+                awaited: true,
+            })
+            .into_iter()
+            .collect();
+        let decision = Decision {
+            route: "receptie".into(),
+            rule: None,
+            reason,
+            ruleset: "main".into(),
+            version: "old".into(),
+            caller,
+            rules: vec![RuleTrace {
+                name: "Old rule".into(),
+                outcome: RuleOutcome::NoMatch,
+                micros: 5,
+            }],
+            lookups,
+            micros: 900,
+            panicked: false,
+        };
+        let record = crate::storage::CallRecord {
+            received_at: std::time::UNIX_EPOCH + Duration::from_secs(1_000 + i as u64),
+            call: Arc::new(Call::from_pairs([
+                ("uuid", format!("call-{i}")),
+                ("caller_number", "0152026057".into()),
+            ])),
+            decision,
+        };
+        CallRow::from(&record)
+    }
+
+    fn found(open: i64) -> Option<LookupResult> {
+        Some(LookupResult::Found {
+            facts: Arc::new(
+                serde_json::json!({ "open": open })
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            ),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn logged_calls_are_decided_again_and_compared_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = rule_set(dir.path());
+        let store = MemoryCallStore::default();
+        store.insert([
+            logged(1, Reason::NoMatch, found(2)),
+            logged(2, Reason::NoMatch, found(0)),
+            logged(3, Reason::NoMatch, Some(LookupResult::NotFound)),
+            logged(4, Reason::Deadline, found(5)),
+            logged(5, Reason::NoMatch, None),
+            logged(6, Reason::NoMatch, found(1)),
+        ]);
+        let replayer = Replayer::new(
+            set_scripts(),
+            Normaliser::default(),
+            Duration::from_millis(250),
+            &PoolSettings::default(),
+            WorkerCommand::new("/nonexistent/belroute-worker", &[]),
+        );
+        let window = ReplayWindow {
+            rulesets: Vec::new(),
+            from_ms: 0,
+            to_ms: i64::MAX,
+            except_version: None,
+        };
+        let sets = BTreeMap::from([("main".to_string(), set.clone())]);
+        let limits = Limits {
+            page_size: 2,
+            ..Limits::default()
+        };
+        let summary = replay_window(&replayer, &store, &window, &sets, &limits)
+            .await
+            .unwrap();
+        assert_eq!(summary.replayed, 5);
+        assert_eq!(summary.changed, 2, "open invoices now go to finance");
+        assert_eq!(summary.unchanged, 3);
+        assert_eq!(summary.changes.len(), 1);
+        let change = &summary.changes[0];
+        assert_eq!(
+            (change.from.route.as_str(), change.to.route.as_str()),
+            ("receptie", "finance")
+        );
+        assert_eq!(change.to.rule.as_deref(), Some("Invoices"));
+        let examples: Vec<&str> = change.examples.iter().map(|e| e.uuid.as_str()).collect();
+        assert_eq!(examples, ["call-1", "call-6"]);
+        assert!(
+            change.examples[0].caller.ends_with("057") && change.examples[0].caller.contains('•')
+        );
+        assert_eq!(
+            summary.not_compared.get("deadline"),
+            Some(&1),
+            "the default for lack of time"
+        );
+        assert_eq!(summary.unrecorded.calls, 1, "call-5 did not record crm");
+        assert_eq!(summary.unrecorded.lookups.get("crm"), Some(&1));
+        assert_eq!((summary.reading.pages, summary.reading.peak_rows), (3, 2));
+        let line = summary.line("main", "old");
+        assert!(line.starts_with("main old→"), "{line}");
+        assert!(
+            line.contains("5 calls replayed, 2 would route differently: receptie→finance 2"),
+            "{line}"
+        );
+        // Limits stop it early and say so.
+        let limits = Limits {
+            page_size: 2,
+            max_calls: Some(3),
+            max_time: None,
+        };
+        let summary = replay_window(&replayer, &store, &window, &sets, &limits)
+            .await
+            .unwrap();
+        assert_eq!(summary.stopped.as_deref(), Some("stopped after 3 calls"));
+    }
+
+    fn set_scripts() -> Arc<ScriptEngine> {
+        Arc::new(ScriptEngine::new(&belroute_engine::Limits::default()))
     }
 }

@@ -96,7 +96,7 @@ pub async fn replay(
     };
     let summary = replay_window(&replayer, storage, &window, &sets, &limits)
         .await
-        .map_err(|e| database_error(&e))?;
+        .map_err(|e| database_error(&e, e.no_tables()))?;
     if request.json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -105,19 +105,18 @@ pub async fn replay(
     Ok(!(request.fail_on_change && summary.changed > 0))
 }
 
-fn database_error(e: &sqlx::Error) -> anyhow::Error {
-    let hint = match e {
-        sqlx::Error::Database(db)
-            if db.message().contains("no such table")
-                || db.message().contains("does not exist") =>
-        {
-            " (no call log there: pass the database `belroute serve` logs to with --database)"
-        }
-        _ => {
-            " (pass the database `belroute serve` logs to with --database, or set BELROUTE_DATABASE)"
-        }
+fn database_error(e: &impl std::fmt::Display, no_tables: bool) -> anyhow::Error {
+    let hint = if no_tables {
+        " (no call log there: pass the database `belroute serve` logs to with --database)"
+    } else {
+        " (pass the database `belroute serve` logs to with --database, or set BELROUTE_DATABASE)"
     };
     anyhow::anyhow!("cannot read the call log: {e}{hint}")
+}
+
+fn no_tables(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.message().contains("no such table") || db.message().contains("does not exist"))
 }
 
 /// The window in Unix milliseconds.
@@ -330,7 +329,7 @@ async fn one_call(
     let (logged, _) = storage
         .call(crate::storage::CallKey::Uuid(uuid))
         .await
-        .map_err(|e| database_error(&e))?
+        .map_err(|e| database_error(&e, no_tables(&e)))?
         .with_context(|| format!("no call with uuid `{uuid}` in the call log"))?;
     let set = sets.get(&logged.ruleset).with_context(|| {
         format!(

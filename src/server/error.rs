@@ -111,6 +111,16 @@ impl From<sqlx::Error> for HttpError {
     }
 }
 
+impl From<crate::storage::StoreError> for HttpError {
+    fn from(error: crate::storage::StoreError) -> Self {
+        tracing::warn!("call log database: {error}");
+        HttpError::new(
+            Kind::Unavailable,
+            "the call log database is unavailable; try again",
+        )
+    }
+}
+
 impl From<AdminError> for HttpError {
     fn from(error: AdminError) -> Self {
         let kind = match &error {

@@ -344,7 +344,7 @@ mod tests {
         let storage = crate::storage::Storage::open("sqlite::memory:").unwrap();
         let call_log = Arc::new(
             crate::storage::CallLog::start(
-                storage,
+                std::sync::Arc::new(storage),
                 crate::storage::WriterSettings::default(),
                 Arc::new(crate::storage::NoSubscribers),
             )

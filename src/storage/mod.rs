@@ -66,11 +66,15 @@ macro_rules! insert_event {
 
 pub mod calls;
 pub mod events;
+#[cfg(test)]
+pub mod memory;
 pub mod replay;
+pub mod store;
 pub mod subscriptions;
 mod url;
 pub use calls::{Activity, AgentReport, CallFilter, CallKey, LoggedCall};
 pub use events::{ClaimedEvent, Closed, DeliveryStatus, EventKind, EventSink, NoSubscribers};
+pub use store::{CallStore, DeliveryStore, StoreError};
 pub use subscriptions::{SubscriptionRow, WriteError};
 pub use url::DatabaseUrl;
 
