@@ -14,7 +14,7 @@ use belroute_plugins::BuildContext;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::storage::{CallLog, CallRecord, Storage, epoch_ms};
+use crate::storage::{CallLog, CallRecord, Storage};
 use crate::subscriptions::Subscriptions;
 
 /// How long past the deadline [`Belroute::decide`] waits for the engine before answering the
@@ -217,8 +217,7 @@ fn spawn_retention(storage: Storage, retention: Duration) {
         let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every_hour.tick().await;
-            let before = epoch_ms(SystemTime::now())
-                - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+            let before = crate::time::now_ms().saturating_sub(crate::time::millis(retention));
             match storage.purge(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(

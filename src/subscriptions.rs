@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
-use crate::storage::{DeliveryStore, EventSink, Storage, SubscriptionRow, epoch_ms};
+use crate::storage::{DeliveryStore, EventSink, Storage, SubscriptionRow};
 
 pub use crate::config::{EventKind, Status, SubscriptionConfig};
 
@@ -645,7 +645,7 @@ pub(crate) async fn notify_loop(
             }
         }
         match store
-            .has_new_events(&subscription.name, epoch_ms(SystemTime::now()))
+            .has_new_events(&subscription.name, crate::time::now_ms())
             .await
         {
             Ok(true) => deliver(&subscription, sender.as_ref()).await,

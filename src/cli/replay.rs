@@ -346,7 +346,7 @@ async fn one_call(
         let body = json!({
             "uuid": logged.uuid,
             "ruleset": logged.ruleset,
-            "received_at": replayed.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "received_at": crate::time::rfc3339(replayed.at.timestamp_millis()),
             "then": {
                 "version": logged.version,
                 "route": logged.route,

@@ -100,7 +100,6 @@ fn insert_chunks<T>(rows: &[T]) -> Vec<&[T]> {
     chunks
 }
 
-pub use crate::time::epoch_ms;
 use crate::time::rfc3339;
 
 impl Storage {

@@ -12,14 +12,13 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::epoch_ms;
 use super::events::EventSink;
 use super::record::Stats;
 pub use super::record::{CallRecord, CallRow};
@@ -219,7 +218,7 @@ impl CallLog {
     /// database may have answered it and not written it yet).
     pub async fn report_agent(&self, uuid: &str, agent: &str) -> Result<AgentReported, StoreError> {
         self.flush(Duration::from_secs(2)).await;
-        let now = epoch_ms(SystemTime::now());
+        let now = crate::time::now_ms();
         for attempt in 0..=REPORT_RETRIES {
             if attempt > 0 {
                 tokio::time::sleep(REPORT_RETRY_AFTER).await;
@@ -946,7 +945,7 @@ mod tests {
             ("caller_number", "0152026057".into()),
         ]);
         CallRecord {
-            received_at: SystemTime::now(),
+            received_at: std::time::SystemTime::now(),
             call: Arc::new(call),
             decision: Decision {
                 route: "receptie".into(),

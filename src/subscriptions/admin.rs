@@ -4,13 +4,13 @@
 //! checks, writes, logs (with who did it) and brings this instance's set up to date; the
 //! callers only parse their input and render the answer.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
 use super::Subscriptions;
 use super::{Source, TestOutcome, spec};
-use crate::storage::{Storage, SubscriptionRow, WriteError, epoch_ms};
+use crate::storage::{Storage, SubscriptionRow, WriteError};
 
 /// How long the key before a rotation is still taken, by default and at most.
 pub const GRACE_DEFAULT: Duration = Duration::from_secs(3_600);
@@ -149,7 +149,7 @@ pub async fn requeue(
     }
     let requeued = app
         .storage
-        .requeue_parked(name, event, epoch_ms(SystemTime::now()))
+        .requeue_parked(name, event, crate::time::now_ms())
         .await?;
     tracing::info!(subscription = %belroute_engine::text::escape(name), ?event, requeued, by, "parked events returned to new");
     crate::storage::EventSink::wake(&*app.subscriptions, &[name.to_string()]);
@@ -196,7 +196,7 @@ pub async fn create(
     let config = spec::check(name, &settings).map_err(AdminError::Invalid)?;
     not_back_to_us(app, name, &config).await?;
     let key = new_key()?;
-    let now = epoch_ms(SystemTime::now());
+    let now = crate::time::now_ms();
     let mut row = SubscriptionRow {
         name: name.to_string(),
         status: String::new(),
@@ -256,7 +256,7 @@ pub async fn update(
     let config = spec::check(name, &after).map_err(AdminError::Invalid)?;
     not_back_to_us(app, name, &config).await?;
     spec::into_row(&after, &config, &mut row);
-    row.updated_at = epoch_ms(SystemTime::now());
+    row.updated_at = crate::time::now_ms();
     match app.storage.update_subscription(&row).await {
         Ok(true) => {}
         Ok(false) => {
@@ -283,8 +283,8 @@ pub async fn rotate_key(
     use belroute_engine::settings::format_duration;
     let mut row = stored(app, name).await?;
     let key = new_key()?;
-    let now = epoch_ms(SystemTime::now());
-    let until = now + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
+    let now = crate::time::now_ms();
+    let until = now.saturating_add(crate::time::millis(grace));
     if grace.is_zero() {
         row.previous_key_hash = None;
         row.previous_key_until = None;
