@@ -152,7 +152,7 @@ pub async fn requeue(
         .requeue_parked(name, event, crate::time::now_ms())
         .await?;
     tracing::info!(subscription = %belroute_engine::text::escape(name), ?event, requeued, by, "parked events returned to new");
-    crate::storage::EventSink::wake(&*app.subscriptions, &[name.to_string()]);
+    crate::storage::EventSink::wake(app.subscriptions, &[name.to_string()]);
     Ok(requeued)
 }
 
