@@ -88,7 +88,7 @@ fn rulesets(lang: Lang, state: &Belroute, views: &[RuleSetView]) -> Markup {
                 table #rulesets {
                     thead { tr {
                         th { (lang.t("ruleset")) } th { (lang.t("version")) } th.num { (lang.t("rules")) }
-                        th.wide { (lang.t("file")) } th { (lang.t("saved")) } th { (lang.t("default")) }
+                        th.wide { (lang.t("file")) } th.wide { (lang.t("saved")) } th { (lang.t("default")) }
                         th.num { (lang.t("deadline_hits")) }
                     } }
                     tbody {
@@ -98,7 +98,7 @@ fn rulesets(lang: Lang, state: &Belroute, views: &[RuleSetView]) -> Markup {
                                 td.mono title=(set.version) { (crate::replay::short(&set.version)) }
                                 td.num { (set.rules.len()) }
                                 td.wide.mono { (set.file.display().to_string()) }
-                                td { (set.saved_ms.map(|ms| local(zone, ms)).unwrap_or_default()) }
+                                td.wide { (set.saved_ms.map(|ms| local(zone, ms)).unwrap_or_default()) }
                                 td.mono { (set.default) }
                                 td.num { (set.deadline_hits) }
                             }
