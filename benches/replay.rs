@@ -68,7 +68,7 @@ async fn write_calls(path: &str) {
     let storage = Storage::open(&url).unwrap();
     storage.migrate().await.unwrap();
     let normaliser = Config::default().default_region.0.clone();
-    let now = belroute::storage::epoch_ms(SystemTime::now());
+    let now = belroute::time::now_ms();
     let rules = [
         "Closed outside office hours",
         "Withheld numbers",

@@ -7,19 +7,15 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use belroute_engine::text::escape;
 use belroute_engine::{
-    Call, Caller, Deadline, Decision, Lookups, PoolSettings, Reason, Router, RuleSet, RuleStore,
-    ScriptEngine, StoreContext, WorkerCommand,
+    Call, Caller, Deadline, Decision, Lookups, Reason, Router, RuleSet, RuleStore, ScriptEngine,
+    StoreContext, WorkerCommand,
 };
 use belroute_plugins::BuildContext;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::storage::{CallLog, CallRecord, Storage, epoch_ms};
+use crate::storage::{CallLog, CallRecord, Storage};
 use crate::subscriptions::Subscriptions;
-
-/// How long a clean shutdown waits by default for the database to take the waiting call
-/// records (`storage.shutdown_wait`); the rest stays in the spill file.
-pub const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 
 /// How long past the deadline [`Belroute::decide`] waits for the engine before answering the
 /// default itself; the engine returns by the deadline, this only guards against a bug.
@@ -83,7 +79,7 @@ impl Belroute {
         subscriptions.start(&storage).await?;
         let call_log = Arc::new(
             CallLog::start(
-                storage.clone(),
+                Arc::new(storage.clone()),
                 config.storage.writer(database),
                 subscriptions.clone() as Arc<dyn crate::storage::EventSink>,
             )
@@ -165,6 +161,14 @@ impl Belroute {
         });
     }
 
+    /// What managing subscriptions needs of the application.
+    pub fn admin(&self) -> crate::subscriptions::admin::Admin<'_> {
+        crate::subscriptions::admin::Admin {
+            storage: &self.storage,
+            subscriptions: &self.subscriptions,
+        }
+    }
+
     /// Writes every waiting call record (or leaves it in the spill file); call after the
     /// server stopped taking requests.
     pub async fn shutdown(&self) {
@@ -214,8 +218,7 @@ fn spawn_retention(storage: Storage, retention: Duration) {
         let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
         loop {
             every_hour.tick().await;
-            let before = epoch_ms(SystemTime::now())
-                - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+            let before = crate::time::now_ms().saturating_sub(crate::time::millis(retention));
             match storage.purge(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
@@ -275,13 +278,4 @@ pub fn router(
         worker,
         eager,
     ))
-}
-
-/// The pool a replay uses: one worker of its own, so a replay never takes a live call's place.
-pub fn replay_pool(settings: &PoolSettings) -> PoolSettings {
-    PoolSettings {
-        workers: 1,
-        share: 1,
-        ..settings.clone()
-    }
 }

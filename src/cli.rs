@@ -14,6 +14,7 @@ use belroute_engine::{Diagnostic, Router, RuleSet};
 use belroute_engine::{TestCase, load_test_file, test_file_for};
 
 use crate::config::Config;
+use crate::read::simulate::{self, Simulation};
 
 pub mod init;
 pub mod manual;
@@ -261,97 +262,22 @@ fn describe(outcome: &RuleOutcome) -> String {
     }
 }
 
-/// One call to decide without Callvoip: `belroute simulate`.
-#[derive(Debug)]
-pub struct Simulation {
-    pub ruleset: String,
-    pub call: belroute_engine::Call,
-    /// Local time in the rule set's zone; now when `None`.
-    pub at: Option<chrono::NaiveDateTime>,
-    /// Facts to use instead of asking the plugins; `None` asks them.
-    pub facts: Option<std::collections::BTreeMap<String, belroute_engine::LookupResult>>,
-    pub json: bool,
-}
-
-/// Reads `--facts name=…`: a JSON object, `not-found` or `unavailable`.
-pub fn parse_facts(text: &str) -> anyhow::Result<(String, belroute_engine::LookupResult)> {
-    use belroute_engine::LookupResult;
-    let (name, value) = text.split_once('=').ok_or_else(|| {
-        anyhow::anyhow!("`--facts {text}`: write NAME={{json}}, NAME=not-found or NAME=unavailable")
-    })?;
-    let result = match value {
-        "not-found" | "{}" => LookupResult::NotFound,
-        "unavailable" => LookupResult::Unavailable {
-            reason: "unavailable in this simulation".into(),
-        },
-        json => match serde_json::from_str(json) {
-            Ok(serde_json::Value::Object(facts)) => LookupResult::Found {
-                facts: std::sync::Arc::new(facts),
-            },
-            _ => anyhow::bail!(
-                "`--facts {name}=…`: facts are a JSON object such as '{{\"open_count\": 2}}'"
-            ),
-        },
-    };
-    Ok((name.to_string(), result))
-}
-
-/// Reads a local time as `simulate --at` and the console's "Try a call" take it:
-/// `2026-11-23 10:00`, `2026-11-23T10:00` or `2026-11-23 10:00:30`.
-pub fn parse_local_time(text: &str) -> Option<chrono::NaiveDateTime> {
-    [
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-    ]
-    .iter()
-    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text.trim(), f).ok())
-}
-
-/// Decides one call of `set` without Callvoip, as `simulate` and the console's "Try a call"
-/// do: at local time `at` in the rule set's zone (now when `None`), with `facts` instead of
-/// asking the plugins when given. Fails only when `at` does not exist in the rule set's zone
-/// (the clock skips it for summer time). Returns the decision and the moment it was made for.
-pub async fn decide(
-    router: &Router,
-    set: &std::sync::Arc<RuleSet>,
-    call: belroute_engine::Call,
-    at: Option<chrono::NaiveDateTime>,
-    facts: Option<&std::collections::BTreeMap<String, belroute_engine::LookupResult>>,
-    margin: std::time::Duration,
-) -> Result<(belroute_engine::Decision, chrono::DateTime<chrono::Utc>), String> {
-    let now = match at {
-        Some(local) => belroute_engine::local_to_utc(set.time_zone, local)?,
-        None => chrono::Utc::now(),
-    };
-    let decision = match facts {
-        Some(facts) => {
-            let budget = set.timeout.saturating_sub(margin);
-            router.route_with_facts(set, call, facts, budget, now).await
-        }
-        None => {
-            let deadline = set.deadline(tokio::time::Instant::now(), margin);
-            router
-                .route(set, std::sync::Arc::new(call), deadline, now)
-                .await
-        }
-    };
-    Ok((decision, now))
-}
-
 /// `belroute simulate`: decides one call and shows why, rule by rule and lookup by lookup.
+/// With `json`, prints the record as the call log would keep it.
 pub async fn simulate(
     dir: &Path,
     router: &Router,
     config: &Config,
+    ruleset: &str,
     sim: Simulation,
+    json: bool,
     out: &mut String,
 ) -> anyhow::Result<bool> {
-    usage::require_rulesets(dir, std::slice::from_ref(&sim.ruleset))?;
+    let ruleset = ruleset.to_string();
+    usage::require_rulesets(dir, std::slice::from_ref(&ruleset))?;
     let files = rule_files(dir)?;
-    let Some((_, file)) = files.iter().find(|(name, _)| *name == sim.ruleset) else {
-        anyhow::bail!("rule set `{}` was removed while reading", sim.ruleset);
+    let Some((_, file)) = files.iter().find(|(name, _)| *name == ruleset) else {
+        anyhow::bail!("rule set `{ruleset}` was removed while reading");
     };
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -362,7 +288,7 @@ pub async fn simulate(
         calendars: &config.calendars,
         time_zone: config.timezone.0,
     };
-    let set = match RuleSet::load(&sim.ruleset, file, &text, &ctx) {
+    let set = match RuleSet::load(&ruleset, file, &text, &ctx) {
         Ok(set) => std::sync::Arc::new(set),
         Err(problems) => {
             for problem in problems {
@@ -375,26 +301,19 @@ pub async fn simulate(
         Some(facts) => usage::require_declared_facts(&set, facts)?,
         None => require_askable_lookups(&set, config)?,
     }
-    let call = std::sync::Arc::new(sim.call);
-    let (decision, now) = decide(
-        router,
-        &set,
-        (*call).clone(),
-        sim.at,
-        sim.facts.as_ref(),
-        config.hooks.margin,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("`--at`: {e}"))?;
-    if sim.json {
+    let call = std::sync::Arc::new(sim.call.clone());
+    let (decision, now) = simulate::decide(router, &set, sim, config.hooks.margin)
+        .await
+        .map_err(|e| anyhow::anyhow!("`--at`: {e}"))?;
+    if json {
         // The same shape as `GET /api/v1/calls/{uuid}` (without agent reports).
         let record = crate::storage::CallRecord {
             received_at: now.into(),
             call,
             decision,
         };
-        let stored = crate::storage::StoredCall::from(crate::storage::CallRow::from(&record));
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&stored)?);
+        let logged = crate::storage::LoggedCall::from(crate::storage::CallRow::from(&record));
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&logged)?);
         return Ok(true);
     }
     let local = now.with_timezone(&set.time_zone);

@@ -201,6 +201,10 @@ impl NamedSecret {
     pub const KEYS: [&'static str; 2] = ["name", "value"];
 }
 
+/// How long a clean shutdown waits by default for the database to take the waiting call
+/// records (`storage.shutdown_wait`); the rest stays in the spill file.
+pub const FLUSH_ON_SHUTDOWN: Duration = Duration::from_secs(30);
+
 /// `storage:` — the call log.
 #[derive(Debug)]
 pub struct StorageSettings {
@@ -228,7 +232,7 @@ impl Default for StorageSettings {
             batch: writer.batch,
             spill: None,
             spill_limit: writer.spill_limit,
-            shutdown_wait: crate::app::FLUSH_ON_SHUTDOWN,
+            shutdown_wait: FLUSH_ON_SHUTDOWN,
         }
     }
 }
@@ -280,10 +284,12 @@ impl StorageSettings {
         crate::storage::WriterSettings {
             queue: self.queue,
             batch: self.batch,
-            spill: self
-                .spill
-                .clone()
-                .unwrap_or_else(|| crate::storage::default_spill_path(database_url)),
+            spill: self.spill.clone().unwrap_or_else(|| {
+                database_url
+                    .parse::<crate::storage::DatabaseUrl>()
+                    .map(|url| url.spill_path())
+                    .unwrap_or_else(|_| std::path::PathBuf::from(crate::storage::SPILL_FILE))
+            }),
             spill_limit: self.spill_limit,
         }
     }
@@ -376,6 +382,27 @@ impl Admin {
     }
 }
 
+/// `reload.replay*` in belroute.yaml: what the server replays after a rule file changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadSettings {
+    /// How far back; zero turns the replay after a reload off.
+    pub window: Duration,
+    /// At most this many calls.
+    pub max_calls: u64,
+    /// At most this long.
+    pub max_time: Duration,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        ReloadSettings {
+            window: Duration::from_secs(3600),
+            max_calls: 20_000,
+            max_time: Duration::from_secs(30),
+        }
+    }
+}
+
 /// `reload:` — what a new version of a rule file must pass before it goes live.
 #[derive(Debug)]
 pub struct Reload {
@@ -384,14 +411,14 @@ pub struct Reload {
     pub run_tests: bool,
     /// What is replayed after a new version goes live (`replay`, `replay_calls`,
     /// `replay_time`).
-    pub replay: crate::replay::ReloadSettings,
+    pub replay: ReloadSettings,
 }
 
 impl Default for Reload {
     fn default() -> Self {
         Reload {
             run_tests: true,
-            replay: crate::replay::ReloadSettings::default(),
+            replay: ReloadSettings::default(),
         }
     }
 }
@@ -405,14 +432,14 @@ impl Reload {
         Range::new(Duration::from_secs(1), Duration::from_secs(3_600));
 
     fn read(s: &mut Section<'_, '_, '_>) -> Self {
-        let default = crate::replay::ReloadSettings::default();
+        let default = ReloadSettings::default();
         Reload {
             run_tests: s.choice(
                 "run_tests",
                 Reload::default().run_tests,
                 &[("true", true), ("false", false)],
             ),
-            replay: crate::replay::ReloadSettings {
+            replay: ReloadSettings {
                 window: s.duration("replay", default.window, Self::REPLAY),
                 max_calls: s.count("replay_calls", default.max_calls, Self::REPLAY_CALLS),
                 max_time: s.duration("replay_time", default.max_time, Self::REPLAY_TIME),

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use belroute::app::{self, Belroute};
 use belroute::cli;
+use belroute::read::simulate;
 use belroute::server::{self, ServerOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
@@ -353,7 +354,13 @@ struct NewDatabaseFile(Option<PathBuf>);
 
 impl NewDatabaseFile {
     fn before_start(database: &str) -> Self {
-        NewDatabaseFile(belroute::storage::replay::sqlite_file(database).filter(|f| !f.exists()))
+        NewDatabaseFile(
+            database
+                .parse::<belroute::storage::DatabaseUrl>()
+                .ok()
+                .and_then(|url| url.sqlite_file().map(std::path::Path::to_path_buf))
+                .filter(|f| !f.exists()),
+        )
     }
 
     fn remove(&self) {
@@ -580,10 +587,9 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
     };
     let mut fields = Vec::new();
     for field in &args.fields {
-        let (k, v) = field
-            .split_once('=')
-            .with_context(|| format!("`--field {field}`: write FIELD=VALUE"))?;
-        fields.push((k.to_string(), v.to_string()));
+        fields.push(
+            simulate::field(field).map_err(|e| anyhow::anyhow!("`--field {field}`: {}", e.fix))?,
+        );
     }
     if let Some(caller) = &args.caller {
         fields.push(("caller_number".into(), caller.clone()));
@@ -592,9 +598,9 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
     given.merge_missing(call);
     call = given;
     let at = match &args.at {
-        Some(text) => Some(cli::parse_local_time(text).with_context(|| {
-            format!("`--at {text}`: write a local time such as \"2026-11-23 10:00\"")
-        })?),
+        Some(text) => Some(
+            simulate::local_time(text).map_err(|e| anyhow::anyhow!("`--at {text}`: {}", e.fix))?,
+        ),
         None => None,
     };
     let offline = args.offline || !args.facts.is_empty();
@@ -602,7 +608,10 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
         Some(
             args.facts
                 .iter()
-                .map(|f| cli::parse_facts(f))
+                .map(|f| {
+                    simulate::facts(f)
+                        .map_err(|e| anyhow::anyhow!("`--facts {}`: {}", e.text, e.fix))
+                })
                 .collect::<anyhow::Result<_>>()?,
         )
     } else {
@@ -632,15 +641,18 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
             .context("cannot find this program to start rule workers")?;
         app::router(&config, &storage, worker, false)?
     };
-    let simulation = cli::Simulation {
-        ruleset: args.ruleset,
-        call,
-        at,
-        facts,
-        json: args.json,
-    };
+    let simulation = simulate::Simulation { call, at, facts };
     let mut out = String::new();
-    let ok = cli::simulate(&args.rules.rules, &router, &config, simulation, &mut out).await?;
+    let ok = cli::simulate(
+        &args.rules.rules,
+        &router,
+        &config,
+        &args.ruleset,
+        simulation,
+        args.json,
+        &mut out,
+    )
+    .await?;
     print!("{out}");
     Ok(ok)
 }

@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 use belroute_engine::text::{escape, mask_numbers};
 use belroute_engine::{
     Call, Decision, LookupResult, Lookups, Normaliser, PoolSettings, Reason, Router, RuleSet,
-    RuleStore, ScriptEngine, WorkerCommand,
+    RuleStore, ScriptEngine, Trace, WorkerCommand,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::storage::Storage;
-use crate::storage::replay::{LoggedCall, PageCursor, ReplayWindow};
+use crate::storage::replay::{PageCursor, ReplayWindow};
+use crate::storage::{CallStore, LoggedCall, StoreError};
+use crate::time::{millis, now_ms, rfc3339_secs};
 
 /// Logged calls read from the database at once.
 pub const PAGE_SIZE: usize = 1000;
@@ -46,8 +48,8 @@ pub struct Replayed {
     pub decision: Decision,
     /// Lookups the rules now read that the logged call did not record.
     pub unrecorded: Vec<String>,
-    /// The logged trace (JSON): `caller`, `rules`, `lookups`.
-    pub then: serde_json::Value,
+    /// How the call was decided then.
+    pub then: Trace,
     /// When the call was received.
     pub at: DateTime<Utc>,
 }
@@ -66,7 +68,7 @@ impl Replayer {
                 scripts,
                 normaliser,
                 Lookups::default(),
-                crate::app::replay_pool(pool),
+                replay_pool(pool),
                 worker,
                 false,
             ),
@@ -82,9 +84,8 @@ impl Replayer {
     ) -> Result<Replayed, String> {
         let call = Call::from_json(logged.call_data.as_bytes())
             .map_err(|e| format!("its call data cannot be read: {e}"))?;
-        let then: serde_json::Value = serde_json::from_str(&logged.trace)
-            .map_err(|e| format!("its trace cannot be read: {e}"))?;
-        let (facts, recorded) = recorded_facts(&then);
+        let then = logged.trace()?;
+        let (facts, recorded) = then.recorded_facts();
         let mut given = facts;
         for name in &set.lookups {
             if !recorded.contains(name.as_str()) {
@@ -98,10 +99,11 @@ impl Replayer {
         }
         let at = DateTime::from_timestamp_millis(logged.received_at)
             .ok_or_else(|| format!("its time ({} ms) is out of range", logged.received_at))?;
-        let budget = set.timeout.saturating_sub(self.margin);
+        // The rule set's own deadline, as a live call of it gets.
+        let deadline = set.deadline(tokio::time::Instant::now(), self.margin);
         let decision = self
             .router
-            .route_with_facts(set, call, &given, budget, at)
+            .route_with_facts(set, call, &given, deadline, at)
             .await;
         let unrecorded = decision
             .lookups
@@ -116,45 +118,6 @@ impl Replayer {
             at,
         })
     }
-}
-
-/// The facts a logged trace recorded, and the names of the lookups whose facts are known: a
-/// lookup unavailable only because no rule waited for it is not known.
-fn recorded_facts(trace: &serde_json::Value) -> (BTreeMap<String, LookupResult>, BTreeSet<String>) {
-    let mut facts = BTreeMap::new();
-    let mut known = BTreeSet::new();
-    let Some(lookups) = trace.get("lookups").and_then(|l| l.as_array()) else {
-        return (facts, known);
-    };
-    for lookup in lookups {
-        let Some(name) = lookup.get("name").and_then(|n| n.as_str()) else {
-            continue;
-        };
-        let awaited = lookup
-            .get("awaited")
-            .and_then(|a| a.as_bool())
-            .unwrap_or(true);
-        let result = match lookup.get("result").and_then(|r| r.as_str()) {
-            Some("found") => match lookup.get("facts") {
-                Some(serde_json::Value::Object(map)) => LookupResult::Found {
-                    facts: Arc::new(map.clone()),
-                },
-                _ => continue,
-            },
-            Some("not_found") => LookupResult::NotFound,
-            Some("unavailable") if awaited => LookupResult::Unavailable {
-                reason: lookup
-                    .get("reason")
-                    .and_then(|r| r.as_str())
-                    .map(|r| format!("unavailable then: {r}"))
-                    .unwrap_or_else(|| "unavailable then".into()),
-            },
-            _ => continue,
-        };
-        known.insert(name.to_string());
-        facts.insert(name.to_string(), result);
-    }
-    (facts, known)
 }
 
 /// One side of a change: the route and the rule that decided it (`None`: the default).
@@ -463,16 +426,16 @@ pub fn masked_caller(raw: &str) -> String {
 /// log a page at a time.
 pub async fn replay_window(
     replayer: &Replayer,
-    storage: &Storage,
+    storage: &dyn CallStore,
     window: &ReplayWindow,
     sets: &BTreeMap<String, Arc<RuleSet>>,
     limits: &Limits,
-) -> Result<Summary, sqlx::Error> {
+) -> Result<Summary, StoreError> {
     let started = Instant::now();
     let page_size = limits.page_size.max(1);
     let mut tally = Tally::default();
-    tally.summary.from = rfc3339(window.from_ms);
-    tally.summary.to = rfc3339(window.to_ms);
+    tally.summary.from = rfc3339_secs(window.from_ms);
+    tally.summary.to = rfc3339_secs(window.to_ms);
     tally.summary.reading.page_size = page_size;
     for (name, set) in sets {
         if window.rulesets.is_empty() || window.rulesets.contains(name) {
@@ -539,12 +502,6 @@ pub async fn replay_window(
     Ok(summary)
 }
 
-fn rfc3339(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
 /// The last replay after a reload, by rule set, for the admin API.
 #[derive(Debug, Default)]
 pub struct LastReplays {
@@ -583,26 +540,7 @@ impl LastReplays {
     }
 }
 
-/// `reload.replay*` in belroute.yaml: what the server replays after a rule file changes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReloadSettings {
-    /// How far back; zero turns the replay after a reload off.
-    pub window: Duration,
-    /// At most this many calls.
-    pub max_calls: u64,
-    /// At most this long.
-    pub max_time: Duration,
-}
-
-impl Default for ReloadSettings {
-    fn default() -> Self {
-        ReloadSettings {
-            window: Duration::from_secs(3600),
-            max_calls: 20_000,
-            max_time: Duration::from_secs(30),
-        }
-    }
-}
+pub use crate::config::ReloadSettings;
 
 /// How often the catalog is looked at for new versions.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
@@ -656,8 +594,8 @@ async fn replay_reload(
     set: &Arc<RuleSet>,
     old_version: &str,
 ) {
-    let now = crate::storage::epoch_ms(std::time::SystemTime::now());
-    let back = i64::try_from(settings.window.as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let back = millis(settings.window);
     let window = ReplayWindow {
         rulesets: vec![set.name.to_string()],
         from_ms: now.saturating_sub(back),
@@ -680,7 +618,7 @@ async fn replay_reload(
                 ReloadReplay {
                     old_version: old_version.to_string(),
                     new_version: set.version.clone(),
-                    finished_at: rfc3339(crate::storage::epoch_ms(std::time::SystemTime::now())),
+                    finished_at: rfc3339_secs(now_ms()),
                     line: line.clone(),
                     summary,
                 },
@@ -699,5 +637,182 @@ async fn replay_reload(
             "cannot replay the last calls with the new version: call log database: {e}; run `belroute replay {}` when it answers",
             set.name
         ),
+    }
+}
+
+/// The pool a replay uses: one worker of its own, so a replay never takes a live call's place.
+pub fn replay_pool(settings: &PoolSettings) -> PoolSettings {
+    PoolSettings {
+        workers: 1,
+        share: 1,
+        ..settings.clone()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! Replay on a paused clock over a call log in memory: what changes, what cannot be
+    //! compared, what the log did not record, read a page at a time.
+
+    use belroute_engine::{
+        Caller, Decision, LookupTrace, Normaliser, PoolSettings, RuleOutcome, RuleTrace,
+        ScriptEngine, StoreContext, WorkerCommand,
+    };
+
+    use super::*;
+    use crate::storage::CallRow;
+    use crate::storage::memory::MemoryCallStore;
+
+    const NOW: &str = "default: receptie\nlookups: [crm]\nrules:\n  - name: Invoices\n    when: crm.open > 0\n    route: finance\n";
+
+    fn rule_set(dir: &std::path::Path) -> Arc<RuleSet> {
+        std::fs::write(dir.join("main.yaml"), NOW).unwrap();
+        let context = StoreContext {
+            scripts: Arc::new(ScriptEngine::new(&belroute_engine::Limits::default())),
+            lookups: belroute_engine::LookupFacts::from([(
+                "crm".to_string(),
+                Some(std::collections::BTreeMap::from([(
+                    "open".to_string(),
+                    belroute_engine::vocabulary::FactType::Int,
+                )])),
+            )]),
+            calendars: Default::default(),
+            time_zone: belroute_engine::DEFAULT_TIME_ZONE,
+        };
+        let store = RuleStore::open(dir, context).unwrap();
+        store.catalog().get("main").cloned().unwrap()
+    }
+
+    /// A call logged by an earlier version: answered `receptie` by the default, with `crm`
+    /// recorded as `crm` (or not recorded at all).
+    fn logged(i: i64, reason: Reason, crm: Option<LookupResult>) -> CallRow {
+        let caller: Arc<Caller> = Normaliser::default().normalise("0152026057");
+        let lookups = crm
+            .map(|result| LookupTrace {
+                name: "crm".into(),
+                result,
+                micros: 800,
+                cached: false,
+                stale: false,
+                awaited: true,
+            })
+            .into_iter()
+            .collect();
+        let decision = Decision {
+            route: "receptie".into(),
+            rule: None,
+            reason,
+            ruleset: "main".into(),
+            version: "old".into(),
+            caller,
+            rules: vec![RuleTrace {
+                name: "Old rule".into(),
+                outcome: RuleOutcome::NoMatch,
+                micros: 5,
+            }],
+            lookups,
+            micros: 900,
+            panicked: false,
+        };
+        let record = crate::storage::CallRecord {
+            received_at: std::time::UNIX_EPOCH + Duration::from_secs(1_000 + i as u64),
+            call: Arc::new(Call::from_pairs([
+                ("uuid", format!("call-{i}")),
+                ("caller_number", "0152026057".into()),
+            ])),
+            decision,
+        };
+        CallRow::from(&record)
+    }
+
+    fn found(open: i64) -> Option<LookupResult> {
+        Some(LookupResult::Found {
+            facts: Arc::new(
+                serde_json::json!({ "open": open })
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            ),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn logged_calls_are_decided_again_and_compared_a_page_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let set = rule_set(dir.path());
+        let store = MemoryCallStore::default();
+        store.insert([
+            logged(1, Reason::NoMatch, found(2)),
+            logged(2, Reason::NoMatch, found(0)),
+            logged(3, Reason::NoMatch, Some(LookupResult::NotFound)),
+            logged(4, Reason::Deadline, found(5)),
+            logged(5, Reason::NoMatch, None),
+            logged(6, Reason::NoMatch, found(1)),
+        ]);
+        let replayer = Replayer::new(
+            set_scripts(),
+            Normaliser::default(),
+            Duration::from_millis(250),
+            &PoolSettings::default(),
+            WorkerCommand::new("/nonexistent/belroute-worker", &[]),
+        );
+        let window = ReplayWindow {
+            rulesets: Vec::new(),
+            from_ms: 0,
+            to_ms: i64::MAX,
+            except_version: None,
+        };
+        let sets = BTreeMap::from([("main".to_string(), set.clone())]);
+        let limits = Limits {
+            page_size: 2,
+            ..Limits::default()
+        };
+        let summary = replay_window(&replayer, &store, &window, &sets, &limits)
+            .await
+            .unwrap();
+        assert_eq!(summary.replayed, 5);
+        assert_eq!(summary.changed, 2, "open invoices now go to finance");
+        assert_eq!(summary.unchanged, 3);
+        assert_eq!(summary.changes.len(), 1);
+        let change = &summary.changes[0];
+        assert_eq!(
+            (change.from.route.as_str(), change.to.route.as_str()),
+            ("receptie", "finance")
+        );
+        assert_eq!(change.to.rule.as_deref(), Some("Invoices"));
+        let examples: Vec<&str> = change.examples.iter().map(|e| e.uuid.as_str()).collect();
+        assert_eq!(examples, ["call-1", "call-6"]);
+        assert!(
+            change.examples[0].caller.ends_with("057") && change.examples[0].caller.contains('•')
+        );
+        assert_eq!(
+            summary.not_compared.get("deadline"),
+            Some(&1),
+            "the default for lack of time"
+        );
+        assert_eq!(summary.unrecorded.calls, 1, "call-5 did not record crm");
+        assert_eq!(summary.unrecorded.lookups.get("crm"), Some(&1));
+        assert_eq!((summary.reading.pages, summary.reading.peak_rows), (3, 2));
+        let line = summary.line("main", "old");
+        assert!(line.starts_with("main old→"), "{line}");
+        assert!(
+            line.contains("5 calls replayed, 2 would route differently: receptie→finance 2"),
+            "{line}"
+        );
+        // Limits stop it early and say so.
+        let limits = Limits {
+            page_size: 2,
+            max_calls: Some(3),
+            max_time: None,
+        };
+        let summary = replay_window(&replayer, &store, &window, &sets, &limits)
+            .await
+            .unwrap();
+        assert_eq!(summary.stopped.as_deref(), Some("stopped after 3 calls"));
+    }
+
+    fn set_scripts() -> Arc<ScriptEngine> {
+        Arc::new(ScriptEngine::new(&belroute_engine::Limits::default()))
     }
 }

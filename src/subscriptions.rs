@@ -18,12 +18,16 @@
 pub mod admin;
 mod send_error;
 pub mod spec;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use belroute_engine::settings::Secret;
 use serde::Serialize;
@@ -31,7 +35,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
-use crate::storage::{EventSink, Storage, SubscriptionRow, epoch_ms};
+use crate::storage::{DeliveryStore, EventSink, Storage, SubscriptionRow};
 
 pub use crate::config::{EventKind, Status, SubscriptionConfig};
 
@@ -204,7 +208,11 @@ impl Subscription {
     /// Starts the notifier when the subscription is active and has an endpoint.
     fn start_notifier(self: &Arc<Self>, storage: &Storage, client: &reqwest::Client) {
         if self.config.status == Status::Active && self.config.endpoint.is_some() {
-            let task = tokio::spawn(notify_loop(self.clone(), storage.clone(), client.clone()));
+            let task = tokio::spawn(notify_loop(
+                self.clone(),
+                Arc::new(storage.clone()),
+                Arc::new(HttpSender(client.clone())),
+            ));
             *self
                 .notifier
                 .lock()
@@ -551,7 +559,7 @@ pub async fn send_test(
     for (name, value) in &subscription.config.headers {
         request = request.header(name.as_str(), value.expose());
     }
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let answer = request.send().await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Some(match answer {
@@ -574,7 +582,47 @@ pub async fn send_test(
 /// instance, or before a restart).
 const CHECK_EVERY: Duration = Duration::from_secs(30);
 
-async fn notify_loop(subscription: Arc<Subscription>, storage: Storage, client: reqwest::Client) {
+/// Sends a subscription's notifications: the subscriber's endpoint over HTTP, or a double.
+#[async_trait::async_trait]
+pub trait Sender: Send + Sync + std::fmt::Debug {
+    /// One data-free notification to `subscription`'s endpoint; `Err` says why it was not taken.
+    async fn send(&self, subscription: &Subscription) -> Result<(), String>;
+}
+
+/// Notifications over HTTP: a POST with the subscription's headers and no body.
+#[derive(Debug, Clone)]
+pub struct HttpSender(pub reqwest::Client);
+
+#[async_trait::async_trait]
+impl Sender for HttpSender {
+    async fn send(&self, subscription: &Subscription) -> Result<(), String> {
+        let Some(endpoint) = &subscription.config.endpoint else {
+            return Ok(());
+        };
+        let mut request = self
+            .0
+            .post(endpoint.expose())
+            .header(NOTIFICATION_HEADER, &subscription.name)
+            .header("content-length", "0");
+        for (name, value) in &subscription.config.headers {
+            request = request.header(name.as_str(), value.expose());
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("HTTP {}", response.status())),
+            Err(e) => Err(send_error::describe(&e)),
+        }
+    }
+}
+
+/// Tells `subscription`'s endpoint about new events as long as it runs: looks when woken, when
+/// `renotify_after` is up after a notification the subscriber has not drained, and every
+/// [`CHECK_EVERY`]; notifications are coalesced, spaced and retried ([`deliver`]).
+pub(crate) async fn notify_loop(
+    subscription: Arc<Subscription>,
+    store: Arc<dyn DeliveryStore>,
+    sender: Arc<dyn Sender>,
+) {
     let renotify_after = subscription.config.renotify_after;
     // Look at once: a subscription that starts (or resumes) may have a backlog.
     let mut wait = Duration::ZERO;
@@ -596,11 +644,11 @@ async fn notify_loop(subscription: Arc<Subscription>, storage: Storage, client: 
                 continue;
             }
         }
-        match storage
-            .has_new_events(&subscription.name, epoch_ms(SystemTime::now()))
+        match store
+            .has_new_events(&subscription.name, crate::time::now_ms())
             .await
         {
-            Ok(true) => deliver(&subscription, &client).await,
+            Ok(true) => deliver(&subscription, sender.as_ref()).await,
             Ok(false) => subscription.drained(),
             Err(e) => {
                 tracing::debug!(subscription = %subscription.name, "cannot check for new events: {e}")
@@ -610,29 +658,18 @@ async fn notify_loop(subscription: Arc<Subscription>, storage: Storage, client: 
 }
 
 /// Sends one notification, retrying with exponential backoff and jitter until it is taken.
-async fn deliver(subscription: &Subscription, client: &reqwest::Client) {
-    let Some(endpoint) = &subscription.config.endpoint else {
+async fn deliver(subscription: &Subscription, sender: &dyn Sender) {
+    if subscription.config.endpoint.is_none() {
         return;
-    };
+    }
     let mut backoff = subscription.config.retry_initial;
     loop {
         let last_sent = subscription.state().last_sent;
         if let Some(last) = last_sent {
-            tokio::time::sleep_until((last + NOTIFY_AT_MOST_EVERY).into()).await;
+            tokio::time::sleep_until(last + NOTIFY_AT_MOST_EVERY).await;
         }
         subscription.state().last_sent = Some(Instant::now());
-        let mut request = client
-            .post(endpoint.expose())
-            .header(NOTIFICATION_HEADER, &subscription.name)
-            .header("content-length", "0");
-        for (name, value) in &subscription.config.headers {
-            request = request.header(name.as_str(), value.expose());
-        }
-        let failure = match request.send().await {
-            Ok(response) if response.status().is_success() => None,
-            Ok(response) => Some(format!("HTTP {}", response.status())),
-            Err(e) => Some(send_error::describe(&e)),
-        };
+        let failure = sender.send(subscription).await.err();
         // The guard must not live across the sleep below.
         {
             let mut state = subscription.state();

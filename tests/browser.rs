@@ -261,8 +261,10 @@ async fn an_operator_logs_in_reads_a_trace_and_tries_a_call() {
         return;
     }
     let server = TestServer::with_config(
-        &[("main.yaml", CALLER_RULES)],
-        &format!("admin:\n  token: {TOKEN}\n"),
+        &[("main.yaml", CALLER_RULES), ("queue.yaml", QUEUE_RULES)],
+        &format!(
+            "admin:\n  token: {TOKEN}\nplugins:\n  history:\n    kind: history\n    cache:\n      ttl: 1m\n  recent:\n    kind: history\nsubscriptions:\n  wallboard:\n    api_key: wallboard-key-0123456789\n    events: [call.routed]\n"
+        ),
     )
     .await;
     let body = json!({ "caller_number": "442079460000", "uuid": "browser-call-1" });
@@ -331,10 +333,133 @@ async fn an_operator_logs_in_reads_a_trace_and_tries_a_call() {
     browser.resize(390, 844).await;
     browser.screenshot("6-try-a-call-phone").await;
 
+    every_page_in_both_languages_and_widths(&server, &browser).await;
+
     browser.close().await;
     drop(driver);
     server.stop().await;
     println!("screenshots in {}", screenshots().display());
+}
+
+/// A rule set that reads the call log, so a trace has a lookup a rule waited for and one
+/// no rule needed.
+const QUEUE_RULES: &str = "description: Known callers first\ndefault: receptie\nlookups: [history, recent]\nrules:\n  - name: Called before\n    when: history.calls_window > 0\n    route: known\n  - name: Everyone else\n    route: welcome\n";
+
+/// Every page, in English and Dutch, at a laptop's and a phone's width: a screenshot of
+/// each (`{page}-{lang}-{laptop|phone}.png`), and what a new user would trip over checked.
+async fn every_page_in_both_languages_and_widths(server: &TestServer, browser: &Browser<'_>) {
+    // A call without a uuid and without a number: it can be opened, and reads "withheld".
+    let answer = server
+        .post_json("/hooks/queue", json!({ "caller_number": "" }).to_string())
+        .await;
+    assert_eq!(answer.text().await.unwrap(), "welcome");
+    let answer = server
+        .post_json(
+            "/hooks/queue",
+            json!({ "caller_number": "0152026057", "uuid": "browser-call-2" }).to_string(),
+        )
+        .await;
+    assert_eq!(answer.text().await.unwrap(), "welcome");
+    browser.resize(1280, 900).await;
+    let started = Instant::now();
+    loop {
+        browser.open(&server.url("/admin/calls")).await;
+        let source = browser.source().await;
+        if source.contains("/admin/calls/by-id/") && source.contains("browser-call-2") {
+            assert!(source.contains("withheld"), "{source}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the calls never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    browser.click("a[href^=\"/admin/calls/by-id/\"]").await;
+    let no_uuid = browser.wait_for("id=\"trace-rules\"").await;
+    assert!(no_uuid.contains("withheld") && no_uuid.contains("id=\"route\">welcome<"));
+    // The history lookup no rule reached is "not needed", not "unavailable".
+    browser
+        .open(&server.url("/admin/calls/browser-call-2"))
+        .await;
+    let trace = browser.wait_for("id=\"trace-lookups\"").await;
+    assert!(trace.contains("result-not_needed"), "{trace}");
+
+    let pages = [
+        ("overview", "/admin", "id=\"rulesets\""),
+        ("calls", "/admin/calls", "id=\"calls\""),
+        (
+            "call",
+            "/admin/calls/browser-call-2",
+            "id=\"trace-lookups\"",
+        ),
+        ("try", "/admin/try", "id=\"run\""),
+        ("plugins", "/admin/plugins", "id=\"plugin-history\""),
+        (
+            "subscriptions",
+            "/admin/subscriptions",
+            "id=\"subscription-wallboard\"",
+        ),
+    ];
+    for (lang, other) in [("en", "Nederlands"), ("nl", "English")] {
+        for (width, height, size) in [(1280, 900, "laptop"), (390, 844, "phone")] {
+            browser.resize(width, height).await;
+            for (name, path, marker) in pages {
+                browser
+                    .open(&server.url(&format!("/admin/lang/{lang}?to={path}")))
+                    .await;
+                let source = browser.wait_for(marker).await;
+                assert!(
+                    source.contains(other),
+                    "{name} in {lang}: the switch to {other}"
+                );
+                if lang == "nl" {
+                    for english in ["Rule set", "Reason", "Caller", "withheld", "Lookups"] {
+                        assert!(
+                            !source.contains(&format!(">{english}<")),
+                            "{name} in Dutch shows {english:?}"
+                        );
+                    }
+                }
+                browser.screenshot(&format!("{name}-{lang}-{size}")).await;
+            }
+            // Try a call, with facts typed in: they are not "asked".
+            browser.open(&server.url("/admin/try")).await;
+            browser.wait_for("id=\"run\"").await;
+            browser.click("#ruleset option:nth-child(2)").await;
+            browser.type_into("#caller", "0152026057").await;
+            browser
+                .type_into("textarea[name=\"facts\"]", "history={\"calls_window\": 2}")
+                .await;
+            browser.click("#run").await;
+            let tried = browser.wait_for("id=\"route\"").await;
+            assert!(tried.contains("id=\"route\">known<"), "{tried}");
+            let typed_in = if lang == "en" { "typed in" } else { "ingevuld" };
+            assert!(
+                tried.contains(typed_in),
+                "facts typed in are not asked: {tried}"
+            );
+            browser
+                .screenshot(&format!("try-result-{lang}-{size}"))
+                .await;
+        }
+    }
+    // The phone layout: no page is wider than the phone (tables scroll inside their box).
+    browser.resize(390, 844).await;
+    for (name, path, marker) in pages {
+        browser.open(&server.url(path)).await;
+        browser.wait_for(marker).await;
+        let width = browser
+            .post(
+                "/execute/sync",
+                json!({ "script": "return document.documentElement.scrollWidth;", "args": [] }),
+            )
+            .await;
+        assert!(
+            width.as_u64().is_some_and(|w| w <= 390),
+            "{name} is {width} px wide on a 390 px phone"
+        );
+    }
 }
 
 #[test]

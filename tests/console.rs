@@ -484,7 +484,7 @@ async fn try_a_call_shows_the_route_and_the_trace() {
 #[tokio::test]
 async fn plugins_and_subscriptions_pages_show_their_state() {
     let config = format!(
-        "{}plugins:\n  history:\n    kind: history\nsubscriptions:\n  wallboard:\n    api_key: k3y-for-the-wallboard\n    events: [call.routed]\n",
+        "{}plugins:\n  history:\n    kind: history\n    cache:\n      ttl: 1m\n  recent:\n    kind: history\nsubscriptions:\n  wallboard:\n    api_key: k3y-for-the-wallboard\n    events: [call.routed]\n",
         config()
     );
     let server = TestServer::with_config(&[("main.yaml", CALLER_RULES)], &config).await;
@@ -511,6 +511,10 @@ async fn plugins_and_subscriptions_pages_show_their_state() {
     assert!(plugins.contains("id=\"plugin-history\""), "{plugins}");
     assert!(plugins.contains("breaker-closed"));
     assert!(plugins.contains("action=\"/admin/plugins/history/invalidate\""));
+    // What each plugin is, and no "forget this caller" where nothing is cached.
+    assert!(plugins.contains("id=\"plugin-recent\""), "{plugins}");
+    assert!(!plugins.contains("action=\"/admin/plugins/recent/invalidate\""));
+    assert!(plugins.contains("(history)") && plugins.contains("call log"));
     let csrf = csrf_of(&plugins);
     let invalidated = client
         .post(server.url("/admin/plugins/history/invalidate"))
@@ -910,4 +914,76 @@ async fn a_quarantined_rule_set_is_shown_and_released() {
         404
     );
     server.stop().await;
+}
+
+/// What a new user would trip over: a call without a uuid or a number, a date in the call data,
+/// a Dutch page, a lookup that was not needed.
+#[tokio::test]
+async fn calls_without_a_uuid_open_read_withheld_keep_their_dates_and_speak_dutch() {
+    let console = Console::start(&[("main.yaml", CALLER_RULES)]).await;
+    let nameless = serde_json::json!({ "caller_number": "", "dp_in_number": "0201234567" });
+    assert_eq!(
+        console
+            .server
+            .post_json("/hooks/main", nameless.to_string())
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "anoniem"
+    );
+    let dated = serde_json::json!({
+        "caller_number": "0152026057",
+        "uuid": "1234567-890",
+        "booked_at": "2026-12-07T07:35:00",
+    });
+    console
+        .server
+        .post_json("/hooks/main", dated.to_string())
+        .await;
+    console
+        .server
+        .eventually(Duration::from_secs(10), "both calls listed", || async {
+            let rows = console.page("/admin/calls?partial=1").await;
+            rows.contains("/admin/calls/by-id/") && rows.contains("1234567-890")
+        })
+        .await;
+    let rows = console.page("/admin/calls?partial=1").await;
+    assert!(rows.contains(">withheld<"), "{rows}");
+    let start = rows.find("/admin/calls/by-id/").unwrap() + "/admin/calls/by-id/".len();
+    let id: String = rows[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let call = console.page(&format!("/admin/calls/by-id/{id}")).await;
+    assert!(call.contains("id=\"route\">anoniem<"), "{call}");
+    assert!(call.contains("withheld"));
+    assert!(!call.contains("id=\"reveal\""), "no number to show");
+    assert!(
+        !call.contains("0201234567"),
+        "a number in the call fields is masked too"
+    );
+    assert_eq!(console.get("/admin/calls/by-id/999999").await.status(), 404);
+    // Dates and the uuid stay readable; the number is masked.
+    let dated = console.page("/admin/calls/1234567-890").await;
+    assert!(dated.contains("2026-12-07T07:35:00"), "{dated}");
+    assert!(dated.contains("1234567-890"));
+    assert!(!dated.contains("0152026057") && dated.contains("•••••••057"));
+    // In Dutch: the reason as words, the caller "afgeschermd".
+    let dutch = console
+        .client
+        .get(console.server.url("/admin/calls?partial=1"))
+        .header("cookie", format!("{}; lang=nl", console.cookie))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dutch.contains(">afgeschermd<"), "{dutch}");
+    assert!(
+        dutch.contains("een regel was van toepassing") && !dutch.contains(">matched<"),
+        "{dutch}"
+    );
+    console.server.stop().await;
 }

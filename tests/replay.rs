@@ -539,7 +539,7 @@ async fn time_dependent_rules_replay_at_the_calls_own_time() {
 async fn a_window_larger_than_a_page_is_read_a_page_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     for (url, pg) in databases("replay_pages", dir.path()).await {
-        let now = belroute::storage::epoch_ms(SystemTime::now());
+        let now = belroute::time::now_ms();
         // 250 calls, three to a millisecond: pages must neither skip nor repeat a call that
         // shares its time with the last one of the page before.
         let calls: Vec<(String, i64, &str)> = (0..250)

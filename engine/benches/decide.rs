@@ -181,7 +181,7 @@ fn decisions(c: &mut Criterion) {
             &set,
             call.clone(),
             &facts,
-            Duration::from_secs(2),
+            belroute_engine::Deadline::new(tokio::time::Instant::now(), Duration::from_secs(2)),
             now,
         ));
         assert_eq!(decided.route, expected, "{count} rules: {decided:?}");
@@ -191,7 +191,10 @@ fn decisions(c: &mut Criterion) {
                     black_box(&set),
                     call.clone(),
                     &facts,
-                    Duration::from_secs(2),
+                    belroute_engine::Deadline::new(
+                        tokio::time::Instant::now(),
+                        Duration::from_secs(2),
+                    ),
                     now,
                 ))
             })

@@ -278,8 +278,10 @@ pub const KINDS: [&str; 15] = [
     "unknown",
 ];
 
-/// A caller read back (a worker receives the caller the server normalised): `kind` as text.
-#[derive(Deserialize)]
+/// A caller read back (a worker receives the caller the server normalised, the call log's
+/// trace holds one): `kind` as text; a field missing (an older record) is empty.
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct CallerRead {
     raw: String,
     e164: String,

@@ -121,12 +121,13 @@ pub enum RuleOutcome {
     NotReached,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleTrace {
     pub name: String,
     #[serde(flatten)]
     pub outcome: RuleOutcome,
     /// Time spent waiting for lookups and evaluating, in microseconds.
+    #[serde(default)]
     pub micros: u64,
 }
 
@@ -290,18 +291,17 @@ impl Router {
     }
 
     /// Decides `call` with the facts given (rule tests, simulation, replay): no plugin is
-    /// asked. A declared lookup missing from `facts` is unavailable. The rules get `budget`,
-    /// counted from when the caller's number is read.
+    /// asked. A declared lookup missing from `facts` is unavailable. The rules have until
+    /// `deadline` (a live call's is [`RuleSet::deadline`]).
     pub async fn route_with_facts(
         &self,
         set: &Arc<RuleSet>,
         call: Call,
         facts: &BTreeMap<String, LookupResult>,
-        budget: Duration,
+        deadline: Deadline,
         now: DateTime<Utc>,
     ) -> Decision {
         let request = self.request(Arc::new(call));
-        let deadline = Deadline::new(Instant::now(), budget);
         self.drive(set, &request, deadline, now, Source::Given(facts))
             .await
     }

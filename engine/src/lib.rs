@@ -29,6 +29,7 @@ pub mod settings;
 mod test_case;
 mod test_run;
 pub mod text;
+mod trace;
 pub mod vocabulary;
 pub mod watch;
 pub mod yaml;
@@ -63,3 +64,4 @@ pub use script::{
 };
 pub use test_case::{TestCase, load_test_file, read_tests, test_file_for};
 pub use test_run::{TestReport, TestedLoader, run_test};
+pub use trace::Trace;

@@ -15,19 +15,29 @@ use tokio::time::Instant;
 use crate::clock::micros;
 use crate::plugin::{Facts, Lookup, LookupError, LookupRequest};
 
-/// What happened to one lookup for one call.
-#[derive(Debug, Clone, Serialize)]
+/// What happened to one lookup for one call (read back from the call log too: a field an
+/// older record lacks takes its default; `awaited` then, as every lookup was waited for).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LookupTrace {
     pub name: String,
     #[serde(flatten)]
     pub result: LookupResult,
     /// From the call's start until the facts were ready (or given up on), in microseconds.
+    #[serde(default)]
     pub micros: u64,
+    #[serde(default)]
     pub cached: bool,
     /// The plugin failed and an expired cached answer stood in (stale-if-error).
+    #[serde(default)]
     pub stale: bool,
     /// Did a rule wait for it? Lookups no rule reached are still started, so they warm the cache.
+    #[serde(default = "awaited_before")]
     pub awaited: bool,
+}
+
+/// Records written before `awaited` was traced: every lookup counted as waited for.
+fn awaited_before() -> bool {
+    true
 }
 
 /// What a rule sees of one lookup: facts, "not found" (an empty map) or unavailable (`()`).

@@ -35,7 +35,13 @@ pub async fn run_test(router: &Router, set: &Arc<RuleSet>, case: &TestCase) -> T
         None => Utc::now(),
     };
     let decision = router
-        .route_with_facts(set, case.call.clone(), &case.lookups, set.timeout, now)
+        .route_with_facts(
+            set,
+            case.call.clone(),
+            &case.lookups,
+            crate::clock::Deadline::new(tokio::time::Instant::now(), set.timeout),
+            now,
+        )
         .await;
     if let Some(unknown) = case.lookups.keys().find(|name| !set.lookups.contains(name)) {
         problems.push(format!(

@@ -61,7 +61,8 @@ pub const SHOWN_DIGITS: usize = 3;
 
 /// Every run of 5 or more digits (a phone number, possibly written with `+`, spaces, dashes or
 /// dots between the digits) with all but its last [`SHOWN_DIGITS`] digits replaced by `•`.
-/// Shorter numbers (an extension, an hour, a count) stay as they are.
+/// Shorter numbers (an extension, an hour, a count) and dates (`2026-12-07`, `07-12-2026`,
+/// `2026/12/07`) stay as they are: a date is not personal, and a masked one reads as nothing.
 pub fn mask_numbers(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
@@ -89,7 +90,7 @@ pub fn mask_numbers(text: &str) -> String {
                 break;
             }
         }
-        if digits < 5 {
+        if digits < 5 || is_date(&chars[start..end]) {
             out.extend(&chars[start..end]);
         } else {
             let mut seen = 0;
@@ -109,6 +110,21 @@ pub fn mask_numbers(text: &str) -> String {
         i = end;
     }
     out
+}
+
+/// `2026-12-07`, `07-12-2026`, `2026/12/07`, `07.12.2026`: digits in groups of 4-2-2 or
+/// 2-2-4 with one kind of separator.
+fn is_date(run: &[char]) -> bool {
+    let text: String = run.iter().collect();
+    let Some(separator) = run.iter().copied().find(|c| !c.is_ascii_digit()) else {
+        return false;
+    };
+    let groups: Vec<usize> = text.split(separator).map(str::len).collect();
+    matches!(separator, '-' | '/' | '.')
+        && text
+            .split(separator)
+            .all(|g| g.bytes().all(|b| b.is_ascii_digit()))
+        && (groups == [4, 2, 2] || groups == [2, 2, 4])
 }
 
 /// Text made safe for HTML and XML, in element content and in quoted attributes: the five
@@ -165,5 +181,10 @@ mod tests {
         );
         assert_eq!(mask_numbers("ext 1003, 2 calls"), "ext 1003, 2 calls");
         assert_eq!(mask_numbers("+31 6 12345678"), "+•• • •••••678");
+        assert_eq!(
+            mask_numbers("last_agent_at 2026-12-07T07:35:00Z, 07-12-2026, 2026/12/07"),
+            "last_agent_at 2026-12-07T07:35:00Z, 07-12-2026, 2026/12/07"
+        );
+        assert_eq!(mask_numbers("0152-02-6057"), "••••-••-•057");
     }
 }

@@ -183,7 +183,7 @@ async fn facts_given_instead_of_asked() {
             &set,
             Call::from_pairs([("caller_number", "0152026057")]),
             &facts,
-            Duration::from_secs(2),
+            Deadline::new(Instant::now(), Duration::from_secs(2)),
             monday_ten(),
         )
         .await;

@@ -90,22 +90,11 @@ async fn applied_count(storage: &Storage) -> Option<usize> {
     usize::try_from(count).ok()
 }
 
-/// "PostgreSQL at host:port, database name" or "SQLite database FILE", without a password.
+/// "PostgreSQL at host:port (database name)" or "SQLite database FILE", without a password.
 fn target(url: &str) -> String {
-    if let Ok(options) = PgConnectOptions::from_str(url)
-        && (url.starts_with("postgres:") || url.starts_with("postgresql:"))
-    {
-        let database = options.get_database().unwrap_or("(the user's default)");
-        return format!(
-            "PostgreSQL at {}:{} (database {database})",
-            options.get_host(),
-            options.get_port()
-        );
-    }
-    let file = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    format!("SQLite database {file}")
+    url.parse::<crate::storage::DatabaseUrl>()
+        .map(|url| url.describe())
+        .unwrap_or_else(|_| format!("database {}", redacted(url)))
 }
 
 /// `url` with any password replaced by `***`.

@@ -6,8 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use belroute_engine::{LocalTime, LookupResult, Router, RuleOutcome, RuleSet};
-use chrono::DateTime;
+use belroute_engine::{LocalTime, LookupResult, Router, RuleSet};
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -97,7 +96,7 @@ pub async fn replay(
     };
     let summary = replay_window(&replayer, storage, &window, &sets, &limits)
         .await
-        .map_err(|e| database_error(&e))?;
+        .map_err(|e| database_error(&e, e.no_tables()))?;
     if request.json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -106,33 +105,31 @@ pub async fn replay(
     Ok(!(request.fail_on_change && summary.changed > 0))
 }
 
-fn database_error(e: &sqlx::Error) -> anyhow::Error {
-    let hint = match e {
-        sqlx::Error::Database(db)
-            if db.message().contains("no such table")
-                || db.message().contains("does not exist") =>
-        {
-            " (no call log there: pass the database `belroute serve` logs to with --database)"
-        }
-        _ => {
-            " (pass the database `belroute serve` logs to with --database, or set BELROUTE_DATABASE)"
-        }
+fn database_error(e: &impl std::fmt::Display, no_tables: bool) -> anyhow::Error {
+    let hint = if no_tables {
+        " (no call log there: pass the database `belroute serve` logs to with --database)"
+    } else {
+        " (pass the database `belroute serve` logs to with --database, or set BELROUTE_DATABASE)"
     };
     anyhow::anyhow!("cannot read the call log: {e}{hint}")
 }
 
+fn no_tables(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.message().contains("no such table") || db.message().contains("does not exist"))
+}
+
 /// The window in Unix milliseconds.
 fn window(request: &ReplayRequest, config: &Config) -> anyhow::Result<(i64, i64)> {
-    let now = crate::storage::epoch_ms(std::time::SystemTime::now());
+    let now = crate::time::now_ms();
     if request.from.is_none() && request.to.is_none() {
         let since = request.since.as_deref().unwrap_or("24h");
-        let back = belroute_engine::settings::parse_duration(since).map_err(|_| {
+        let from = crate::time::back(since, now).map_err(|_| {
             anyhow::anyhow!(
                 "`--since {since}`: write a duration back from now such as 30m, 24h or 7d"
             )
         })?;
-        let back = i64::try_from(back.as_millis()).unwrap_or(i64::MAX);
-        return Ok((now.saturating_sub(back), now.saturating_add(1)));
+        return Ok((from, now.saturating_add(1)));
     }
     let from = match &request.from {
         Some(text) => time(text, "--from", config)?,
@@ -149,27 +146,14 @@ fn window(request: &ReplayRequest, config: &Config) -> anyhow::Result<(i64, i64)
 }
 
 fn time(text: &str, flag: &str, config: &Config) -> anyhow::Result<i64> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
-    }
-    let local = ["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
-        .iter()
-        .find_map(|f| {
-            chrono::NaiveDateTime::parse_from_str(text, f).ok().or_else(|| {
-                chrono::NaiveDate::parse_from_str(text, f)
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-            })
-        })
+    crate::time::written(text, config.timezone.0)
         .with_context(|| {
             format!(
                 "`{flag} {text}`: write a local time such as \"2026-11-23 09:00\" ({}) or RFC 3339 (2026-11-23T08:00:00Z)",
                 config.timezone.0
             )
-        })?;
-    let utc = belroute_engine::local_to_utc(config.timezone.0, local)
-        .map_err(|e| anyhow::anyhow!("`{flag}`: {e}"))?;
-    Ok(utc.timestamp_millis())
+        })?
+        .map_err(|e| anyhow::anyhow!("`{flag}`: {e}"))
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -342,10 +326,10 @@ async fn one_call(
     as_json: bool,
     out: &mut String,
 ) -> anyhow::Result<bool> {
-    let logged = storage
-        .logged_call(uuid)
+    let (logged, _) = storage
+        .call(crate::storage::CallKey::Uuid(uuid))
         .await
-        .map_err(|e| database_error(&e))?
+        .map_err(|e| database_error(&e, no_tables(&e)))?
         .with_context(|| format!("no call with uuid `{uuid}` in the call log"))?;
     let set = sets.get(&logged.ruleset).with_context(|| {
         format!(
@@ -362,7 +346,7 @@ async fn one_call(
         let body = json!({
             "uuid": logged.uuid,
             "ruleset": logged.ruleset,
-            "received_at": replayed.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "received_at": crate::time::rfc3339(replayed.at.timestamp_millis()),
             "then": {
                 "version": logged.version,
                 "route": logged.route,
@@ -401,11 +385,9 @@ async fn one_call(
     rows.push(("lookups".into(), String::new(), String::new()));
     let then_lookups: BTreeMap<String, String> = replayed
         .then
-        .get("lookups")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|l| Some((l.get("name")?.as_str()?.to_string(), logged_lookup(l))))
+        .lookups
+        .iter()
+        .map(|l| (l.name.clone(), lookup_text(&l.result)))
         .collect();
     let mut names: Vec<String> = now.lookups.iter().map(|l| l.name.clone()).collect();
     for name in then_lookups.keys() {
@@ -432,11 +414,9 @@ async fn one_call(
     rows.push(("rules".into(), String::new(), String::new()));
     let then_rules: Vec<(String, String)> = replayed
         .then
-        .get("rules")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|r| Some((r.get("name")?.as_str()?.to_string(), logged_rule(r))))
+        .rules
+        .iter()
+        .map(|r| (r.name.clone(), super::describe(&r.outcome)))
         .collect();
     let mut rule_names: Vec<String> = now.rules.iter().map(|r| r.name.clone()).collect();
     let known: BTreeSet<&String> = rule_names.iter().collect();
@@ -504,42 +484,4 @@ fn lookup_text(result: &LookupResult) -> String {
         LookupResult::NotFound => "not found".into(),
         LookupResult::Unavailable { reason } => format!("unavailable: {reason}"),
     }
-}
-
-/// A lookup of a logged trace, as text.
-fn logged_lookup(lookup: &Value) -> String {
-    let text = |key: &str| lookup.get(key).and_then(Value::as_str).unwrap_or_default();
-    match text("result") {
-        "found" => format!(
-            "found {}",
-            lookup.get("facts").cloned().unwrap_or(Value::Null)
-        ),
-        "not_found" => "not found".into(),
-        "unavailable" => format!("unavailable: {}", text("reason")),
-        other => other.to_string(),
-    }
-}
-
-/// A rule of a logged trace, as text (as `describe` says it).
-fn logged_rule(rule: &Value) -> String {
-    let text = |key: &str| rule.get(key).and_then(Value::as_str).unwrap_or_default();
-    let outcome = match text("outcome") {
-        "matched" => RuleOutcome::Matched,
-        "no_match" => RuleOutcome::NoMatch,
-        "fell_through" => RuleOutcome::FellThrough,
-        "skipped" => RuleOutcome::Skipped {
-            reason: text("reason").to_string(),
-        },
-        "error" => {
-            return format!(
-                "error at {}:{}: {}",
-                rule.get("line").and_then(Value::as_u64).unwrap_or(0),
-                rule.get("column").and_then(Value::as_u64).unwrap_or(0),
-                text("message")
-            );
-        }
-        "not_reached" => RuleOutcome::NotReached,
-        other => return other.to_string(),
-    };
-    super::describe(&outcome)
 }

@@ -4,44 +4,8 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::app::Belroute;
-
-/// The refused files, one shape for `/readyz` and `/api/v1/rulesets`.
-pub(super) fn refused(catalog: &belroute_engine::Catalog) -> Vec<serde_json::Value> {
-    catalog
-        .refused
-        .iter()
-        .map(|(name, r)| {
-            json!({
-                "ruleset": name,
-                "file": r.file,
-                "serving_version": r.serving_version,
-                "errors": r.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            })
-        })
-        .collect()
-}
-
-/// The quarantined rule sets, one shape for `/readyz`, `/api/v1/rulesets` and the console.
-pub(crate) fn quarantined(catalog: &belroute_engine::Catalog) -> Vec<serde_json::Value> {
-    catalog
-        .rulesets
-        .iter()
-        .filter_map(|(name, set)| {
-            let q = set.quarantine.status()?;
-            let mut entry = json!({
-                "ruleset": name,
-                "version": set.version,
-                "release": format!("POST /api/v1/rulesets/{name}/release"),
-            });
-            if let (Some(entry), Ok(serde_json::Value::Object(q))) =
-                (entry.as_object_mut(), serde_json::to_value(&q))
-            {
-                entry.extend(q);
-            }
-            Some(entry)
-        })
-        .collect()
-}
+use crate::read::rulesets::{QuarantinedView, RefusedView};
+use crate::time::rfc3339_secs;
 
 /// Alive: the process answers.
 pub async fn healthz() -> HttpResponse {
@@ -60,10 +24,10 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         .iter()
         .map(|(name, set)| (name.clone(), json!(set.version)))
         .collect();
-    let refused = refused(&catalog);
+    let refused = RefusedView::all(&catalog);
     let panic = state.metrics.recent_panic().map(|(at, what)| {
         json!({
-            "at": chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "at": rfc3339_secs(crate::time::epoch_ms(at)),
             "what": what,
         })
     });
@@ -79,7 +43,7 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         json!({
             "file": file.path(),
             "changed_on_disk": file.changed().map(|changed| json!({
-                "at": chrono::DateTime::<chrono::Utc>::from(changed.at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "at": rfc3339_secs(crate::time::epoch_ms(changed.at)),
                 "removed": changed.removed,
                 "message": file.message(),
             })),
@@ -89,7 +53,7 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
         "status": status,
         "rulesets": rulesets,
         "refused": refused,
-        "quarantined": quarantined(&catalog),
+        "quarantined": QuarantinedView::all(&catalog),
         "workers": state.router.pool().status(),
         "last_panic": panic,
         "connections": {

@@ -9,9 +9,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use belroute_engine::text::escape;
 use belroute_engine::{Call, CallDataError, Deadline, Decision, Reason, RuleSet};
 use bytes::{Bytes, BytesMut};
@@ -19,28 +18,24 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::Instant;
 
 use super::auth::{self, Denied};
-use super::throttle::{self, Kind, Throttle};
+use super::error::{HttpError, Kind};
+use super::throttle::{self, Throttle};
 use crate::app::Belroute;
 
-/// A request no rule set can answer: its status, the one-line reason, its metric label.
+/// A request no rule set can answer: the error (its kind gives the status), its metric label.
 #[derive(Debug)]
 struct Rejection {
-    status: StatusCode,
-    reason: String,
+    error: HttpError,
     label: &'static str,
-    /// `429`: when to try again.
-    retry_after: Option<std::time::Duration>,
     /// Counted, not logged one by one (a burst of guesses logs one warning).
     quiet: bool,
 }
 
 impl Rejection {
-    fn new(status: StatusCode, label: &'static str, reason: impl Into<String>) -> Self {
+    fn new(kind: Kind, label: &'static str, reason: impl Into<String>) -> Self {
         Rejection {
-            status,
-            reason: reason.into(),
+            error: HttpError::new(kind, reason),
             label,
-            retry_after: None,
             quiet: false,
         }
     }
@@ -48,13 +43,9 @@ impl Rejection {
     /// Too many wrong secrets from this address: the secret was not checked.
     fn throttled(wait: std::time::Duration) -> Self {
         Rejection {
-            retry_after: Some(wait),
+            error: HttpError::throttled(wait, "too many wrong secrets from this address"),
+            label: "throttled",
             quiet: true,
-            ..Rejection::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "throttled",
-                "too many wrong secrets from this address",
-            )
         }
     }
 }
@@ -146,11 +137,13 @@ fn notification(req: &HttpRequest, state: &Belroute, name: &str) -> Option<HttpR
     state.metrics.reject("loop");
     tracing::warn!(ruleset = %escape(name), %subscription, "hook request refused: it is belroute's own notification for subscription `{subscription}`, whose endpoint leads back to /hooks; set that endpoint to the application that should be told");
     Some(
-        HttpResponse::build(StatusCode::LOOP_DETECTED)
-            .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
-            .body(format!(
-                "this is a belroute notification (subscription `{subscription}`), not a call: /hooks does not take notifications; point the subscription's endpoint at the application that should be told\n"
-            )),
+        HttpError::new(
+            Kind::LoopDetected,
+            format!(
+                "this is a belroute notification (subscription `{subscription}`), not a call: /hooks does not take notifications; point the subscription's endpoint at the application that should be told"
+            ),
+        )
+        .error_response(),
     )
 }
 
@@ -160,25 +153,15 @@ fn refuse(req: &HttpRequest, state: &Belroute, name: &str, rejection: Rejection)
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
+    let status = rejection.error.status().as_u16();
+    let reason = &rejection.error.message;
     if rejection.quiet {
-        tracing::debug!(ruleset = %escape(name), %peer, status = rejection.status.as_u16(), "hook request refused: {}", rejection.reason);
+        tracing::debug!(ruleset = %escape(name), %peer, status, "hook request refused: {reason}");
     } else {
-        tracing::warn!(ruleset = %escape(name), %peer, status = rejection.status.as_u16(), "hook request refused: {}", rejection.reason);
+        tracing::warn!(ruleset = %escape(name), %peer, status, "hook request refused: {reason}");
     }
-    let mut response = HttpResponse::build(rejection.status);
-    response.insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"));
-    if let Some(wait) = rejection.retry_after {
-        response.insert_header((header::RETRY_AFTER, throttle::retry_after(wait)));
-    }
-    // Authentication failures say nothing about why.
-    if matches!(
-        rejection.status,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
-    ) {
-        response.finish()
-    } else {
-        response.body(format!("{}\n", rejection.reason))
-    }
+    // Authentication failures say nothing about why (the error's kind sees to it).
+    rejection.error.error_response()
 }
 
 async fn answer(
@@ -196,7 +179,7 @@ async fn answer(
         let client = throttle.client(req, &auth.trusted_proxies);
         Some(
             throttle
-                .check(Kind::HookSecret, client)
+                .check(throttle::Kind::HookSecret, client)
                 .map_err(Rejection::throttled)?,
         )
     } else {
@@ -209,20 +192,16 @@ async fn answer(
             }
         }
         Err(Denied::Forbidden(why)) => {
-            return Err(Rejection::new(StatusCode::FORBIDDEN, "forbidden", why));
+            return Err(Rejection::new(Kind::Forbidden, "forbidden", why));
         }
         Err(Denied::Unauthorized(why)) => {
-            return Err(Rejection::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                why,
-            ));
+            return Err(Rejection::new(Kind::Unauthorized, "unauthorized", why));
         }
         Err(Denied::WrongSecret(why)) => {
             let free = ticket.is_none_or(throttle::Ticket::failed);
             return Err(Rejection {
                 quiet: !free,
-                ..Rejection::new(StatusCode::UNAUTHORIZED, "unauthorized", why)
+                ..Rejection::new(Kind::Unauthorized, "unauthorized", why)
             });
         }
     }
@@ -265,7 +244,7 @@ fn ruleset(state: &Belroute, name: &str) -> Result<Arc<RuleSet>, Rejection> {
     let name = escape(name);
     Err(match refused {
         Some(refusal) => Rejection::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Unavailable,
             "refused_ruleset",
             format!(
                 "rule set `{name}` failed validation and has no earlier version to serve: {}",
@@ -277,7 +256,7 @@ fn ruleset(state: &Belroute, name: &str) -> Result<Arc<RuleSet>, Rejection> {
             ),
         ),
         None => Rejection::new(
-            StatusCode::NOT_FOUND,
+            Kind::NotFound,
             "unknown_ruleset",
             match close {
                 Some(close) => format!(

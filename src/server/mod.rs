@@ -3,7 +3,9 @@
 
 mod api;
 mod auth;
+mod client;
 pub mod console;
+pub mod error;
 mod health;
 mod hooks;
 pub mod limits;

@@ -193,7 +193,7 @@ impl Throttle {
                 "requests carry X-Forwarded-For but hooks.auth.trusted_proxies is empty: wrong tokens are counted for the proxy's address, so one client's guessing slows every client behind it; list your proxy in hooks.auth.trusted_proxies"
             );
         }
-        super::auth::client_ip(req, trusted_proxies)
+        super::client::client_ip(req, trusted_proxies)
     }
 
     /// May `ip` try a credential of `kind` now? `Err` holds how long it must wait.
@@ -344,7 +344,7 @@ mod tests {
         let storage = crate::storage::Storage::open("sqlite::memory:").unwrap();
         let call_log = Arc::new(
             crate::storage::CallLog::start(
-                storage,
+                std::sync::Arc::new(storage),
                 crate::storage::WriterSettings::default(),
                 Arc::new(crate::storage::NoSubscribers),
             )

@@ -11,15 +11,14 @@ mod writer;
 
 use std::collections::HashSet;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use belroute_plugins::history::PastCall;
-use serde::Serialize;
 use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use spill::{SPILL_FILE, default_spill_path};
+pub use spill::SPILL_FILE;
 pub use writer::{
     AgentReported, CallLog, CallLogStats, CallRecord, CallRow, STALL, WriterSettings,
 };
@@ -65,12 +64,19 @@ macro_rules! insert_event {
     }};
 }
 
-pub mod console;
+pub mod calls;
 pub mod events;
+#[cfg(test)]
+pub mod memory;
 pub mod replay;
+pub mod store;
 pub mod subscriptions;
+mod url;
+pub use calls::{Activity, AgentReport, CallFilter, CallKey, LoggedCall};
 pub use events::{ClaimedEvent, Closed, DeliveryStatus, EventKind, EventSink, NoSubscribers};
+pub use store::{CallStore, DeliveryStore, StoreError};
 pub use subscriptions::{SubscriptionRow, WriteError};
+pub use url::DatabaseUrl;
 
 /// Rows per INSERT statement: 12 parameters each stays under every engine's limit.
 const INSERT_ROWS: usize = 500;
@@ -94,109 +100,16 @@ fn insert_chunks<T>(rows: &[T]) -> Vec<&[T]> {
     chunks
 }
 
-/// Milliseconds since the Unix epoch: how times are stored.
-pub fn epoch_ms(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// A call as the read API returns it.
-#[derive(Debug, Clone, Serialize)]
-pub struct StoredCall {
-    pub uuid: String,
-    /// RFC 3339, UTC.
-    pub received_at: String,
-    pub ruleset: String,
-    pub version: String,
-    pub caller: String,
-    pub caller_e164: String,
-    pub route: String,
-    pub rule: Option<String>,
-    pub reason: String,
-    pub micros: i64,
-    pub agent: Option<String>,
-    pub call: serde_json::Value,
-    pub trace: serde_json::Value,
-}
-
-/// A record as the call log would keep it, before it is written (`simulate --json`).
-impl From<CallRow> for StoredCall {
-    fn from(row: CallRow) -> Self {
-        let json = |text: &str| serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-        StoredCall {
-            call: json(&row.call_data),
-            trace: json(&row.trace),
-            uuid: row.uuid,
-            received_at: rfc3339(row.received_at),
-            ruleset: row.ruleset,
-            version: row.version,
-            caller: row.caller_raw,
-            caller_e164: row.caller_e164,
-            route: row.route,
-            rule: row.rule,
-            reason: row.reason,
-            micros: row.micros,
-            agent: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AgentReport {
-    pub agent: String,
-    pub reported_at: String,
-}
-
-/// Filters of `GET /api/v1/calls`.
-#[derive(Debug, Clone, Default)]
-pub struct CallQuery {
-    /// E.164 (or raw) caller number.
-    pub caller: Option<String>,
-    pub since_ms: i64,
-    pub limit: i64,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
-const CALL_COLUMNS: &str = "uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, agent, call_data, trace";
-
-fn stored_call<R: Row>(row: &R) -> Result<StoredCall, sqlx::Error>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    let json = |text: String| serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-    Ok(StoredCall {
-        uuid: row.try_get("uuid")?,
-        received_at: rfc3339(row.try_get("received_at")?),
-        ruleset: row.try_get("ruleset")?,
-        version: row.try_get("version")?,
-        caller: row.try_get("caller_raw")?,
-        caller_e164: row.try_get("caller_e164")?,
-        route: row.try_get("route")?,
-        rule: row.try_get("rule")?,
-        reason: row.try_get("reason")?,
-        micros: row.try_get("micros")?,
-        agent: row.try_get("agent")?,
-        call: json(row.try_get("call_data")?),
-        trace: json(row.try_get("trace")?),
-    })
-}
+use crate::time::rfc3339;
 
 impl Storage {
     /// A pool for `url` (`sqlite://file`, `sqlite::memory:`, `postgres://…`); it connects on
     /// first use, so a database that is down does not stop belroute from answering calls.
     pub fn open(url: &str) -> anyhow::Result<Self> {
-        let scheme = url.split(':').next().unwrap_or_default();
-        match scheme {
-            "sqlite" => {
+        let url: DatabaseUrl = url.parse().map_err(anyhow::Error::msg)?;
+        let in_memory = matches!(url, DatabaseUrl::SqliteMemory { .. });
+        match &url {
+            DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => {
                 let options = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -205,11 +118,7 @@ impl Storage {
                     .busy_timeout(Duration::from_secs(5))
                     .foreign_keys(true);
                 // An in-memory database exists once per connection: keep exactly one.
-                let connections = if url.contains(":memory:") || url.contains("mode=memory") {
-                    1
-                } else {
-                    4
-                };
+                let connections = if in_memory { 1 } else { 4 };
                 let pool = SqlitePoolOptions::new()
                     .max_connections(connections)
                     .min_connections(u32::from(connections == 1))
@@ -219,7 +128,7 @@ impl Storage {
                     .connect_lazy_with(options);
                 Ok(Storage::Sqlite(pool))
             }
-            "postgres" | "postgresql" => {
+            DatabaseUrl::Postgres { url } => {
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(5))
@@ -227,9 +136,6 @@ impl Storage {
                     .connect_lazy(url)?;
                 Ok(Storage::Postgres(pool))
             }
-            _ => anyhow::bail!(
-                "database URL `{url}`: use sqlite://FILE (the default is sqlite://belroute.db) or postgres://…"
-            ),
         }
     }
 
@@ -399,62 +305,6 @@ impl Storage {
             }
             tx.commit().await?;
             Ok(true)
-        })
-    }
-
-    /// Calls, newest first.
-    pub async fn calls(&self, query: &CallQuery) -> Result<Vec<StoredCall>, sqlx::Error> {
-        let limit = query.limit.clamp(1, 1000);
-        on_pool!(self, pool => {
-            let rows = match &query.caller {
-                Some(caller) => {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {CALL_COLUMNS} FROM calls WHERE (caller_e164 = $1 OR caller_raw = $1) AND received_at >= $2 ORDER BY received_at DESC, id DESC LIMIT $3"
-                    )))
-                    .bind(caller)
-                    .bind(query.since_ms)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-                }
-                None => {
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "SELECT {CALL_COLUMNS} FROM calls WHERE received_at >= $1 ORDER BY received_at DESC, id DESC LIMIT $2"
-                    )))
-                    .bind(query.since_ms)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-                }
-            };
-            rows.iter().map(stored_call).collect()
-        })
-    }
-
-    /// The latest call with `uuid` and every agent report for it.
-    pub async fn call(
-        &self,
-        uuid: &str,
-    ) -> Result<Option<(StoredCall, Vec<AgentReport>)>, sqlx::Error> {
-        on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT id, {CALL_COLUMNS} FROM calls WHERE uuid = $1 ORDER BY received_at DESC, id DESC LIMIT 1"
-            )))
-            .bind(uuid)
-            .fetch_optional(pool)
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let id: i64 = row.try_get("id")?;
-            let reports = sqlx::query("SELECT agent, reported_at FROM agent_reports WHERE call_id = $1 ORDER BY reported_at, id")
-                .bind(id)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| Ok(AgentReport { agent: r.try_get("agent")?, reported_at: rfc3339(r.try_get("reported_at")?) }))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            Ok(Some((stored_call(&row)?, reports)))
         })
     }
 

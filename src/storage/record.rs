@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use belroute_engine::{Call, Decision};
 use serde::{Deserialize, Serialize};
 
-use super::epoch_ms;
+use crate::time::epoch_ms;
 
 /// One answered call, as it will be stored.
 #[derive(Debug, Clone)]
@@ -91,7 +91,7 @@ impl Stats {
     /// A record is lost: counted, and said at most every 10 s.
     pub fn drop_record(&self, why: &str) {
         let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = epoch_ms(SystemTime::now());
+        let now = crate::time::now_ms();
         let last = self.last_drop_log_ms.load(Ordering::Relaxed);
         if now - last >= 10_000
             && self

@@ -6,11 +6,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use super::Storage;
+use super::calls::{CALL_COLUMNS, LoggedCall, logged_call};
+use super::{DatabaseUrl, Storage};
 
 /// Which logged calls to replay.
 #[derive(Debug, Clone, Default)]
@@ -32,61 +32,6 @@ pub struct PageCursor {
     pub id: i64,
 }
 
-/// One logged call, as replay reads it.
-#[derive(Debug, Clone)]
-pub struct LoggedCall {
-    pub id: i64,
-    pub uuid: String,
-    /// Unix milliseconds.
-    pub received_at: i64,
-    pub ruleset: String,
-    pub version: String,
-    pub caller_raw: String,
-    pub route: String,
-    pub rule: Option<String>,
-    pub reason: String,
-    /// The call fields as received (a JSON object).
-    pub call_data: String,
-    /// The decision trace (JSON): `caller`, `rules`, `lookups`.
-    pub trace: String,
-}
-
-const COLUMNS: &str =
-    "id, uuid, received_at, ruleset, version, caller_raw, route, rule, reason, call_data, trace";
-
-fn logged_call<R: Row>(row: &R) -> Result<LoggedCall, sqlx::Error>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-{
-    Ok(LoggedCall {
-        id: row.try_get("id")?,
-        uuid: row.try_get("uuid")?,
-        received_at: row.try_get("received_at")?,
-        ruleset: row.try_get("ruleset")?,
-        version: row.try_get("version")?,
-        caller_raw: row.try_get("caller_raw")?,
-        route: row.try_get("route")?,
-        rule: row.try_get("rule")?,
-        reason: row.try_get("reason")?,
-        call_data: row.try_get("call_data")?,
-        trace: row.try_get("trace")?,
-    })
-}
-
-/// The file a `sqlite:` database URL names; `None` for an in-memory database, another kind
-/// of database or a URL that does not read.
-pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
-        return None;
-    }
-    let options = SqliteConnectOptions::from_str(url).ok()?;
-    let file = options.get_filename();
-    (!file.as_os_str().is_empty()).then(|| file.to_path_buf())
-}
-
 impl Storage {
     /// The call log for `belroute simulate`'s `history` lookups, opened without creating or
     /// writing anything: read-only where it exists; where a SQLite file does not exist yet,
@@ -100,13 +45,9 @@ impl Storage {
                 .map_err(|e| anyhow::anyhow!("cannot prepare an empty call log in memory: {e}"))?;
             anyhow::Ok(empty)
         };
-        let in_memory =
-            url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"));
-        if in_memory {
-            return Ok((empty().await?, None));
-        }
-        match sqlite_file(url) {
-            Some(file) if !file.exists() => {
+        match url.parse::<DatabaseUrl>() {
+            Ok(DatabaseUrl::SqliteMemory { .. }) => Ok((empty().await?, None)),
+            Ok(DatabaseUrl::SqliteFile { file, .. }) if !file.exists() => {
                 let note = format!(
                     "no call log at {} (`belroute serve` creates it there): `history` lookups find no earlier calls; pass the one serve writes with --database",
                     file.display()
@@ -120,10 +61,9 @@ impl Storage {
     /// A pool that only reads: SQLite opened read-only (a missing file is an error, not a new
     /// database), PostgreSQL with read-only transactions. For `belroute replay`.
     pub fn open_read_only(url: &str) -> anyhow::Result<Self> {
-        let scheme = url.split(':').next().unwrap_or_default();
-        match scheme {
-            "sqlite" => {
-                let options = SqliteConnectOptions::from_str(url)?
+        match url.parse::<DatabaseUrl>().map_err(anyhow::Error::msg)? {
+            DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => {
+                let options = SqliteConnectOptions::from_str(&url)?
                     .create_if_missing(false)
                     .read_only(true)
                     .busy_timeout(Duration::from_secs(5));
@@ -133,8 +73,8 @@ impl Storage {
                     .connect_lazy_with(options);
                 Ok(Storage::Sqlite(pool))
             }
-            "postgres" | "postgresql" => {
-                let options = PgConnectOptions::from_str(url)?
+            DatabaseUrl::Postgres { url } => {
+                let options = PgConnectOptions::from_str(&url)?
                     .options([("default_transaction_read_only", "on")]);
                 let pool = PgPoolOptions::new()
                     .max_connections(1)
@@ -142,9 +82,6 @@ impl Storage {
                     .connect_lazy_with(options);
                 Ok(Storage::Postgres(pool))
             }
-            _ => anyhow::bail!(
-                "database URL `{url}`: use sqlite://FILE (the default is sqlite://belroute.db) or postgres://…"
-            ),
         }
     }
 
@@ -158,7 +95,7 @@ impl Storage {
     ) -> Result<Vec<LoggedCall>, sqlx::Error> {
         let limit = limit.clamp(1, 100_000);
         on_pool!(self, pool => {
-            let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM calls WHERE received_at < "));
+            let mut query = sqlx::QueryBuilder::new(format!("SELECT {CALL_COLUMNS} FROM calls WHERE received_at < "));
             query.push_bind(window.to_ms);
             match after {
                 // One index range: (received_at, id) after the cursor.
@@ -192,19 +129,6 @@ impl Storage {
             query.push_bind(limit);
             let rows = query.build().fetch_all(pool).await?;
             rows.iter().map(logged_call).collect()
-        })
-    }
-
-    /// The latest logged call with `uuid`, as replay reads it.
-    pub async fn logged_call(&self, uuid: &str) -> Result<Option<LoggedCall>, sqlx::Error> {
-        on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM calls WHERE uuid = $1 ORDER BY received_at DESC, id DESC LIMIT 1"
-            )))
-            .bind(uuid)
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(logged_call).transpose()
         })
     }
 }

@@ -534,47 +534,12 @@ pub(super) fn move_aside(path: &Path, shared: &SpillShared) -> std::io::Result<P
     Ok(bad)
 }
 
-/// Where the spill file goes when `storage.spill` is not set: beside a SQLite database file,
-/// else in the working directory.
-pub fn default_spill_path(database_url: &str) -> PathBuf {
-    let file = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or_default())
-        .filter(|path| !path.is_empty() && !path.contains(":memory:"))
-        .filter(|_| !database_url.contains("mode=memory"));
-    match file.and_then(|f| Path::new(f).parent()) {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(SPILL_FILE),
-        _ => PathBuf::from(SPILL_FILE),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_spill_file_goes_beside_a_sqlite_file() {
-        assert_eq!(
-            default_spill_path("sqlite:///var/lib/belroute/calls.db?mode=rwc"),
-            PathBuf::from("/var/lib/belroute/belroute-spill.jsonl")
-        );
-        assert_eq!(
-            default_spill_path("sqlite://data/belroute.db"),
-            PathBuf::from("data/belroute-spill.jsonl")
-        );
-        assert_eq!(
-            default_spill_path("sqlite://belroute.db"),
-            PathBuf::from(SPILL_FILE)
-        );
-        assert_eq!(
-            default_spill_path("sqlite::memory:"),
-            PathBuf::from(SPILL_FILE)
-        );
-        assert_eq!(
-            default_spill_path("postgres://u@db/belroute"),
-            PathBuf::from(SPILL_FILE)
-        );
+    fn the_sealed_and_bad_files_go_beside_the_spill_file() {
         assert_eq!(
             sealed_path(Path::new("/x/belroute-spill.jsonl")),
             PathBuf::from("/x/belroute-spill.replaying.jsonl")

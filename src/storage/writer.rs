@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc::error::{TryRecvError, TrySendError};
@@ -23,7 +23,7 @@ use super::events::EventSink;
 use super::record::Stats;
 pub use super::record::{CallRecord, CallRow};
 use super::spill::{self, Replay, ReplayBatch, SetAside, SpillMessage, SpillShared};
-use super::{Storage, epoch_ms};
+use super::store::{CallStore, StoreError};
 
 /// A write that has not finished after this long sends new records to the spill file (and a
 /// copy of the records it is writing), so they do not wait in memory; it is also how much a
@@ -110,7 +110,7 @@ pub enum AgentReported {
 /// The handle the webhook and the admin API use to log calls and agent reports.
 #[derive(Debug)]
 pub struct CallLog {
-    storage: Storage,
+    store: Arc<dyn CallStore>,
     events: Arc<dyn EventSink>,
     sender: mpsc::Sender<Message>,
     spill: mpsc::Sender<SpillMessage>,
@@ -124,7 +124,7 @@ impl CallLog {
     /// Starts the writer task and the spill thread; the sink's subscribers get an event per
     /// call, in the same transaction. A spill file left from before is replayed first.
     pub fn start(
-        storage: Storage,
+        store: Arc<dyn CallStore>,
         settings: WriterSettings,
         events: Arc<dyn EventSink>,
     ) -> std::io::Result<Self> {
@@ -141,7 +141,7 @@ impl CallLog {
         }
         let (give_up, give_up_seen) = watch::channel(false);
         let writer = Writer {
-            storage: storage.clone(),
+            store: store.clone(),
             events: events.clone(),
             stats: stats.clone(),
             want_replay: spill_shared.has_records(),
@@ -165,7 +165,7 @@ impl CallLog {
         };
         tokio::spawn(writer.run());
         Ok(CallLog {
-            storage,
+            store,
             events,
             sender,
             spill,
@@ -216,19 +216,15 @@ impl CallLog {
     /// event). The report may come moments after the call: what is queued is written first,
     /// and a call not found is looked for again for a second (another instance on the same
     /// database may have answered it and not written it yet).
-    pub async fn report_agent(
-        &self,
-        uuid: &str,
-        agent: &str,
-    ) -> Result<AgentReported, sqlx::Error> {
+    pub async fn report_agent(&self, uuid: &str, agent: &str) -> Result<AgentReported, StoreError> {
         self.flush(Duration::from_secs(2)).await;
-        let now = epoch_ms(SystemTime::now());
+        let now = crate::time::now_ms();
         for attempt in 0..=REPORT_RETRIES {
             if attempt > 0 {
                 tokio::time::sleep(REPORT_RETRY_AFTER).await;
             }
             if self
-                .storage
+                .store
                 .report_agent(uuid, agent, now, self.events.as_ref())
                 .await?
             {
@@ -319,42 +315,7 @@ const REPORT_RETRIES: u32 = 5;
 const REPORT_RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// Why one write did not go through.
-struct Failure {
-    message: String,
-    /// The database refused these rows for what they hold; it would refuse them again.
-    refused: bool,
-}
-
-impl Failure {
-    fn of(storage: &Storage, error: sqlx::Error) -> Self {
-        Failure {
-            refused: refuses(storage, &error),
-            message: error.to_string(),
-        }
-    }
-}
-
-/// Whether `error` says the rows themselves are refused (a value the database cannot store, a
-/// constraint), not that the database is unavailable, locked or busy.
-fn refuses(storage: &Storage, error: &sqlx::Error) -> bool {
-    let sqlx::Error::Database(e) = error else {
-        return matches!(error, sqlx::Error::Encode(_));
-    };
-    if !matches!(e.kind(), sqlx::error::ErrorKind::Other) {
-        return true;
-    }
-    let Some(code) = e.code() else {
-        return false;
-    };
-    match storage {
-        // Class 22, data exception: an invalid byte sequence (a NUL), a value out of range.
-        Storage::Postgres(_) => code.len() == 5 && code.starts_with("22"),
-        // TOOBIG, CONSTRAINT, MISMATCH (with their extended codes); BUSY and LOCKED are not.
-        Storage::Sqlite(_) => code
-            .parse::<i64>()
-            .is_ok_and(|n| matches!(n & 0xff, 18..=20)),
-    }
-}
+type Failure = StoreError;
 
 /// How one write went.
 enum Attempt {
@@ -379,7 +340,7 @@ type Copied = Option<oneshot::Receiver<u64>>;
 
 /// The writer task's state.
 struct Writer {
-    storage: Storage,
+    store: Arc<dyn CallStore>,
     events: Arc<dyn EventSink>,
     stats: Arc<Stats>,
     shared: Arc<SpillShared>,
@@ -615,19 +576,12 @@ impl Writer {
     /// the database). When it takes longer than [`STALL`], new records go to the spill file
     /// meanwhile, and live rows are copied there too; a stop that gives up abandons it.
     async fn attempt(&mut self, rows: &[CallRow], live: bool) -> Attempt {
-        let (storage, events, migrate) =
-            (self.storage.clone(), self.events.clone(), !self.migrated);
+        let (store, events, migrate) = (self.store.clone(), self.events.clone(), !self.migrated);
         let write = async move {
             if migrate {
-                storage.migrate().await.map_err(|e| Failure {
-                    message: e.to_string(),
-                    refused: false,
-                })?;
+                store.migrate().await?;
             }
-            storage
-                .insert_rows(rows, events.as_ref(), !live)
-                .await
-                .map_err(|e| Failure::of(&storage, e))
+            store.insert_rows(rows, events.as_ref(), !live).await
         };
         tokio::pin!(write);
         let stall = tokio::time::sleep(STALL);
@@ -705,7 +659,7 @@ impl Writer {
             self.stats.database_up.store(false, Ordering::Relaxed);
             tracing::error!(
                 "call log database unavailable ({} {error}); calls are still answered and their records go to the spill file {} until it is back",
-                self.storage.kind(),
+                self.store.kind(),
                 self.shared.active.display()
             );
         }
@@ -935,5 +889,172 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! The writer on a paused clock, with the database in memory
+    //! ([`crate::storage::memory::MemoryCallStore`]): batching, a stalled or failing database
+    //! and the spill file's replay. The spill file is real (a thread of its own appends it), so
+    //! the clock is held still while a blocking task runs and moved only by the test.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use belroute_engine::{Call, Decision, Reason};
+
+    use super::*;
+    use crate::storage::NoSubscribers;
+    use crate::storage::memory::{Health, MemoryCallStore};
+
+    /// Holds tokio's paused clock still (no auto-advance) until dropped: the spill thread's
+    /// answers arrive in real time, and time moves only by `advance`.
+    struct Hold(std::sync::mpsc::Sender<()>);
+
+    impl Hold {
+        fn new() -> Self {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            tokio::task::spawn_blocking(move || {
+                let _ = rx.recv();
+            });
+            Hold(tx)
+        }
+    }
+
+    impl Drop for Hold {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    /// Lets the writer and the spill thread work until `done` (10 s of real time at most).
+    async fn settle(what: &str, done: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !done() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never: {what}");
+            tokio::task::yield_now().await;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn record(i: usize) -> CallRecord {
+        let call = Call::from_pairs([
+            ("uuid", format!("call-{i}")),
+            ("caller_number", "0152026057".into()),
+        ]);
+        CallRecord {
+            received_at: std::time::SystemTime::now(),
+            call: Arc::new(call),
+            decision: Decision {
+                route: "receptie".into(),
+                rule: None,
+                reason: Reason::NoMatch,
+                ruleset: "main".into(),
+                version: "v1".into(),
+                caller: Arc::default(),
+                rules: Vec::new(),
+                lookups: Vec::new(),
+                micros: 100,
+                panicked: false,
+            },
+        }
+    }
+
+    fn start(store: &Arc<MemoryCallStore>, dir: &Path, batch: usize) -> CallLog {
+        let settings = WriterSettings {
+            queue: 10_000,
+            batch,
+            spill: dir.join(spill::SPILL_FILE),
+            spill_limit: 1 << 20,
+        };
+        CallLog::start(store.clone(), settings, Arc::new(NoSubscribers)).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_are_written_in_batches_of_at_most_the_batch_size() {
+        let _hold = Hold::new();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryCallStore::default());
+        let log = start(&store, dir.path(), 100);
+        for i in 0..250 {
+            log.record(record(i));
+        }
+        assert!(log.flush(Duration::from_secs(2)).await, "flushed");
+        assert_eq!(store.batches(), [100, 100, 50]);
+        assert_eq!(store.uuids().len(), 250);
+        assert_eq!(store.uuids()[249], "call-249", "in order");
+        let stats = log.stats();
+        assert_eq!((stats.written, stats.spilled, stats.queued), (250, 0, 0));
+        assert!(stats.database_up);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_write_sends_records_to_the_spill_file_and_each_is_written_once() {
+        let _hold = Hold::new();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryCallStore::default());
+        store.set_delay(Duration::from_secs(2));
+        let log = start(&store, dir.path(), 500);
+        for i in 0..10 {
+            log.record(record(i));
+        }
+        settle("the write starts", || store.attempts() == 1).await;
+        // Past STALL: the writer copies what it is writing to the spill file, and new records
+        // go there at once instead of waiting in memory.
+        tokio::time::advance(STALL + Duration::from_millis(10)).await;
+        settle("the copy is on disk", || log.stats().spilled == 10).await;
+        for i in 10..15 {
+            log.record(record(i));
+        }
+        settle("new records spilled", || log.stats().spilled == 15).await;
+        assert_eq!(log.stats().queued, 0, "nothing waits in memory");
+        // The slow write goes through; the spill file is replayed, skipping the copies.
+        store.set_delay(Duration::ZERO);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        settle("everything written", || store.uuids().len() == 15).await;
+        assert!(log.flush(Duration::from_secs(2)).await);
+        let mut uuids = store.uuids();
+        uuids.sort();
+        uuids.dedup();
+        assert_eq!(uuids.len(), 15, "each record once");
+        let stats = log.stats();
+        assert_eq!(
+            (stats.written, stats.dropped, stats.spill_records),
+            (15, 0, 0)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_wait_in_the_spill_file_while_the_database_is_down() {
+        let _hold = Hold::new();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryCallStore::default());
+        store.set_health(Health::Down);
+        let log = start(&store, dir.path(), 500);
+        for i in 0..20 {
+            log.record(record(i));
+        }
+        settle("spilled", || log.stats().spilled == 20).await;
+        let stats = log.stats();
+        assert!(!stats.database_up);
+        assert_eq!(
+            (stats.written, stats.queued, stats.spill_records),
+            (0, 0, 20)
+        );
+        // Tried again after 100 ms, doubling: still down, nothing lost.
+        let tries = store.attempts();
+        tokio::time::advance(Duration::from_millis(150)).await;
+        settle("tried again", || store.attempts() > tries).await;
+        assert!(store.uuids().is_empty());
+        // Back: the next try replays the spill file.
+        store.set_health(Health::Up);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        settle("replayed", || store.uuids().len() == 20).await;
+        let stats = log.stats();
+        assert!(stats.database_up);
+        assert_eq!((stats.written, stats.replayed, stats.dropped), (20, 20, 0));
+        settle("the spill file is gone", || log.stats().spill_bytes == 0).await;
     }
 }

@@ -4,18 +4,26 @@
 //! checks, writes, logs (with who did it) and brings this instance's set up to date; the
 //! callers only parse their input and render the answer.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::Subscriptions;
 use super::{Source, TestOutcome, spec};
-use crate::app::Belroute;
-use crate::storage::{SubscriptionRow, WriteError, epoch_ms};
+use crate::storage::{Storage, SubscriptionRow, WriteError};
 
 /// How long the key before a rotation is still taken, by default and at most.
 pub const GRACE_DEFAULT: Duration = Duration::from_secs(3_600);
 pub const GRACE: belroute_engine::settings::Range<Duration> =
     belroute_engine::settings::Range::new(Duration::ZERO, Duration::from_secs(7 * 86_400));
+
+/// What managing subscriptions needs: the database they are stored in and the running set.
+/// (Not the whole application: subscriptions know nothing above them.)
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a> {
+    pub storage: &'a Storage,
+    pub subscriptions: &'a Subscriptions,
+}
 
 /// Why a change was not made. The admin API answers 400 / 404 / 409 / 503 / 500 for them;
 /// each message names the subscription or setting and what to do.
@@ -83,7 +91,7 @@ fn new_key() -> Result<String, AdminError> {
 
 /// Brings this instance's set in line with the database after a change made here, so the
 /// change is served at once (other instances follow within seconds).
-async fn reload_now(app: &Belroute) {
+async fn reload_now(app: &Admin<'_>) {
     if let Err(e) = app.subscriptions.reload().await {
         tracing::warn!(
             "subscriptions changed but cannot be read back yet ({e}); this instance picks the change up within seconds"
@@ -94,7 +102,7 @@ async fn reload_now(app: &Belroute) {
 /// Refuses an endpoint that is this server's own webhook (see
 /// [`super::Subscriptions::loops_back`]).
 async fn not_back_to_us(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     config: &super::SubscriptionConfig,
 ) -> Result<(), AdminError> {
@@ -110,7 +118,7 @@ async fn not_back_to_us(
 }
 
 /// The stored row of `name`, or why it cannot be changed.
-async fn stored(app: &Belroute, name: &str) -> Result<SubscriptionRow, AdminError> {
+async fn stored(app: &Admin<'_>, name: &str) -> Result<SubscriptionRow, AdminError> {
     if app
         .subscriptions
         .get(name)
@@ -126,11 +134,10 @@ async fn stored(app: &Belroute, name: &str) -> Result<SubscriptionRow, AdminErro
     }
 }
 
-/// Checks that `name` may be deleted (stored, not from belroute.yaml).
 /// Returns `name`'s parked events to new — all, or only `event` — and wakes its notifier; how
 /// many. For file and stored subscriptions alike.
 pub async fn requeue(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     event: Option<i64>,
     by: &str,
@@ -142,21 +149,31 @@ pub async fn requeue(
     }
     let requeued = app
         .storage
-        .requeue_parked(name, event, epoch_ms(SystemTime::now()))
+        .requeue_parked(name, event, crate::time::now_ms())
         .await?;
     tracing::info!(subscription = %belroute_engine::text::escape(name), ?event, requeued, by, "parked events returned to new");
-    crate::storage::EventSink::wake(&*app.subscriptions, &[name.to_string()]);
+    crate::storage::EventSink::wake(app.subscriptions, &[name.to_string()]);
     Ok(requeued)
 }
 
-pub async fn deletable(app: &Belroute, name: &str) -> Result<(), AdminError> {
-    stored(app, name).await.map(|_| ())
+/// Deletes stored subscription `name` with its deliveries and the events no other
+/// subscription has; how many deliveries went. One from belroute.yaml is refused.
+pub async fn delete(app: &Admin<'_>, name: &str, by: &str) -> Result<u64, AdminError> {
+    stored(app, name).await?;
+    let deliveries = match app.storage.delete_subscription(name).await {
+        Ok(deliveries) => deliveries,
+        Err(WriteError::Database(e)) => return Err(AdminError::Database(e)),
+        Err(_) => return Err(not_found(name)),
+    };
+    tracing::info!(subscription = %name, by, deliveries, "subscription deleted with its events");
+    reload_now(app).await;
+    Ok(deliveries)
 }
 
 /// A new stored subscription `name` with `settings` (belroute.yaml's keys but `api_key`),
 /// served at once. `by` says who, for the log.
 pub async fn create(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     settings: Map<String, Value>,
     by: &str,
@@ -179,7 +196,7 @@ pub async fn create(
     let config = spec::check(name, &settings).map_err(AdminError::Invalid)?;
     not_back_to_us(app, name, &config).await?;
     let key = new_key()?;
-    let now = epoch_ms(SystemTime::now());
+    let now = crate::time::now_ms();
     let mut row = SubscriptionRow {
         name: name.to_string(),
         status: String::new(),
@@ -217,7 +234,7 @@ pub async fn create(
 /// Changes stored subscription `name` by a JSON merge patch (RFC 7396) of its settings:
 /// what is given replaces, `null` removes (back to the default), `headers` merge by name.
 pub async fn update(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     patch: Map<String, Value>,
     by: &str,
@@ -239,7 +256,7 @@ pub async fn update(
     let config = spec::check(name, &after).map_err(AdminError::Invalid)?;
     not_back_to_us(app, name, &config).await?;
     spec::into_row(&after, &config, &mut row);
-    row.updated_at = epoch_ms(SystemTime::now());
+    row.updated_at = crate::time::now_ms();
     match app.storage.update_subscription(&row).await {
         Ok(true) => {}
         Ok(false) => {
@@ -258,7 +275,7 @@ pub async fn update(
 /// A new API key for stored subscription `name`; the old one is still taken for `grace`
 /// (checked by the caller against [`GRACE`]).
 pub async fn rotate_key(
-    app: &Belroute,
+    app: &Admin<'_>,
     name: &str,
     grace: Duration,
     by: &str,
@@ -266,8 +283,8 @@ pub async fn rotate_key(
     use belroute_engine::settings::format_duration;
     let mut row = stored(app, name).await?;
     let key = new_key()?;
-    let now = epoch_ms(SystemTime::now());
-    let until = now + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 2);
+    let now = crate::time::now_ms();
+    let until = now.saturating_add(crate::time::millis(grace));
     if grace.is_zero() {
         row.previous_key_hash = None;
         row.previous_key_until = None;
@@ -297,7 +314,7 @@ pub async fn rotate_key(
 
 /// One notification to subscription `name`'s endpoint, as the subscriber would get it (plus
 /// `x-belroute-test: true`): the endpoint's status and latency.
-pub async fn send_test(app: &Belroute, name: &str, by: &str) -> Result<Tested, AdminError> {
+pub async fn send_test(app: &Admin<'_>, name: &str, by: &str) -> Result<Tested, AdminError> {
     let Some(subscription) = app.subscriptions.get(name) else {
         return Err(not_found(name));
     };

@@ -82,7 +82,7 @@ pub fn from_row(row: &SubscriptionRow) -> Map<String, Value> {
 
 /// Writes the checked settings into `row` (the endpoint and headers as written).
 pub fn into_row(spec: &Map<String, Value>, config: &SubscriptionConfig, row: &mut SubscriptionRow) {
-    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let ms = crate::time::millis;
     row.status = match config.status {
         Status::Active => "active",
         Status::Off => "off",

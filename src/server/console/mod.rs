@@ -7,9 +7,12 @@
 //! without a session. Sessions live in memory ([`session::Sessions`]); the cookie is HttpOnly,
 //! SameSite=Strict and scoped to `/admin`. Without `admin.token` the console is off.
 
-mod html;
+mod labels;
+mod layout;
 mod pages;
+mod privacy;
 pub mod session;
+mod trace;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -17,11 +20,13 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 
-use self::html::{Lang, cookie, esc, login_form, page};
+use self::labels::{Lang, cookie};
+use self::layout::{Tone, login_form, notice, page};
 pub use self::session::{Session, Sessions};
 use super::auth::{same_secret, url_pairs};
 use super::throttle::{self, Kind, Throttle};
 use crate::app::Belroute;
+use maud::Markup;
 
 /// The fields of a console form, read (and its CSRF token checked) by the guard.
 #[derive(Debug, Clone, Default)]
@@ -42,42 +47,53 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
             .wrap(from_fn(console_guard))
-            .route("", web::get().to(pages::overview))
-            .route("/", web::get().to(pages::overview))
+            .route("", web::get().to(pages::overview::show))
+            .route("/", web::get().to(pages::overview::show))
             .route("/login", web::post().to(login))
             .route("/login", web::get().to(to_overview))
             .route("/logout", web::post().to(logout))
             .route("/lang/{code}", web::get().to(switch_language))
             .route("/assets/console.css", web::get().to(css))
             .route("/assets/console.js", web::get().to(js))
-            .route("/calls", web::get().to(pages::calls))
-            .route("/calls/{uuid}", web::get().to(pages::call))
-            .route("/calls/{uuid}/reveal", web::post().to(pages::reveal))
-            .route("/try", web::get().to(pages::try_form))
-            .route("/try", web::post().to(pages::try_call))
-            .route("/rulesets/{name}/release", web::post().to(pages::release))
-            .route("/plugins", web::get().to(pages::plugins))
+            .route("/calls", web::get().to(pages::calls::show))
+            .route("/calls/by-id/{id:\\d+}", web::get().to(pages::call::show))
+            .route(
+                "/calls/by-id/{id:\\d+}/reveal",
+                web::post().to(pages::call::reveal),
+            )
+            .route("/calls/{uuid}", web::get().to(pages::call::show))
+            .route("/calls/{uuid}/reveal", web::post().to(pages::call::reveal))
+            .route("/try", web::get().to(pages::try_call::form))
+            .route("/try", web::post().to(pages::try_call::run))
+            .route(
+                "/rulesets/{name}/release",
+                web::post().to(pages::overview::release),
+            )
+            .route("/plugins", web::get().to(pages::plugins::show))
             .route(
                 "/plugins/{name}/invalidate",
-                web::post().to(pages::invalidate),
+                web::post().to(pages::plugins::invalidate),
             )
-            .route("/subscriptions", web::get().to(pages::subscriptions))
-            .route("/subscriptions", web::post().to(pages::create_subscription))
+            .route("/subscriptions", web::get().to(pages::subscriptions::show))
+            .route(
+                "/subscriptions",
+                web::post().to(pages::subscriptions::create),
+            )
             .route(
                 "/subscriptions/{name}",
-                web::post().to(pages::update_subscription),
+                web::post().to(pages::subscriptions::update),
             )
             .route(
                 "/subscriptions/{name}/test",
-                web::post().to(pages::test_subscription),
+                web::post().to(pages::subscriptions::test),
             )
             .route(
                 "/subscriptions/{name}/rotate-key",
-                web::post().to(pages::rotate_subscription_key),
+                web::post().to(pages::subscriptions::rotate_key),
             )
             .route(
                 "/subscriptions/{name}/requeue",
-                web::post().to(pages::requeue),
+                web::post().to(pages::subscriptions::requeue),
             ),
     );
 }
@@ -119,7 +135,7 @@ pub async fn console_guard(
             lang.t("console"),
             "/admin",
             None,
-            &html::notice("error", lang.t("console_off")),
+            notice(Tone::Error, lang.t("console_off")),
         );
         let response = html_response(StatusCode::FORBIDDEN, body);
         return Ok(req.into_response(response).map_into_right_body());
@@ -152,7 +168,7 @@ pub async fn console_guard(
                 lang.t("console"),
                 "/admin",
                 Some(&session),
-                &html::notice("error", lang.t("csrf")),
+                notice(Tone::Error, lang.t("csrf")),
             );
             let response = html_response(StatusCode::FORBIDDEN, body);
             return Ok(req.into_response(response).map_into_right_body());
@@ -167,7 +183,7 @@ pub async fn console_guard(
 
 /// An HTML response with the console's security headers: nothing cached, nothing framed,
 /// scripts and styles only from belroute itself.
-pub(crate) fn html_response(status: StatusCode, body: String) -> HttpResponse {
+pub(crate) fn html_response(status: StatusCode, body: Markup) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("cache-control", "no-store"))
@@ -179,7 +195,7 @@ pub(crate) fn html_response(status: StatusCode, body: String) -> HttpResponse {
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
         ))
-        .body(body)
+        .body(body.into_string())
 }
 
 fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
@@ -284,7 +300,7 @@ async fn login(
                     lang.t("login"),
                     "/admin",
                     None,
-                    &html::notice("error", &e.to_string()),
+                    notice(Tone::Error, &e.to_string()),
                 ),
             )
         }
@@ -323,7 +339,7 @@ async fn switch_language(req: HttpRequest, back: web::Query<Back>) -> HttpRespon
     let Some(lang) = Lang::from_code(code) else {
         return html_response(
             StatusCode::NOT_FOUND,
-            esc("use /admin/lang/en or /admin/lang/nl"),
+            maud::html! { "use /admin/lang/en or /admin/lang/nl" },
         );
     };
     let to = back
@@ -341,7 +357,7 @@ async fn switch_language(req: HttpRequest, back: web::Query<Back>) -> HttpRespon
             "set-cookie",
             format!(
                 "{}={}; Path=/admin; SameSite=Lax; Max-Age=31536000{}",
-                html::LANG_COOKIE,
+                labels::LANG_COOKIE,
                 lang.code(),
                 secure(&req)
             ),

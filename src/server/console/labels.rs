@@ -1,24 +1,7 @@
-//! Building the console's HTML: escaping, the two languages, and the page around each view.
-
-use std::fmt::Write as _;
+//! The console's two languages: which one a browser gets, and every label in both. A label
+//! a page asks for that is not here shows as its key (and fails `labels_used_are_translated`).
 
 use actix_web::HttpRequest;
-
-use super::session::Session;
-
-/// Text made safe for HTML element content and quoted attribute values.
-pub use belroute_engine::text::escape_markup as esc;
-
-/// A path segment or query value made safe for a URL (then [`esc`] it for the attribute).
-pub fn url_part(text: &str) -> String {
-    /// Everything but RFC 3986's unreserved characters.
-    const ENCODED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(text, ENCODED).to_string()
-}
 
 /// The console's languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -417,6 +400,126 @@ const LABELS: &[(&str, &str, &str)] = &[
         "This form has expired or did not come from this console: reload the page and try again.",
         "Dit formulier is verlopen of kwam niet van deze console: laad de pagina opnieuw en probeer het nog eens.",
     ),
+    ("agent", "Agent", "Medewerker"),
+    (
+        "breaker_closed",
+        "closed (the plugin is asked)",
+        "gesloten (de plugin wordt gevraagd)",
+    ),
+    (
+        "breaker_open",
+        "open (the plugin is skipped)",
+        "open (de plugin wordt overgeslagen)",
+    ),
+    (
+        "breaker_half_open",
+        "half open (trying again)",
+        "half open (probeert opnieuw)",
+    ),
+    ("target", "Asks", "Vraagt"),
+    ("timeout", "Timeout", "Time-out"),
+    ("cache_ttl", "found for", "gevonden:"),
+    ("cache_negative", "not found for", "niet gevonden:"),
+    ("cache_stale", "stale if failing", "verouderd bij storing:"),
+    ("cache_max", "at most", "hoogstens"),
+    (
+        "cache_off",
+        "off: every call asks the plugin",
+        "uit: elk gesprek vraagt de plugin",
+    ),
+    (
+        "no_number",
+        "Not asked (caller without a number)",
+        "Niet gevraagd (beller zonder nummer)",
+    ),
+    (
+        "no_such_plugin",
+        "no plugin of that name",
+        "geen plugin met die naam",
+    ),
+    ("delivery_new", "new", "nieuw"),
+    ("delivery_claimed", "claimed", "opgehaald"),
+    ("delivery_success", "delivered", "afgeleverd"),
+    ("delivery_parked", "parked", "geparkeerd"),
+    ("status_active", "active", "actief"),
+    ("status_off", "off", "uit"),
+    ("status_error", "failing", "in storing"),
+    ("invalid_number", "not a valid number", "geen geldig nummer"),
+    ("withheld", "withheld", "afgeschermd"),
+    ("no_uuid", "(none sent)", "(niet meegestuurd)"),
+    (
+        "not_needed",
+        "not needed (no rule read it)",
+        "niet nodig (geen regel las het)",
+    ),
+    ("source", "Source", "Bron"),
+    ("typed_in", "typed in", "ingevuld"),
+    (
+        "trace_unreadable",
+        "The trace of this call cannot be read.",
+        "Het verloop van dit gesprek is niet te lezen.",
+    ),
+    (
+        "reason_matched",
+        "a rule matched",
+        "een regel was van toepassing",
+    ),
+    (
+        "reason_no_match",
+        "no rule matched: the default",
+        "geen regel van toepassing: de standaard",
+    ),
+    (
+        "reason_deadline",
+        "out of time: the default",
+        "tijd op: de standaard",
+    ),
+    (
+        "reason_over_share",
+        "busy (over its share): the default",
+        "druk (boven het eigen deel): de standaard",
+    ),
+    (
+        "reason_unreadable",
+        "unreadable call data: the default",
+        "onleesbare gespreksgegevens: de standaard",
+    ),
+    (
+        "reason_failed",
+        "failed: the default",
+        "mislukt: de standaard",
+    ),
+    (
+        "reason_quarantined",
+        "quarantined: the default",
+        "in quarantaine: de standaard",
+    ),
+    (
+        "reason_undeclared_route",
+        "a route not in routes: the default",
+        "een route buiten routes: de standaard",
+    ),
+    ("reason_other", "other", "anders"),
+    (
+        "replay_summary",
+        "{old}→{new}: {n} calls decided again, {changed} would route differently",
+        "{old}→{new}: {n} gesprekken opnieuw beslist, {changed} zouden anders lopen",
+    ),
+    (
+        "replay_unrecorded",
+        "{n} read a lookup not recorded then",
+        "{n} lazen een opzoeking die toen niet is vastgelegd",
+    ),
+    (
+        "replay_not_compared",
+        "{n} not compared",
+        "{n} niet vergeleken",
+    ),
+    (
+        "replay_stopped",
+        "stopped at its limit",
+        "gestopt bij de grens",
+    ),
 ];
 
 /// The value of cookie `name` in the request's `Cookie` header(s).
@@ -431,109 +534,9 @@ pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
         })
 }
 
-/// The pages of the navigation bar: `(path, label key)`.
-const NAV: [(&str, &str); 5] = [
-    ("/admin", "overview"),
-    ("/admin/calls", "calls"),
-    ("/admin/try", "try"),
-    ("/admin/plugins", "plugins"),
-    ("/admin/subscriptions", "subscriptions"),
-];
-
-/// A whole page: head, navigation (when logged in), `body`.
-pub fn page(lang: Lang, title: &str, here: &str, session: Option<&Session>, body: &str) -> String {
-    let mut out = String::with_capacity(body.len() + 2048);
-    let _ = write!(
-        out,
-        "<!doctype html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · {console}</title>\
-         <link rel=\"stylesheet\" href=\"/admin/assets/console.css\">\
-         <script src=\"/admin/assets/console.js\" defer></script></head><body>\
-         <header><strong>{console}</strong><nav>",
-        code = lang.code(),
-        title = esc(title),
-        console = lang.t("console"),
-    );
-    if let Some(session) = session {
-        for (path, key) in NAV {
-            let current = if path == here {
-                " aria-current=\"page\""
-            } else {
-                ""
-            };
-            let _ = write!(out, "<a href=\"{path}\"{current}>{}</a>", lang.t(key));
-        }
-        let _ = write!(
-            out,
-            "<form method=\"post\" action=\"/admin/logout\" class=\"inline\">{}<button>{}</button></form>",
-            csrf_field(session),
-            lang.t("logout")
-        );
-    }
-    let other = match lang {
-        Lang::En => Lang::Nl,
-        Lang::Nl => Lang::En,
-    };
-    let _ = write!(
-        out,
-        "<a class=\"lang\" href=\"/admin/lang/{}?to={}\" hreflang=\"{}\">{}</a></nav></header><main>\
-         <h1>{}</h1>{body}</main></body></html>",
-        other.code(),
-        esc(&url_part(here)),
-        other.code(),
-        lang.t("lang_other"),
-        esc(title),
-    );
-    out
-}
-
-/// The hidden field every form of a session carries.
-pub fn csrf_field(session: &Session) -> String {
-    format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(&session.csrf)
-    )
-}
-
-/// A notice box; `kind` is `ok` or `error`.
-pub fn notice(kind: &str, text: &str) -> String {
-    format!(
-        "<p class=\"notice {kind}\" role=\"status\">{}</p>",
-        esc(text)
-    )
-}
-
-/// The login form; `error` shown above it.
-pub fn login_form(lang: Lang, error: Option<&str>) -> String {
-    let mut body = String::new();
-    if let Some(error) = error {
-        body.push_str(&notice("error", error));
-    }
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"/admin/login\" class=\"card\">\
-         <p>{hint}</p><label>{token} <input type=\"password\" name=\"token\" id=\"token\" \
-         autocomplete=\"current-password\" required autofocus></label>\
-         <button id=\"login\">{login}</button></form>",
-        hint = lang.t("login_hint"),
-        token = lang.t("token"),
-        login = lang.t("login"),
-    );
-    page(lang, lang.t("login"), "/admin", None, &body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            esc("<a href=\"x\" onclick='y'>&</a>"),
-            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn language_from_the_browser() {
@@ -547,10 +550,77 @@ mod tests {
         assert_eq!(Lang::from_accept_language(""), Lang::En);
     }
 
+    /// Every label a console page asks for (`lang.t("…")` in its source, and the words for
+    /// every reason, breaker, notifier and delivery state it shows) is here, in both
+    /// languages: a page never shows a key or English on a Dutch page.
+    #[test]
+    fn labels_used_are_translated() {
+        let sources = [
+            include_str!("layout.rs"),
+            include_str!("mod.rs"),
+            include_str!("trace.rs"),
+            include_str!("pages/overview.rs"),
+            include_str!("pages/calls.rs"),
+            include_str!("pages/call.rs"),
+            include_str!("pages/try_call.rs"),
+            include_str!("pages/plugins.rs"),
+            include_str!("pages/subscriptions.rs"),
+        ];
+        let mut used = Vec::new();
+        for source in sources {
+            for (i, _) in source.match_indices(".t(\"") {
+                let rest = &source[i + 4..];
+                if let Some(end) = rest.find('"') {
+                    used.push(&rest[..end]);
+                }
+            }
+        }
+        assert!(used.len() > 100, "the scan finds the labels: {used:?}");
+        let missing: Vec<&str> = used
+            .iter()
+            .copied()
+            .filter(|key| !LABELS.iter().any(|(k, _, _)| k == key))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "labels without a translation: {missing:?}"
+        );
+        let nl = Lang::Nl;
+        for code in super::super::trace::reasons() {
+            let words = super::super::trace::reason(nl, code);
+            assert!(LABELS.iter().any(|(_, _, d)| *d == words), "reason {code}");
+            assert_ne!(
+                words,
+                nl.t("reason_other"),
+                "reason {code} has its own words"
+            );
+        }
+        for state in ["closed", "open", "half_open"] {
+            assert_ne!(
+                super::super::pages::plugins::breaker(nl, state),
+                nl.t("reason_other")
+            );
+        }
+        for status in ["active", "off", "error"] {
+            let words = super::super::pages::subscriptions::notifier_status(nl, status);
+            assert_ne!(words, nl.t("reason_other"), "{status}");
+        }
+        for status in crate::storage::DeliveryStatus::ALL {
+            let words = super::super::pages::subscriptions::delivery_status(nl, status.as_str());
+            assert_ne!(words, nl.t("reason_other"), "{status}");
+        }
+    }
+
     #[test]
     fn every_label_has_both_languages() {
         for (key, en, nl) in LABELS {
             assert!(!en.is_empty() && !nl.is_empty(), "{key}");
+        }
+        for (i, (key, _, _)) in LABELS.iter().enumerate() {
+            assert!(
+                !LABELS[..i].iter().any(|(k, _, _)| k == key),
+                "{key} is twice"
+            );
         }
     }
 }

@@ -1,0 +1,183 @@
+//! One error for every HTTP face — the webhook, the admin API, subscriptions and the console:
+//! what kind of failure it is decides the status, here and nowhere else; the message names
+//! the thing and the fix. The API answers it as a line of text ([`ResponseError`]), the
+//! console as a page with the same status.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::subscriptions::admin::AdminError;
+
+/// What went wrong, as far as the client is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The request is wrong: say what to send instead (400).
+    BadRequest,
+    /// No credentials, or the wrong ones (401).
+    Unauthorized,
+    /// Not allowed from here (403).
+    Forbidden,
+    /// No such thing (404).
+    NotFound,
+    /// Read-only, exists already, changed meanwhile (409).
+    Conflict,
+    /// Too many wrong credentials from this address (429).
+    Throttled,
+    /// Something belroute needs is not there now: the database, a rule set (503).
+    Unavailable,
+    /// belroute's own notification came back to it (508).
+    LoopDetected,
+    /// belroute failed (500).
+    Internal,
+}
+
+impl Kind {
+    /// The status for this kind: said once.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Kind::BadRequest => StatusCode::BAD_REQUEST,
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::LoopDetected => StatusCode::LOOP_DETECTED,
+            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Credentials were refused: the answer says nothing about why.
+    fn says_nothing(self) -> bool {
+        matches!(self, Kind::Unauthorized | Kind::Forbidden | Kind::Throttled)
+    }
+}
+
+/// A request that is not answered as asked: its kind and the sentence that explains it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct HttpError {
+    pub kind: Kind,
+    pub message: String,
+    /// `429`: when to try again.
+    pub retry_after: Option<Duration>,
+}
+
+impl HttpError {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        HttpError {
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        HttpError::new(Kind::BadRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        HttpError::new(Kind::NotFound, message)
+    }
+
+    /// Too many wrong credentials from this address: wait `wait`.
+    pub fn throttled(wait: Duration, message: impl Into<String>) -> Self {
+        HttpError {
+            retry_after: Some(wait),
+            ..HttpError::new(Kind::Throttled, message)
+        }
+    }
+
+    /// The call log database did not answer (logged here, once).
+    pub fn database(error: &sqlx::Error) -> Self {
+        tracing::warn!("call log database: {error}");
+        HttpError::new(
+            Kind::Unavailable,
+            "the call log database is unavailable; try again",
+        )
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+}
+
+impl From<sqlx::Error> for HttpError {
+    fn from(error: sqlx::Error) -> Self {
+        HttpError::database(&error)
+    }
+}
+
+impl From<crate::storage::StoreError> for HttpError {
+    fn from(error: crate::storage::StoreError) -> Self {
+        tracing::warn!("call log database: {error}");
+        HttpError::new(
+            Kind::Unavailable,
+            "the call log database is unavailable; try again",
+        )
+    }
+}
+
+impl From<AdminError> for HttpError {
+    fn from(error: AdminError) -> Self {
+        let kind = match &error {
+            AdminError::Invalid(_) => Kind::BadRequest,
+            AdminError::NotFound(_) => Kind::NotFound,
+            AdminError::Conflict(_) => Kind::Conflict,
+            AdminError::Unavailable(_) => Kind::Unavailable,
+            AdminError::Database(e) => return HttpError::database(e),
+            AdminError::NoKey => Kind::Internal,
+        };
+        HttpError::new(kind, error.to_string())
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    /// The message as one line of text; nothing for refused credentials.
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status());
+        response.insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"));
+        if let Some(wait) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&super::throttle::retry_after(wait))
+        {
+            response.insert_header((header::RETRY_AFTER, value));
+        }
+        if self.kind.says_nothing() {
+            response.finish()
+        } else {
+            response.body(format!("{}\n", self.message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_status_and_refused_credentials_say_nothing() {
+        let answer = HttpError::bad_request("`since` is wrong").error_response();
+        assert_eq!(answer.status(), 400);
+        let throttled =
+            HttpError::throttled(Duration::from_millis(1500), "too many").error_response();
+        assert_eq!(throttled.status(), 429);
+        assert_eq!(
+            throttled
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(HeaderValue::as_bytes),
+            Some(&b"2"[..])
+        );
+        assert!(Kind::Unauthorized.says_nothing() && !Kind::NotFound.says_nothing());
+        let conflict = HttpError::from(AdminError::Conflict("read-only".into()));
+        assert_eq!(conflict.status(), 409);
+        assert_eq!(conflict.message, "read-only");
+    }
+}
