@@ -34,6 +34,10 @@ pub struct Belroute {
     pub subscriptions: Arc<Subscriptions>,
     /// The last replay after each rule set's reload (see [`crate::replay`]).
     pub replays: Arc<crate::replay::LastReplays>,
+    /// Drafts checked, tested, compared and published; revisions (see [`crate::changes`]).
+    pub changes: Arc<crate::changes::Changes>,
+    /// The tokens created at run time, beside `admin.token` (see [`crate::access`]).
+    pub tokens: Arc<crate::access::Tokens>,
 }
 
 impl Belroute {
@@ -69,10 +73,10 @@ impl Belroute {
             time_zone: config.timezone.0,
         };
         let store = if config.reload.run_tests {
-            let loader = belroute_engine::TestedLoader::new(context, router.clone());
+            let loader = belroute_engine::TestedLoader::new(context.clone(), router.clone());
             RuleStore::with_loader(rules_dir, Arc::new(loader))
         } else {
-            RuleStore::open(rules_dir, context)
+            RuleStore::open(rules_dir, context.clone())
         }
         .context("cannot serve rules")?;
         let subscriptions = Arc::new(Subscriptions::new(&config.subscriptions));
@@ -89,19 +93,43 @@ impl Belroute {
         let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));
         let store = Arc::new(store);
         let replays = Arc::new(crate::replay::LastReplays::default());
+        // One replayer, with its own worker process, for the replay after a reload and the
+        // console's compares: neither takes a live call's share of the pool.
+        let replayer = Arc::new(crate::replay::Replayer::new(
+            router.scripts().clone(),
+            router.normaliser().clone(),
+            config.hooks.margin,
+            &config.sandbox.pool,
+            worker,
+        ));
         crate::replay::watch_reloads(
             store.clone(),
             storage.clone(),
-            crate::replay::Replayer::new(
-                router.scripts().clone(),
-                router.normaliser().clone(),
-                config.hooks.margin,
-                &config.sandbox.pool,
-                worker,
-            ),
+            replayer.clone(),
             config.reload.replay.clone(),
             replays.clone(),
         );
+        let changes = Arc::new(crate::changes::Changes::new(
+            store.clone(),
+            context,
+            router.clone(),
+            replayer,
+            storage.clone(),
+            config.reload.replay.max_calls,
+            config.reload.replay.max_time,
+        ));
+        crate::changes::record_revisions(store.clone(), changes.clone());
+        let tokens = Arc::new(crate::access::Tokens::default());
+        match tokio::time::timeout(Duration::from_secs(3), tokens.refresh(&storage)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "cannot read the tokens from the database ({e}); admin.token works, the others once it answers"
+            ),
+            Err(_) => tracing::warn!(
+                "the database did not answer within 3s for the tokens; admin.token works, the others once it answers"
+            ),
+        }
+        tokens.start(storage.clone());
         Ok(Belroute {
             config: Arc::new(config),
             store,
@@ -111,6 +139,8 @@ impl Belroute {
             call_log,
             subscriptions,
             replays,
+            changes,
+            tokens,
         })
     }
 

@@ -4,7 +4,9 @@
 //! configuration and wiring. Handlers stay thin: parse, authenticate, ask the engine, answer.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod logging;

@@ -5,6 +5,7 @@
 
 pub mod calls;
 pub mod plugins;
+pub mod privacy;
 pub mod rulesets;
 pub mod simulate;
 pub mod subscriptions;

@@ -317,11 +317,8 @@ struct Tally {
 struct Rows(BTreeMap<(String, Side, Side), Change>);
 
 impl Rows {
-    fn add(&mut self, set: &RuleSet, logged: &LoggedCall, replayed: &Replayed) {
-        let from = Side {
-            route: logged.route.clone(),
-            rule: logged.rule.clone(),
-        };
+    fn add(&mut self, set: &RuleSet, logged: &LoggedCall, from: &Side, replayed: &Replayed) {
+        let from = from.clone();
         let to = Side {
             route: replayed.decision.route.clone(),
             rule: replayed.decision.rule.clone(),
@@ -369,7 +366,9 @@ impl Tally {
             .or_default() += 1;
     }
 
-    fn add(&mut self, set: &RuleSet, logged: &LoggedCall, replayed: &Replayed) {
+    /// Counts one call: `from` is how it was decided before (as logged, or by the version
+    /// compared against), `replayed` how `set` decides it now.
+    fn add(&mut self, set: &RuleSet, logged: &LoggedCall, from: &Side, replayed: &Replayed) {
         let summary = &mut self.summary;
         let decision = &replayed.decision;
         if !matches!(decision.reason, Reason::Matched | Reason::NoMatch) {
@@ -388,9 +387,9 @@ impl Tally {
                 *summary.unrecorded.lookups.entry(name.clone()).or_default() += 1;
             }
         }
-        if decision.route == logged.route {
+        if decision.route == from.route {
             summary.unchanged += 1;
-            if decision.rule != logged.rule {
+            if decision.rule != from.rule {
                 summary.other_rule += 1;
             }
             return;
@@ -399,11 +398,11 @@ impl Tally {
         // change of the rules, so a group of its own, not mixed with real changes.
         if !replayed.unrecorded.is_empty() {
             summary.unrecorded.changed += 1;
-            self.unrecorded_rows.add(set, logged, replayed);
+            self.unrecorded_rows.add(set, logged, from, replayed);
             return;
         }
         summary.changed += 1;
-        self.rows.add(set, logged, replayed);
+        self.rows.add(set, logged, from, replayed);
     }
 
     fn finish(mut self) -> Summary {
@@ -422,13 +421,25 @@ pub fn masked_caller(raw: &str) -> String {
     }
 }
 
+/// What a replayed call's new decision is compared with.
+#[derive(Debug, Clone, Copy)]
+pub enum Against<'a> {
+    /// The decision logged with the call, by whichever version answered it then: what
+    /// `belroute replay` shows ("what would the rules as they are now have done?").
+    Logged,
+    /// The decision these versions make of the same call with the same facts: what one change
+    /// does, and nothing that older versions did (a reload's replay, a draft's compare).
+    Versions(&'a BTreeMap<String, Arc<RuleSet>>),
+}
+
 /// Replays every logged call in `window` with the rule set of its name in `sets`, reading the
-/// log a page at a time.
+/// log a page at a time, and compares each new decision with `against`.
 pub async fn replay_window(
     replayer: &Replayer,
     storage: &dyn CallStore,
     window: &ReplayWindow,
     sets: &BTreeMap<String, Arc<RuleSet>>,
+    against: Against<'_>,
     limits: &Limits,
 ) -> Result<Summary, StoreError> {
     let started = Instant::now();
@@ -486,10 +497,53 @@ pub async fn replay_window(
                 tally.not_compared("no rule file");
                 continue;
             };
-            match replayer.replay(set, logged).await {
-                Ok(replayed) => tally.add(set, logged, &replayed),
-                Err(_) => tally.not_compared("unreadable record"),
-            }
+            let before = match against {
+                Against::Logged => None,
+                Against::Versions(baseline) => match baseline.get(&logged.ruleset) {
+                    Some(old) => Some(old),
+                    None => {
+                        tally.not_compared("no rule file");
+                        continue;
+                    }
+                },
+            };
+            let mut replayed = match replayer.replay(set, logged).await {
+                Ok(replayed) => replayed,
+                Err(_) => {
+                    tally.not_compared("unreadable record");
+                    continue;
+                }
+            };
+            let from = match before {
+                None => Side {
+                    route: logged.route.clone(),
+                    rule: logged.rule.clone(),
+                },
+                Some(old) => match replayer.replay(old, logged).await {
+                    Ok(then)
+                        if matches!(then.decision.reason, Reason::Matched | Reason::NoMatch) =>
+                    {
+                        for name in then.unrecorded {
+                            if !replayed.unrecorded.contains(&name) {
+                                replayed.unrecorded.push(name);
+                            }
+                        }
+                        Side {
+                            route: then.decision.route,
+                            rule: then.decision.rule,
+                        }
+                    }
+                    Ok(_) => {
+                        tally.not_compared("undecided");
+                        continue;
+                    }
+                    Err(_) => {
+                        tally.not_compared("unreadable record");
+                        continue;
+                    }
+                },
+            };
+            tally.add(set, logged, &from, &replayed);
         }
         if !full {
             break;
@@ -552,7 +606,7 @@ const WATCH_EVERY: Duration = Duration::from_millis(200);
 pub fn watch_reloads(
     store: Arc<RuleStore>,
     storage: Storage,
-    replayer: Replayer,
+    replayer: Arc<Replayer>,
     settings: ReloadSettings,
     last: Arc<LastReplays>,
 ) {
@@ -578,8 +632,7 @@ pub fn watch_reloads(
                 if old.version == set.version {
                     continue;
                 }
-                let old_version = old.version.clone();
-                replay_reload(&replayer, &storage, &settings, &last, set, &old_version).await;
+                replay_reload(&replayer, &storage, &settings, &last, set, old).await;
             }
             seen = catalog.rulesets.clone();
         }
@@ -592,8 +645,9 @@ async fn replay_reload(
     settings: &ReloadSettings,
     last: &LastReplays,
     set: &Arc<RuleSet>,
-    old_version: &str,
+    old: &Arc<RuleSet>,
 ) {
+    let old_version = old.version.as_str();
     let now = now_ms();
     let back = millis(settings.window);
     let window = ReplayWindow {
@@ -603,12 +657,24 @@ async fn replay_reload(
         except_version: Some(set.version.clone()),
     };
     let sets = BTreeMap::from([(set.name.to_string(), set.clone())]);
+    let before = BTreeMap::from([(set.name.to_string(), old.clone())]);
     let limits = Limits {
         page_size: PAGE_SIZE,
         max_calls: Some(settings.max_calls),
         max_time: Some(settings.max_time),
     };
-    match replay_window(replayer, storage, &window, &sets, &limits).await {
+    // The previous version against the new one, on the same calls and facts: a comment-only
+    // save changes nothing, whatever older versions answered.
+    match replay_window(
+        replayer,
+        storage,
+        &window,
+        &sets,
+        Against::Versions(&before),
+        &limits,
+    )
+    .await
+    {
         Ok(summary) => {
             let line = summary.line(&set.name, old_version);
             let (replayed, changed) = (summary.replayed, summary.changed);
@@ -768,7 +834,7 @@ mod tests {
             page_size: 2,
             ..Limits::default()
         };
-        let summary = replay_window(&replayer, &store, &window, &sets, &limits)
+        let summary = replay_window(&replayer, &store, &window, &sets, Against::Logged, &limits)
             .await
             .unwrap();
         assert_eq!(summary.replayed, 5);
@@ -806,7 +872,7 @@ mod tests {
             max_calls: Some(3),
             max_time: None,
         };
-        let summary = replay_window(&replayer, &store, &window, &sets, &limits)
+        let summary = replay_window(&replayer, &store, &window, &sets, Against::Logged, &limits)
             .await
             .unwrap();
         assert_eq!(summary.stopped.as_deref(), Some("stopped after 3 calls"));

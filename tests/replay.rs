@@ -242,6 +242,32 @@ async fn replay_reports_exactly_the_moved_calls_and_the_reload_summary() {
         assert_eq!(last["new_version"], api["version"]);
         assert_ne!(last["old_version"], api["version"]);
         assert!(last["line"].as_str().unwrap().starts_with("main "), "{api}");
+        // A save that changes only a comment: the previous version and this one decide the
+        // same calls alike, so 0 change, although V1 answered two of them otherwise.
+        let before_comment = api["version"].clone();
+        std::fs::write(rules.join("main.yaml"), format!("{V2}# a comment only\n")).unwrap();
+        let mut log = Vec::new();
+        let line = wait_for_log(
+            &served,
+            &mut log,
+            "would route differently",
+            Duration::from_secs(20),
+        );
+        assert!(
+            line.contains("5 calls replayed, 0 would route differently"),
+            "{url}: a comment-only save: {line}"
+        );
+        let api: Value = client
+            .get(format!("{base}/api/v1/rulesets/main"))
+            .bearer_auth("admintoken")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(api["last_replay"]["old_version"], before_comment, "{api}");
+        assert_eq!(api["last_replay"]["changed"], 0, "{api}");
         let missing = client
             .get(format!("{base}/api/v1/rulesets/nope"))
             .bearer_auth("admintoken")

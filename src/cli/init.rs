@@ -176,7 +176,8 @@ const BELROUTE_YAML: &str = r#"## belroute.yaml: the server's own settings (the 
 #     events: [call.routed]
 "#;
 
-const MAIN_YAML: &str = r#"# The rule set `main`: point the Webhook-app in Callvoip's belplan at
+/// The starter rule set; the console's "New rule set" starts from it too.
+pub const MAIN_YAML: &str = r#"# The rule set `main`: point the Webhook-app in Callvoip's belplan at
 #   https://your-host/hooks/main
 # belroute answers the route of the first rule that matches, else `default`. The
 # Voorwaarde-app after the Webhook-app needs a branch for each route in `routes:`.

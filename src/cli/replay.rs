@@ -94,9 +94,16 @@ pub async fn replay(
         page_size: request.page_size,
         ..Limits::default()
     };
-    let summary = replay_window(&replayer, storage, &window, &sets, &limits)
-        .await
-        .map_err(|e| database_error(&e, e.no_tables()))?;
+    let summary = replay_window(
+        &replayer,
+        storage,
+        &window,
+        &sets,
+        crate::replay::Against::Logged,
+        &limits,
+    )
+    .await
+    .map_err(|e| database_error(&e, e.no_tables()))?;
     if request.json {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -7,9 +7,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::HttpError;
+use crate::access::{Permission, Principal};
 use crate::app::Belroute;
 use crate::read::calls::{caller_filter, detail};
 use crate::read::plugins::PluginView;
+use crate::read::privacy::Shown;
 use crate::read::rulesets::{self, QuarantinedView, RefusedView, Released, RuleSetView};
 use crate::storage::{AgentReported, CallFilter, CallKey};
 
@@ -70,9 +72,13 @@ pub async fn ruleset(req: HttpRequest, state: web::Data<Belroute>) -> Answer {
 
 /// `POST /api/v1/rulesets/{name}/release`: ends a rule set's quarantine (its calls are decided
 /// by its rules again). `{"released": false}` when it was not quarantined.
-pub async fn release(req: HttpRequest, state: web::Data<Belroute>) -> Answer {
+pub async fn release(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+) -> Answer {
     let name = req.match_info().get("name").unwrap_or_default();
-    let released = match rulesets::release(&state.store.catalog(), name, "admin token") {
+    let released = match rulesets::release(&state.store.catalog(), name, &who.name) {
         Released::NoSuchRuleSet => {
             return Err(HttpError::not_found(format!(
                 "no rule set `{name}`; GET /api/v1/rulesets lists them"
@@ -81,6 +87,9 @@ pub async fn release(req: HttpRequest, state: web::Data<Belroute>) -> Answer {
         Released::Released => true,
         Released::NotQuarantined => false,
     };
+    if released {
+        super::changes::audit(&state, &who.name, "ruleset.release", name, json!({})).await;
+    }
     Ok(HttpResponse::Ok().json(json!({ "ruleset": name, "released": released })))
 }
 
@@ -153,8 +162,22 @@ pub struct CallsQuery {
     limit: Option<i64>,
 }
 
+/// An answer with the callers' numbers masked when the token's role may not see them
+/// (a viewer's): the same shape, all but the last digits of every number replaced.
+fn shown_to(who: &Principal, value: serde_json::Value) -> HttpResponse {
+    let mut value = value;
+    if !who.may(Permission::RevealNumbers) {
+        Shown::MASKED.json(&mut value);
+    }
+    HttpResponse::Ok().json(value)
+}
+
 /// `GET /api/v1/calls?caller=…&since=…&limit=…`: calls, newest first.
-pub async fn calls(state: web::Data<Belroute>, query: web::Query<CallsQuery>) -> Answer {
+pub async fn calls(
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+    query: web::Query<CallsQuery>,
+) -> Answer {
     let since_ms = match &query.since {
         None => 0,
         Some(text) => {
@@ -171,14 +194,21 @@ pub async fn calls(state: web::Data<Belroute>, query: web::Query<CallsQuery>) ->
         ..CallFilter::default()
     };
     let calls = state.storage.calls(&filter).await?;
-    Ok(HttpResponse::Ok().json(json!({ "calls": calls })))
+    Ok(shown_to(&who, json!({ "calls": calls })))
 }
 
 /// `GET /api/v1/calls/{uuid}`: the full decision record of the latest call with this uuid.
-pub async fn call(req: HttpRequest, state: web::Data<Belroute>) -> Answer {
+pub async fn call(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+) -> Answer {
     let uuid = req.match_info().get("uuid").unwrap_or_default();
     match detail(&state.call_log, &state.storage, CallKey::Uuid(uuid)).await? {
-        Some(detail) => Ok(HttpResponse::Ok().json(detail)),
+        Some(detail) => Ok(shown_to(
+            &who,
+            serde_json::to_value(&detail).unwrap_or_default(),
+        )),
         None => Err(HttpError::not_found(format!(
             "no call with uuid `{uuid}` in the call log"
         ))),

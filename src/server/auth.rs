@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::throttle::{self, Kind, Throttle};
+use crate::access::{Permission, Principal};
 use crate::app::Belroute;
 use crate::config::Auth;
 use crate::subscriptions::Subscription;
@@ -24,28 +25,50 @@ use crate::subscriptions::Subscription;
 enum Access<'p> {
     /// The OpenAPI description: no secrets in it.
     Public,
-    Admin,
+    /// A token whose role may do this.
+    Token(Permission),
     /// The subscription named in the path, with its API key.
     Subscriber(&'p str),
 }
 
-/// The subscriber endpoints, GetNextNewAndClaim and closing a claim; everything else is admin.
+/// What each endpoint needs: the subscriber endpoints (GetNextNewAndClaim and closing a claim)
+/// a subscription's API key; reading a token that may read; changing rule sets one that may
+/// change them; reporting an agent one that may report; everything else, and anything new,
+/// an admin's.
 fn access<'p>(method: &Method, path: &'p str) -> Access<'p> {
     if path == "/api/v1/openapi.json" {
         return Access::Public;
     }
-    let Some(tail) = path.strip_prefix("/api/v1/subscriptions/") else {
-        return Access::Admin;
+    let Some(tail) = path.strip_prefix("/api/v1/") else {
+        return Access::Token(Permission::Administer);
     };
     let parts: Vec<&str> = tail.split('/').collect();
-    match (method, parts.as_slice()) {
-        (&Method::POST, [name, "next"] | [name, "events", _]) => Access::Subscriber(name),
-        _ => Access::Admin,
-    }
+    let need = match (method, parts.as_slice()) {
+        (&Method::POST, ["subscriptions", name, "next"] | ["subscriptions", name, "events", _]) => {
+            return Access::Subscriber(name);
+        }
+        (_, ["tokens", ..]) => Permission::Administer,
+        // Events carry the call's data, numbers unmasked: for the admin (and the subscriber).
+        (&Method::GET, ["subscriptions", _, "events"]) => Permission::Administer,
+        (
+            &Method::GET,
+            [
+                "rulesets" | "calls" | "plugins" | "subscriptions" | "audit",
+                ..,
+            ],
+        ) => Permission::Read,
+        (&Method::POST, ["calls", _, "agent"]) => Permission::ReportAgent,
+        (&Method::PUT, ["rulesets", _])
+        | (&Method::POST, ["rulesets", _, "check" | "compare" | "restore" | "release"])
+        | (&Method::POST, ["plugins", _, "invalidate"]) => Permission::ChangeRules,
+        _ => Permission::Administer,
+    };
+    Access::Token(need)
 }
 
-/// The `/api/v1` guard (`middleware::from_fn`): checks the credential the endpoint needs and,
-/// for a subscriber, hands the handler its [`Subscription`] in the request's extensions.
+/// The `/api/v1` guard (`middleware::from_fn`): checks the credential the endpoint needs and
+/// hands the handler who it is: the token's [`Principal`], or a subscriber's [`Subscription`],
+/// in the request's extensions.
 pub async fn api_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -59,7 +82,13 @@ pub async fn api_guard(
     };
     let refusal = match access(req.method(), req.path()) {
         Access::Public => None,
-        Access::Admin => admin_denied(req.request(), &app, &throttle),
+        Access::Token(need) => match principal(req.request(), &app, &throttle, need) {
+            Ok(who) => {
+                req.extensions_mut().insert(who);
+                None
+            }
+            Err(response) => Some(*response),
+        },
         Access::Subscriber(name) => match subscriber(req.request(), &app, &throttle, name) {
             Ok(subscription) => {
                 req.extensions_mut().insert(subscription);
@@ -78,36 +107,50 @@ pub async fn api_guard(
     }
 }
 
-/// The response to send when the admin token is missing or wrong (or the admin API is off,
-/// or this address must wait after too many wrong tokens).
-fn admin_denied(req: &HttpRequest, app: &Belroute, throttle: &Throttle) -> Option<HttpResponse> {
-    let Some(token) = &app.config.admin.token else {
-        return Some(
-            HttpResponse::Forbidden()
-                .content_type("text/plain; charset=utf-8")
-                .body("the admin API is off: set admin.token in belroute.yaml and restart belroute (belroute.yaml and the ${VARIABLES} it names are read at start)\n"),
-        );
+/// Who the request's bearer token is, if it may do `need`; else the response to send: `403`
+/// when the admin API is off or the token's role may not, `401` for no or a wrong token,
+/// `429` when this address must wait after too many wrong ones.
+fn principal(
+    req: &HttpRequest,
+    app: &Belroute,
+    throttle: &Throttle,
+    need: Permission,
+) -> Result<Principal, Box<HttpResponse>> {
+    let Some(bootstrap) = &app.config.admin.token else {
+        return Err(Box::new(HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body("the admin API is off: set admin.token in belroute.yaml and restart belroute (belroute.yaml and the ${VARIABLES} it names are read at start)\n")));
     };
     let given = bearer(req);
     if given.is_empty() {
         // Nothing was guessed: not counted.
         tracing::warn!(path = %escape(req.path()), "admin API: no bearer token");
-        return Some(unauthorized());
+        return Err(Box::new(unauthorized()));
     }
     let client = throttle.client(req, &app.config.hooks.auth.trusted_proxies);
-    let ticket = match throttle.check(Kind::AdminApi, client) {
-        Ok(ticket) => ticket,
-        Err(wait) => return Some(too_many_tries(wait)),
-    };
-    if same_secret(given.as_bytes(), token.expose()) {
-        ticket.succeeded();
-        None
-    } else {
+    let ticket = throttle
+        .check(Kind::AdminApi, client)
+        .map_err(|wait| Box::new(too_many_tries(wait)))?;
+    let Some(who) = app.tokens.principal(given, Some(bootstrap)) else {
         if ticket.failed() {
-            tracing::warn!(path = %escape(req.path()), "admin API: wrong bearer token");
+            tracing::warn!(path = %escape(req.path()), "admin API: unknown bearer token");
         }
-        Some(unauthorized())
+        return Err(Box::new(unauthorized()));
+    };
+    ticket.succeeded();
+    if !who.may(need) {
+        tracing::warn!(path = %escape(req.path()), token = %escape(&who.name), role = who.role.as_str(), "admin API: the token's role may not do this");
+        return Err(Box::new(HttpResponse::Forbidden()
+            .content_type("text/plain; charset=utf-8")
+            .body(format!(
+                "token `{}` has role {}, which may not {} {}; ask an admin for a token with a role that may (docs/api.md, \"Tokens and roles\")\n",
+                escape(&who.name),
+                who.role.as_str(),
+                req.method(),
+                escape(req.path())
+            ))));
     }
+    Ok(who)
 }
 
 /// The subscription named `name`, if the request carries its API key; else `Err`, with how
@@ -173,7 +216,7 @@ pub enum Denied {
 }
 
 /// Compares secrets in constant time; hashing first hides their length too.
-pub(super) fn same_secret(given: &[u8], expected: &str) -> bool {
+pub fn same_secret(given: &[u8], expected: &str) -> bool {
     let given = Sha256::digest(given);
     let expected = Sha256::digest(expected.as_bytes());
     given.ct_eq(&expected).into()
@@ -267,8 +310,9 @@ pub fn url_pairs(text: &str) -> impl Iterator<Item = (String, String)> + '_ {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn only_the_two_subscriber_endpoints_take_an_api_key() {
+    fn each_endpoint_needs_what_its_callers_have() {
         use super::{Access, access};
+        use crate::access::Permission::*;
         use actix_web::http::Method;
         let cases = [
             (
@@ -284,20 +328,84 @@ mod tests {
             (
                 Method::GET,
                 "/api/v1/subscriptions/crm/events",
-                Access::Admin,
+                Access::Token(Administer),
             ),
-            (Method::GET, "/api/v1/subscriptions/crm/next", Access::Admin),
+            (
+                Method::GET,
+                "/api/v1/subscriptions/crm/next",
+                Access::Token(Read),
+            ),
             (
                 Method::POST,
                 "/api/v1/subscriptions/crm/events/7/x",
-                Access::Admin,
+                Access::Token(Administer),
             ),
-            (Method::POST, "/api/v1/subscriptions//next/x", Access::Admin),
-            (Method::GET, "/api/v1/subscriptions", Access::Admin),
-            (Method::POST, "/api/v1/calls/u/agent", Access::Admin),
-            (Method::GET, "/api/v1/anything-new", Access::Admin),
+            (
+                Method::POST,
+                "/api/v1/subscriptions//next/x",
+                Access::Token(Administer),
+            ),
+            (
+                Method::POST,
+                "/api/v1/subscriptions",
+                Access::Token(Administer),
+            ),
+            (Method::GET, "/api/v1/subscriptions", Access::Token(Read)),
+            (
+                Method::POST,
+                "/api/v1/calls/u/agent",
+                Access::Token(ReportAgent),
+            ),
+            (Method::GET, "/api/v1/calls", Access::Token(Read)),
+            (
+                Method::PUT,
+                "/api/v1/rulesets/main",
+                Access::Token(ChangeRules),
+            ),
+            (
+                Method::POST,
+                "/api/v1/rulesets/main/check",
+                Access::Token(ChangeRules),
+            ),
+            (
+                Method::POST,
+                "/api/v1/rulesets/main/restore",
+                Access::Token(ChangeRules),
+            ),
+            (
+                Method::GET,
+                "/api/v1/rulesets/main/revisions",
+                Access::Token(Read),
+            ),
+            (
+                Method::POST,
+                "/api/v1/plugins/crm/invalidate",
+                Access::Token(ChangeRules),
+            ),
+            (Method::GET, "/api/v1/audit", Access::Token(Read)),
+            (Method::GET, "/api/v1/tokens", Access::Token(Administer)),
+            (Method::POST, "/api/v1/tokens", Access::Token(Administer)),
+            (
+                Method::DELETE,
+                "/api/v1/tokens/anna",
+                Access::Token(Administer),
+            ),
+            (
+                Method::GET,
+                "/api/v1/anything-new",
+                Access::Token(Administer),
+            ),
+            (
+                Method::POST,
+                "/api/v1/anything-new",
+                Access::Token(Administer),
+            ),
             (Method::GET, "/api/v1/openapi.json", Access::Public),
-            (Method::GET, "/api/v1/openapi.json/x", Access::Admin),
+            (
+                Method::GET,
+                "/api/v1/openapi.json/x",
+                Access::Token(Administer),
+            ),
         ];
         for (method, path, expected) in cases {
             assert_eq!(access(&method, path), expected, "{method} {path}");

@@ -24,6 +24,8 @@ pub enum Kind {
     NotFound,
     /// Read-only, exists already, changed meanwhile (409).
     Conflict,
+    /// Understood, but refused for what it holds: a draft with problems or failing tests (422).
+    Unprocessable,
     /// Too many wrong credentials from this address (429).
     Throttled,
     /// Something belroute needs is not there now: the database, a rule set (503).
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
+            Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::Throttled => StatusCode::TOO_MANY_REQUESTS,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Kind::LoopDetected => StatusCode::LOOP_DETECTED,
@@ -64,6 +67,9 @@ pub struct HttpError {
     pub message: String,
     /// `429`: when to try again.
     pub retry_after: Option<Duration>,
+    /// What a program needs besides the sentence (the problems of a draft, the version that
+    /// is current now): the answer is then a JSON object, `error` and these fields.
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl HttpError {
@@ -72,7 +78,16 @@ impl HttpError {
             kind,
             message: message.into(),
             retry_after: None,
+            details: None,
         }
+    }
+
+    /// The same error answered as JSON, with `details` beside `error`.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        if let serde_json::Value::Object(map) = details {
+            self.details = Some(map);
+        }
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -121,6 +136,25 @@ impl From<crate::storage::StoreError> for HttpError {
     }
 }
 
+impl From<crate::changes::ChangeError> for HttpError {
+    fn from(error: crate::changes::ChangeError) -> Self {
+        use crate::changes::ChangeError as E;
+        let message = error.to_string();
+        match error {
+            E::BadRequest(_) => HttpError::bad_request(message),
+            E::NotFound(_) => HttpError::not_found(message),
+            E::Conflict { current, .. } => HttpError::new(Kind::Conflict, message)
+                .with_details(serde_json::json!({ "current": current })),
+            E::Refused(problems) => HttpError::new(Kind::Unprocessable, message)
+                .with_details(serde_json::json!({ "problems": problems })),
+            E::FailedTests(tests) => HttpError::new(Kind::Unprocessable, message)
+                .with_details(serde_json::json!({ "failed_tests": tests.iter().filter(|t| !t.passed).collect::<Vec<_>>() })),
+            E::NotServing(_) => HttpError::new(Kind::Unprocessable, message),
+            E::Busy(_) | E::Unavailable(_) => HttpError::new(Kind::Unavailable, message),
+        }
+    }
+}
+
 impl From<AdminError> for HttpError {
     fn from(error: AdminError) -> Self {
         let kind = match &error {
@@ -151,6 +185,10 @@ impl ResponseError for HttpError {
         }
         if self.kind.says_nothing() {
             response.finish()
+        } else if let Some(details) = &self.details {
+            let mut body = details.clone();
+            body.insert("error".into(), self.message.clone().into());
+            response.json(body)
         } else {
             response.body(format!("{}\n", self.message))
         }

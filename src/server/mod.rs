@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod changes;
 mod client;
 pub mod console;
 pub mod error;
@@ -11,6 +12,8 @@ mod hooks;
 pub mod limits;
 mod subscriptions;
 pub mod throttle;
+
+pub use auth::same_secret;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -128,8 +131,16 @@ endpoints!(ENDPOINTS, root, "" {
 endpoints!(API_ENDPOINTS, api, "/api/v1" {
     "/openapi.json" => { get => api::openapi },
     "/rulesets" => { get => api::rulesets },
-    "/rulesets/{name}" => { get => api::ruleset },
+    "/rulesets/{name}" => { get => api::ruleset, put => changes::put },
     "/rulesets/{name}/release" => { post => api::release },
+    "/rulesets/{name}/revisions" => { get => changes::revisions },
+    "/rulesets/{name}/revisions/{hash}" => { get => changes::revision },
+    "/rulesets/{name}/check" => { post => changes::check },
+    "/rulesets/{name}/compare" => { post => changes::compare },
+    "/rulesets/{name}/restore" => { post => changes::restore },
+    "/audit" => { get => changes::audit_log },
+    "/tokens" => { get => changes::tokens, post => changes::create_token },
+    "/tokens/{name}" => { delete => changes::delete_token },
     "/plugins" => { get => api::plugins },
     "/plugins/{name}/invalidate" => { post => api::invalidate },
     "/calls" => { get => api::calls },
@@ -177,7 +188,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
 /// included), and an unreadable one gets a sentence saying what is wrong.
 fn json_bodies() -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(64 * 1024)
+        .limit(crate::changes::MAX_DRAFT_BODY)
         .content_type(|_| true)
         .content_type_required(false)
         .error_handler(|error, _req| {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{HttpError, Kind};
+use crate::access::Principal;
 use crate::app::Belroute;
 use crate::read::subscriptions::SubscriptionView;
 use crate::storage::{Closed, DeliveryStatus};
@@ -110,10 +111,11 @@ pub struct RequeueQuery {
 pub async fn requeue(
     req: HttpRequest,
     state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
     query: web::Query<RequeueQuery>,
 ) -> Answer {
     let name = req.match_info().get("name").unwrap_or_default();
-    let requeued = admin::requeue(&state.admin(), name, query.event, BY_ADMIN_TOKEN).await?;
+    let requeued = admin::requeue(&state.admin(), name, query.event, &who.name).await?;
     Ok(HttpResponse::Ok().json(json!({ "subscription": name, "requeued": requeued })))
 }
 
@@ -155,9 +157,6 @@ pub async fn events(
 // ---------------------------------------------------------------------------------------------
 // Managing subscriptions while running (admin token)
 
-/// Who changed a subscription, for the log: these endpoints take only the admin token.
-const BY_ADMIN_TOKEN: &str = "admin token";
-
 fn not_found(name: &str) -> HttpError {
     HttpError::not_found(format!(
         "no subscription named `{name}`; GET /api/v1/subscriptions lists them"
@@ -188,7 +187,11 @@ fn object(body: Value) -> Result<serde_json::Map<String, Value>, String> {
 
 /// `POST /api/v1/subscriptions` `{"name": "crm", "endpoint": …, "headers": {…}, …}`: a new
 /// stored subscription, served at once; its API key is in the answer, once.
-pub async fn create(state: web::Data<Belroute>, body: web::Json<Value>) -> Answer {
+pub async fn create(
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+    body: web::Json<Value>,
+) -> Answer {
     let mut body = object(body.into_inner()).map_err(HttpError::bad_request)?;
     let name = match body.remove("name") {
         Some(Value::String(name)) => name,
@@ -198,7 +201,7 @@ pub async fn create(state: web::Data<Belroute>, body: web::Json<Value>) -> Answe
             ));
         }
     };
-    let created = admin::create(&state.admin(), &name, body, BY_ADMIN_TOKEN).await?;
+    let created = admin::create(&state.admin(), &name, body, &who.name).await?;
     let mut shown = serde_json::to_value(shown(&state, &name).await?).unwrap_or_default();
     shown["api_key"] = json!(created.key);
     shown["api_key_note"] =
@@ -217,24 +220,38 @@ pub async fn get(req: HttpRequest, state: web::Data<Belroute>) -> Answer {
 
 /// `PATCH /api/v1/subscriptions/{name}`: a JSON merge patch (RFC 7396) of the settings —
 /// what is given replaces, `null` removes (back to the default), `headers` merge by name.
-pub async fn patch(req: HttpRequest, state: web::Data<Belroute>, body: web::Json<Value>) -> Answer {
+pub async fn patch(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+    body: web::Json<Value>,
+) -> Answer {
     let name = req.match_info().get("name").unwrap_or_default();
     let body = object(body.into_inner()).map_err(HttpError::bad_request)?;
-    admin::update(&state.admin(), name, body, BY_ADMIN_TOKEN).await?;
+    admin::update(&state.admin(), name, body, &who.name).await?;
     Ok(HttpResponse::Ok().json(shown(&state, name).await?))
 }
 
 /// `DELETE /api/v1/subscriptions/{name}`: the subscription, its deliveries, and the events
 /// no other subscription has.
-pub async fn delete(req: HttpRequest, state: web::Data<Belroute>) -> Answer {
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+) -> Answer {
     let name = req.match_info().get("name").unwrap_or_default();
-    let deliveries = admin::delete(&state.admin(), name, BY_ADMIN_TOKEN).await?;
+    let deliveries = admin::delete(&state.admin(), name, &who.name).await?;
     Ok(HttpResponse::Ok().json(json!({ "deleted": name, "deliveries_deleted": deliveries })))
 }
 
 /// `POST /api/v1/subscriptions/{name}/rotate-key` `{"grace": "1h"}` (optional): a new API key,
 /// shown once; the old one is still taken for `grace` (0s–7d, default 1h).
-pub async fn rotate_key(req: HttpRequest, state: web::Data<Belroute>, body: web::Bytes) -> Answer {
+pub async fn rotate_key(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+    body: web::Bytes,
+) -> Answer {
     use belroute_engine::settings::Section;
     let name = req.match_info().get("name").unwrap_or_default();
     let text_body = String::from_utf8_lossy(&body);
@@ -269,7 +286,7 @@ pub async fn rotate_key(req: HttpRequest, state: web::Data<Belroute>, body: web:
         }
         grace
     };
-    let rotated = admin::rotate_key(&state.admin(), name, grace, BY_ADMIN_TOKEN).await?;
+    let rotated = admin::rotate_key(&state.admin(), name, grace, &who.name).await?;
     Ok(HttpResponse::Ok().json(json!({
         "subscription": name,
         "api_key": rotated.key,
@@ -280,9 +297,13 @@ pub async fn rotate_key(req: HttpRequest, state: web::Data<Belroute>, body: web:
 
 /// `POST /api/v1/subscriptions/{name}/test`: one notification, as the subscriber would get
 /// it (plus `x-belroute-test: true`); the endpoint's status and latency.
-pub async fn test(req: HttpRequest, state: web::Data<Belroute>) -> Answer {
+pub async fn test(
+    req: HttpRequest,
+    state: web::Data<Belroute>,
+    who: web::ReqData<Principal>,
+) -> Answer {
     let name = req.match_info().get("name").unwrap_or_default();
-    let tested = admin::send_test(&state.admin(), name, BY_ADMIN_TOKEN).await?;
+    let tested = admin::send_test(&state.admin(), name, &who.name).await?;
     Ok(HttpResponse::Ok().json(json!({
         "subscription": name,
         "endpoint": tested.endpoint,

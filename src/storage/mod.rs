@@ -69,6 +69,7 @@ pub mod events;
 #[cfg(test)]
 pub mod memory;
 pub mod replay;
+pub mod revisions;
 pub mod store;
 pub mod subscriptions;
 mod url;

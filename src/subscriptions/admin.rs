@@ -25,6 +25,14 @@ pub struct Admin<'a> {
     pub subscriptions: &'a Subscriptions,
 }
 
+/// Adds the change to the audit log; a database that does not answer is logged, the change
+/// stands.
+async fn audit(app: &Admin<'_>, by: &str, action: &str, name: &str, detail: serde_json::Value) {
+    if let Err(e) = app.storage.audit(by, action, name, &detail).await {
+        tracing::warn!(subscription = %belroute_engine::text::escape(name), action, "cannot write the audit log entry (database: {e}); the change itself was made");
+    }
+}
+
 /// Why a change was not made. The admin API answers 400 / 404 / 409 / 503 / 500 for them;
 /// each message names the subscription or setting and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +160,14 @@ pub async fn requeue(
         .requeue_parked(name, event, crate::time::now_ms())
         .await?;
     tracing::info!(subscription = %belroute_engine::text::escape(name), ?event, requeued, by, "parked events returned to new");
+    audit(
+        app,
+        by,
+        "subscription.requeue",
+        name,
+        serde_json::json!({ "event": event, "requeued": requeued }),
+    )
+    .await;
     crate::storage::EventSink::wake(app.subscriptions, &[name.to_string()]);
     Ok(requeued)
 }
@@ -166,6 +182,14 @@ pub async fn delete(app: &Admin<'_>, name: &str, by: &str) -> Result<u64, AdminE
         Err(_) => return Err(not_found(name)),
     };
     tracing::info!(subscription = %name, by, deliveries, "subscription deleted with its events");
+    audit(
+        app,
+        by,
+        "subscription.delete",
+        name,
+        serde_json::json!({ "deliveries": deliveries }),
+    )
+    .await;
     reload_now(app).await;
     Ok(deliveries)
 }
@@ -226,7 +250,16 @@ pub async fn create(
         Err(WriteError::Missing(_)) => return Err(not_found(name)),
         Err(WriteError::Database(e)) => return Err(AdminError::Database(e)),
     }
-    tracing::info!(subscription = %name, by, changes = %spec::describe_change(&Map::new(), &settings), "subscription created (API key made; not logged)");
+    let changes = spec::describe_change(&Map::new(), &settings);
+    tracing::info!(subscription = %name, by, changes = %changes, "subscription created (API key made; not logged)");
+    audit(
+        app,
+        by,
+        "subscription.create",
+        name,
+        serde_json::json!({ "changes": changes.to_string() }),
+    )
+    .await;
     reload_now(app).await;
     Ok(Created { key })
 }
@@ -267,7 +300,16 @@ pub async fn update(
         Err(WriteError::Database(e)) => return Err(AdminError::Database(e)),
         Err(_) => return Err(not_found(name)),
     }
-    tracing::info!(subscription = %name, by, changes = %spec::describe_change(&before, &spec::from_row(&row)), "subscription changed");
+    let changes = spec::describe_change(&before, &spec::from_row(&row));
+    tracing::info!(subscription = %name, by, changes = %changes, "subscription changed");
+    audit(
+        app,
+        by,
+        "subscription.update",
+        name,
+        serde_json::json!({ "changes": changes.to_string() }),
+    )
+    .await;
     reload_now(app).await;
     Ok(())
 }
@@ -305,6 +347,14 @@ pub async fn rotate_key(
         Err(_) => return Err(not_found(name)),
     }
     tracing::info!(subscription = %name, by, grace = %format_duration(grace), "API key rotated (keys not logged); the previous key is taken until the grace period ends");
+    audit(
+        app,
+        by,
+        "subscription.rotate_key",
+        name,
+        serde_json::json!({ "grace": format_duration(grace).to_string() }),
+    )
+    .await;
     reload_now(app).await;
     Ok(Rotated {
         key,

@@ -13,14 +13,17 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::labels::Lang;
 use super::session::Session;
+use crate::access::Permission;
 
-/// The pages of the navigation bar: `(path, label key)`.
-const NAV: [(&str, &str); 5] = [
-    ("/admin", "overview"),
-    ("/admin/calls", "calls"),
-    ("/admin/try", "try"),
-    ("/admin/plugins", "plugins"),
-    ("/admin/subscriptions", "subscriptions"),
+/// The pages of the navigation bar: `(path, label key, what the session must be allowed)`.
+const NAV: [(&str, &str, Permission); 7] = [
+    ("/admin", "overview", Permission::Console),
+    ("/admin/calls", "calls", Permission::Console),
+    ("/admin/try", "try", Permission::Console),
+    ("/admin/plugins", "plugins", Permission::Console),
+    ("/admin/subscriptions", "subscriptions", Permission::Console),
+    ("/admin/audit", "audit", Permission::Console),
+    ("/admin/tokens", "tokens", Permission::Administer),
 ];
 
 /// A whole page: head, navigation (when logged in), `body`.
@@ -50,9 +53,12 @@ pub fn page(
                     strong { (lang.t("console")) }
                     nav {
                         @if let Some(session) = session {
-                            @for (path, key) in NAV {
+                            @for (path, key, need) in NAV {
+                                @if session.may(need) {
                                 a href=(path) aria-current=[(path == here).then_some("page")] { (lang.t(key)) }
+                                }
                             }
+                            span.muted.who title=(session.principal.role.as_str()) { (session.principal.name) " (" (session.principal.role.as_str()) ")" }
                             form method="post" action="/admin/logout" class="inline" {
                                 (csrf(session))
                                 button { (lang.t("logout")) }

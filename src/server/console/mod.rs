@@ -10,7 +10,6 @@
 mod labels;
 mod layout;
 mod pages;
-mod privacy;
 pub mod session;
 mod trace;
 
@@ -25,6 +24,7 @@ use self::layout::{Tone, login_form, notice, page};
 pub use self::session::{Session, Sessions};
 use super::auth::{same_secret, url_pairs};
 use super::throttle::{self, Kind, Throttle};
+use crate::access::Permission;
 use crate::app::Belroute;
 use maud::Markup;
 
@@ -69,6 +69,52 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/rulesets/{name}/release",
                 web::post().to(pages::overview::release),
             )
+            .route("/rulesets/new", web::get().to(pages::rulesets::new_form))
+            .route("/rulesets/new", web::post().to(pages::rulesets::new_draft))
+            .route("/rulesets/{name}", web::get().to(pages::rulesets::show))
+            .route(
+                "/rulesets/{name}/edit",
+                web::get().to(pages::rulesets::edit),
+            )
+            .route(
+                "/rulesets/{name}/edit",
+                web::post().to(pages::rulesets::act),
+            )
+            .route(
+                "/rulesets/{name}/hours",
+                web::get().to(pages::rulesets::hours),
+            )
+            .route(
+                "/rulesets/{name}/hours",
+                web::post().to(pages::rulesets::form_draft),
+            )
+            .route(
+                "/rulesets/{name}/holidays",
+                web::get().to(pages::rulesets::holidays),
+            )
+            .route(
+                "/rulesets/{name}/holidays",
+                web::post().to(pages::rulesets::form_draft),
+            )
+            .route(
+                "/rulesets/{name}/diff",
+                web::get().to(pages::rulesets::compare_revisions),
+            )
+            .route(
+                "/rulesets/{name}/revisions/{hash}",
+                web::get().to(pages::rulesets::revision),
+            )
+            .route(
+                "/rulesets/{name}/revisions/{hash}/restore",
+                web::post().to(pages::rulesets::restore),
+            )
+            .route("/tokens", web::get().to(pages::tokens::show))
+            .route("/tokens", web::post().to(pages::tokens::create))
+            .route(
+                "/tokens/{name}/delete",
+                web::post().to(pages::tokens::delete),
+            )
+            .route("/audit", web::get().to(pages::audit::show))
             .route("/plugins", web::get().to(pages::plugins::show))
             .route(
                 "/plugins/{name}/invalidate",
@@ -113,6 +159,31 @@ fn open_path(method: &Method, path: &str) -> bool {
             ))
 }
 
+/// What a console path needs of the session's role: changing rule sets, revealing numbers,
+/// administering tokens and subscriptions; reading needs only a console login. A form
+/// anywhere else is an admin's, so a new one cannot be forgotten open.
+fn needs(method: &Method, path: &str) -> Permission {
+    let parts: Vec<&str> = path
+        .strip_prefix("/admin")
+        .unwrap_or(path)
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    match (method, parts.as_slice()) {
+        (_, ["tokens", ..]) => Permission::Administer,
+        (_, ["rulesets", "new"])
+        | (_, ["rulesets", _, "edit" | "hours" | "holidays"])
+        | (_, ["rulesets", _, "revisions", _, "restore"]) => Permission::ChangeRules,
+        (&Method::POST, ["rulesets", _, "release"] | ["plugins", _, "invalidate"]) => {
+            Permission::ChangeRules
+        }
+        (&Method::POST, ["calls", .., "reveal"]) => Permission::RevealNumbers,
+        (&Method::POST, ["logout"] | ["try"]) => Permission::Console,
+        (&Method::POST, _) => Permission::Administer,
+        _ => Permission::Console,
+    }
+}
+
 /// The guard of every `/admin` path (`middleware::from_fn`): the console must be on, the
 /// session live, and a `POST` must carry the session's CSRF token. Hands the handler the
 /// [`Session`] and, for a `POST`, the [`Form`] in the request's extensions.
@@ -148,12 +219,35 @@ pub async fn console_guard(
     }
     let sessions = req.app_data::<web::Data<Sessions>>().cloned();
     let session = cookie(req.request(), session::COOKIE)
-        .and_then(|id| sessions.as_ref().and_then(|s| s.get(&id)));
+        .and_then(|id| sessions.as_ref().and_then(|s| s.get(&id)))
+        .filter(|s| app.tokens.holds(&s.principal));
     let Some(session) = session else {
         tracing::debug!(path = %belroute_engine::text::escape(req.path()), "console: no session, login form shown");
         let response = html_response(StatusCode::UNAUTHORIZED, login_form(lang, None));
         return Ok(req.into_response(response).map_into_right_body());
     };
+    let need = needs(req.method(), req.path());
+    if !session.may(need) {
+        tracing::warn!(
+            path = %belroute_engine::text::escape(req.path()),
+            token = %belroute_engine::text::escape(&session.principal.name),
+            role = session.principal.role.as_str(),
+            "console: the token's role may not do this"
+        );
+        let message = lang
+            .t("role_may_not")
+            .replace("{name}", &session.principal.name)
+            .replace("{role}", session.principal.role.as_str());
+        let body = page(
+            lang,
+            lang.t("console"),
+            "/admin",
+            Some(&session),
+            notice(Tone::Error, &message),
+        );
+        let response = html_response(StatusCode::FORBIDDEN, body);
+        return Ok(req.into_response(response).map_into_right_body());
+    }
     if req.method() == Method::POST {
         let body = match req.extract::<web::Bytes>().await {
             Ok(body) => body,
@@ -232,7 +326,7 @@ async fn login(
     let lang = Lang::of(&req);
     let text = std::str::from_utf8(&body).unwrap_or_default();
     let form = Form(url_pairs(text).collect());
-    let Some(expected) = &state.config.admin.token else {
+    let Some(bootstrap) = &state.config.admin.token else {
         // The guard answers first; this stays closed if that ever changes.
         return html_response(
             StatusCode::FORBIDDEN,
@@ -263,21 +357,30 @@ async fn login(
             }
         }
     };
-    if !same_secret(given.as_bytes(), expected.expose()) {
+    let Some(principal) = state.tokens.principal(given, Some(bootstrap)) else {
         if ticket.is_none_or(throttle::Ticket::failed) {
-            tracing::warn!("console: login with a wrong admin token");
+            tracing::warn!("console: login with an unknown token");
         }
         return html_response(
             StatusCode::UNAUTHORIZED,
             login_form(lang, Some(lang.t("wrong_token"))),
         );
-    }
+    };
     if let Some(ticket) = ticket {
         ticket.succeeded();
     }
-    match sessions.create() {
+    if !principal.may(Permission::Console) {
+        tracing::warn!(token = %belroute_engine::text::escape(&principal.name), "console: login with a token whose role has no console");
+        let message = lang
+            .t("role_no_console")
+            .replace("{name}", &principal.name)
+            .replace("{role}", principal.role.as_str());
+        return html_response(StatusCode::FORBIDDEN, login_form(lang, Some(&message)));
+    }
+    let who = principal.name.clone();
+    match sessions.create(principal) {
         Ok(session) => {
-            tracing::info!("console: operator logged in");
+            tracing::info!(token = %belroute_engine::text::escape(&who), "console: operator logged in");
             see_other("/admin")
                 .insert_header((
                     "set-cookie",

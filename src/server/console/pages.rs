@@ -2,11 +2,14 @@
 //! ([`crate::read`]) or asks the part that acts (releasing a quarantine, changing a
 //! subscription), and renders a template; it never reaches storage or the CLI itself.
 
+pub mod audit;
 pub mod call;
 pub mod calls;
 pub mod overview;
 pub mod plugins;
+pub mod rulesets;
 pub mod subscriptions;
+pub mod tokens;
 pub mod try_call;
 
 use actix_web::HttpResponse;
@@ -21,9 +24,6 @@ use super::{Form, Session};
 
 pub(super) type Ses = web::ReqData<Session>;
 pub(super) type Posted = web::ReqData<Form>;
-
-/// Who changed something, for the log.
-pub(super) const BY_CONSOLE: &str = "console";
 
 /// A page with `status`.
 pub(super) fn answer(

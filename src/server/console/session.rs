@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::access::Principal;
+
 /// At most this many sessions; logging in past it ends the least recently used one.
 pub const MAX_SESSIONS: usize = 1_000;
 /// A session not used for this long is over.
@@ -21,11 +23,20 @@ pub struct Session {
     pub id: String,
     /// The token every form of this session carries in its `csrf` field.
     pub csrf: String,
+    /// Who logged in: the token's name and role.
+    pub principal: Principal,
+}
+
+impl Session {
+    pub fn may(&self, what: crate::access::Permission) -> bool {
+        self.principal.may(what)
+    }
 }
 
 #[derive(Debug)]
 struct Entry {
     csrf: String,
+    principal: Principal,
     created: Instant,
     last_seen: Instant,
 }
@@ -53,12 +64,12 @@ impl Sessions {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new session (after a successful login).
-    pub fn create(&self) -> Result<Session, NoRandom> {
-        self.create_at(Instant::now())
+    /// A new session of `principal` (after a successful login).
+    pub fn create(&self, principal: Principal) -> Result<Session, NoRandom> {
+        self.create_at(principal, Instant::now())
     }
 
-    fn create_at(&self, now: Instant) -> Result<Session, NoRandom> {
+    fn create_at(&self, principal: Principal, now: Instant) -> Result<Session, NoRandom> {
         let id = random_token()?;
         let csrf = random_token()?;
         let mut entries = self.entries();
@@ -77,11 +88,16 @@ impl Sessions {
             id.clone(),
             Entry {
                 csrf: csrf.clone(),
+                principal: principal.clone(),
                 created: now,
                 last_seen: now,
             },
         );
-        Ok(Session { id, csrf })
+        Ok(Session {
+            id,
+            csrf,
+            principal,
+        })
     }
 
     /// The live session with this id (and it counts as used now), or `None`.
@@ -100,6 +116,7 @@ impl Sessions {
         Some(Session {
             id: id.to_string(),
             csrf: entry.csrf.clone(),
+            principal: entry.principal.clone(),
         })
     }
 
@@ -129,11 +146,18 @@ fn random_token() -> Result<String, NoRandom> {
 mod tests {
     use super::*;
 
+    fn admin() -> Principal {
+        Principal {
+            name: "admin".into(),
+            role: crate::access::Role::Admin,
+        }
+    }
+
     #[test]
     fn tokens_are_long_random_and_distinct() {
         let sessions = Sessions::default();
-        let a = sessions.create().unwrap();
-        let b = sessions.create().unwrap();
+        let a = sessions.create(admin()).unwrap();
+        let b = sessions.create(admin()).unwrap();
         assert_eq!(a.id.len(), 64);
         assert_ne!(a.id, b.id);
         assert_ne!(a.id, a.csrf);
@@ -145,7 +169,7 @@ mod tests {
     fn sessions_expire_when_idle_and_absolutely() {
         let sessions = Sessions::default();
         let start = Instant::now();
-        let s = sessions.create_at(start).unwrap();
+        let s = sessions.create_at(admin(), start).unwrap();
         let seven_hours = start + Duration::from_secs(7 * 3600);
         assert!(sessions.get_at(&s.id, seven_hours).is_some());
         // Used every 7 h: still live at 21 h, over at 24 h however recently used.
@@ -161,7 +185,7 @@ mod tests {
         );
         assert!(sessions.get_at(&s.id, start + ABSOLUTE_TIMEOUT).is_none());
         // Idle for 8 h: over.
-        let t = sessions.create_at(start).unwrap();
+        let t = sessions.create_at(admin(), start).unwrap();
         assert!(sessions.get_at(&t.id, start + IDLE_TIMEOUT).is_none());
     }
 
@@ -169,20 +193,20 @@ mod tests {
     fn the_count_is_bounded_and_the_least_recently_used_goes() {
         let sessions = Sessions::default();
         let start = Instant::now();
-        let first = sessions.create_at(start).unwrap();
+        let first = sessions.create_at(admin(), start).unwrap();
         let second = sessions
-            .create_at(start + Duration::from_millis(1))
+            .create_at(admin(), start + Duration::from_millis(1))
             .unwrap();
         for i in 2..MAX_SESSIONS {
             sessions
-                .create_at(start + Duration::from_millis(i as u64))
+                .create_at(admin(), start + Duration::from_millis(i as u64))
                 .unwrap();
         }
         assert_eq!(sessions.len(), MAX_SESSIONS);
         // The first one is used again; the next login evicts the second.
         let later = start + Duration::from_secs(1);
         assert!(sessions.get_at(&first.id, later).is_some());
-        sessions.create_at(later).unwrap();
+        sessions.create_at(admin(), later).unwrap();
         assert_eq!(sessions.len(), MAX_SESSIONS);
         assert!(sessions.get_at(&first.id, later).is_some());
         assert!(sessions.get_at(&second.id, later).is_none());

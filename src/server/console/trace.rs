@@ -6,7 +6,7 @@ use maud::{Markup, html};
 
 use super::labels::Lang;
 use super::layout::ms;
-use super::privacy::Shown;
+use crate::read::privacy::Shown;
 
 /// Where the facts of a decision came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,10 +9,10 @@ use maud::{Markup, html};
 use super::{Posted, Ses, answer};
 use crate::app::Belroute;
 use crate::read::calls::{CallDetail, detail};
+use crate::read::privacy::Shown;
 use crate::server::console::Session;
 use crate::server::console::labels::Lang;
 use crate::server::console::layout::{Tone, csrf, local, ms, notice};
-use crate::server::console::privacy::Shown;
 use crate::server::console::trace::{self, Facts, caller_text, reason_cell};
 use crate::server::error::HttpError;
 use crate::storage::CallKey;
@@ -82,11 +82,14 @@ fn body(
             dl.facts {
                 dt { "uuid" } dd.mono { @if call.uuid.is_empty() { span.muted { (lang.t("no_uuid")) } } @else { (call.uuid) } }
                 dt { (lang.t("time")) } dd { (local(zone, call.received_at)) }
-                dt { (lang.t("ruleset")) } dd { (call.ruleset) " " span.muted.mono title=(call.version) { (crate::replay::short(&call.version)) } }
+                dt { (lang.t("ruleset")) } dd {
+                    (call.ruleset) " "
+                    a.mono #rule-file href={ "/admin/rulesets/" (crate::server::console::layout::url_part(&call.ruleset)) "/revisions/" (crate::server::console::layout::url_part(&call.version)) } title=(lang.t("rule_file_then")) { (crate::replay::short(&call.version)) }
+                }
                 dt { (lang.t("caller")) }
                 dd {
                     span.mono #caller { (caller_text(lang, &call.caller_raw, shown)) }
-                    @if !shown.revealed && !call.caller_raw.trim().is_empty() {
+                    @if !shown.revealed && !call.caller_raw.trim().is_empty() && session.may(crate::access::Permission::RevealNumbers) {
                         " "
                         form method="post" action=(reveal_action(detail)) class="inline" {
                             (csrf(session))

@@ -7,10 +7,10 @@ use maud::{Markup, html};
 use super::{Ses, ok};
 use crate::app::Belroute;
 use crate::read::calls::{caller_filter, list};
+use crate::read::privacy::Shown;
 use crate::server::console::html_response;
 use crate::server::console::labels::Lang;
 use crate::server::console::layout::{Tone, local, ms, notice, url_part};
-use crate::server::console::privacy::Shown;
 use crate::server::console::trace::{caller_text, reason_cell};
 use crate::storage::{CallFilter, LoggedCall};
 

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 
-use super::{BY_CONSOLE, Ses, ok};
+use super::{Ses, ok};
 use crate::app::Belroute;
 use crate::read::calls::last_hour;
 use crate::read::rulesets::{self, QuarantinedView, RefusedView, Released, RuleSetView};
@@ -24,8 +24,18 @@ pub async fn show(req: HttpRequest, state: web::Data<Belroute>, session: Ses) ->
 pub async fn release(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
     let lang = Lang::of(&req);
     let name = req.match_info().get("name").unwrap_or_default();
-    let message = match rulesets::release(&state.store.catalog(), name, BY_CONSOLE) {
-        Released::Released => notice(Tone::Ok, &format!("{name}: {}", lang.t("released"))),
+    let message = match rulesets::release(&state.store.catalog(), name, &session.principal.name) {
+        Released::Released => {
+            crate::server::changes::audit(
+                &state,
+                &session.principal.name,
+                "ruleset.release",
+                name,
+                serde_json::json!({}),
+            )
+            .await;
+            notice(Tone::Ok, &format!("{name}: {}", lang.t("released")))
+        }
         Released::NotQuarantined => {
             notice(Tone::Ok, &format!("{name}: {}", lang.t("not_quarantined")))
         }
@@ -79,11 +89,14 @@ fn replay_text(lang: Lang, replay: &ReloadReplay) -> String {
     text
 }
 
-fn rulesets(lang: Lang, state: &Belroute, views: &[RuleSetView]) -> Markup {
+fn rulesets(lang: Lang, state: &Belroute, session: &Session, views: &[RuleSetView]) -> Markup {
     let zone = state.config.timezone.0;
     html! {
         section {
             h2 { (lang.t("rulesets")) }
+            @if session.may(crate::access::Permission::ChangeRules) {
+                p.actions { a.button href="/admin/rulesets/new" #new-ruleset { (lang.t("new_ruleset")) } }
+            }
             div.scroll {
                 table #rulesets {
                     thead { tr {
@@ -94,7 +107,7 @@ fn rulesets(lang: Lang, state: &Belroute, views: &[RuleSetView]) -> Markup {
                     tbody {
                         @for set in views {
                             tr {
-                                td { strong { (set.name) } br; span.muted { (set.description) } }
+                                td { strong { a href={ "/admin/rulesets/" (url_part(&set.name)) } { (set.name) } } br; span.muted { (set.description) } }
                                 td.mono title=(set.version) { (crate::replay::short(&set.version)) }
                                 td.num { (set.rules.len()) }
                                 td.wide.mono { (set.file.display().to_string()) }
@@ -159,9 +172,11 @@ fn quarantined(
                     (lang.t("rule")) " " strong { (q.status.rule) } " — " (q.status.cause)
                     " (" (q.status.kills) "×)"
                 }
-                form method="post" action={ "/admin/rulesets/" (url_part(&q.ruleset)) "/release" } class="actions" {
-                    (csrf(session))
-                    button { (lang.t("release")) }
+                @if session.may(crate::access::Permission::ChangeRules) {
+                    form method="post" action={ "/admin/rulesets/" (url_part(&q.ruleset)) "/release" } class="actions" {
+                        (csrf(session))
+                        button { (lang.t("release")) }
+                    }
                 }
             }
         }
@@ -261,7 +276,7 @@ async fn render(lang: Lang, state: &Belroute, session: &Session, message: Markup
     let hour = last_hour_section(lang, state).await;
     let body = html! {
         (message)
-        (rulesets(lang, state, &views))
+        (rulesets(lang, state, session, &views))
         (refused(lang, &RefusedView::all(&catalog)))
         (quarantined(lang, state, session, &QuarantinedView::all(&catalog)))
         (hour)

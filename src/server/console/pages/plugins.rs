@@ -64,7 +64,7 @@ fn plugin(lang: Lang, session: &Session, p: &PluginView) -> Markup {
                 dt { (lang.t("skipped_open")) } dd { (s.skipped) }
                 dt { (lang.t("no_number")) } dd { (s.no_number) }
             }
-            @if p.cache.on {
+            @if p.cache.on && session.may(crate::access::Permission::ChangeRules) {
                 form method="post" action={ "/admin/plugins/" (url_part(&s.name)) "/invalidate" } class="actions" {
                     (csrf(session))
                     label { (lang.t("caller")) input name="caller" inputmode="tel" required; }

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde_json::{Map, Value};
 
-use super::{BY_CONSOLE, Posted, Ses, ok};
+use super::{Posted, Ses, ok};
 use crate::app::Belroute;
 use crate::read::subscriptions::SubscriptionView;
 use crate::server::console::labels::Lang;
@@ -151,6 +151,9 @@ fn fields(lang: Lang, existing: Option<&Subscription>) -> Markup {
 /// A stored subscription's edit form and its test and rotate-key buttons; for one from
 /// belroute.yaml, only where it comes from.
 fn manage(lang: Lang, session: &Session, subscription: &Subscription) -> Markup {
+    if !session.may(crate::access::Permission::Administer) {
+        return html! {};
+    }
     if subscription.source == Source::File {
         return html! { p.muted { (lang.t("from_file")) } };
     }
@@ -241,9 +244,11 @@ fn subscription(
                     Err(_) => { dt { (lang.t("deliveries")) } dd { (lang.t("database_unavailable")) } }
                 }
             }
-            div.actions {
-                form method="post" action={ "/admin/subscriptions/" (url_part(&subscription.name)) "/requeue" } {
-                    (csrf(session)) button { (lang.t("requeue")) }
+            @if session.may(crate::access::Permission::Administer) {
+                div.actions {
+                    form method="post" action={ "/admin/subscriptions/" (url_part(&subscription.name)) "/requeue" } {
+                        (csrf(session)) button { (lang.t("requeue")) }
+                    }
                 }
             }
             (manage(lang, session, subscription))
@@ -262,11 +267,13 @@ async fn render(lang: Lang, state: &Belroute, session: &Session, message: Markup
     }
     let body = html! {
         (message)
-        details.card #new-subscription {
-            summary { (lang.t("new_subscription")) }
-            form method="post" action="/admin/subscriptions" class="try" {
-                (csrf(session)) (fields(lang, None))
-                button { (lang.t("create")) }
+        @if session.may(crate::access::Permission::Administer) {
+            details.card #new-subscription {
+                summary { (lang.t("new_subscription")) }
+                form method="post" action="/admin/subscriptions" class="try" {
+                    (csrf(session)) (fields(lang, None))
+                    button { (lang.t("create")) }
+                }
             }
         }
         @if sections.is_empty() { p.muted { (lang.t("no_subscriptions")) } }
@@ -296,7 +303,8 @@ pub async fn create(
         match form_settings(&form, None) {
             Err(problem) => notice(Tone::Error, &problem),
             Ok(settings) => {
-                match admin::create(&state.admin(), &name, settings, BY_CONSOLE).await {
+                match admin::create(&state.admin(), &name, settings, &session.principal.name).await
+                {
                     Ok(created) => key_notice(lang, &name, &created.key),
                     Err(e) => refused(lang, e),
                 }
@@ -322,10 +330,12 @@ pub async fn update(
         .unwrap_or_default();
     let message = match form_settings(&form, Some(&stored)) {
         Err(problem) => notice(Tone::Error, &problem),
-        Ok(patch) => match admin::update(&state.admin(), name, patch, BY_CONSOLE).await {
-            Ok(()) => notice(Tone::Ok, &format!("{name}: {}", lang.t("changes_saved"))),
-            Err(e) => refused(lang, e),
-        },
+        Ok(patch) => {
+            match admin::update(&state.admin(), name, patch, &session.principal.name).await {
+                Ok(()) => notice(Tone::Ok, &format!("{name}: {}", lang.t("changes_saved"))),
+                Err(e) => refused(lang, e),
+            }
+        }
     };
     render(lang, &state, &session, message).await
 }
@@ -334,7 +344,7 @@ pub async fn update(
 pub async fn test(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
     let lang = Lang::of(&req);
     let name = req.match_info().get("name").unwrap_or_default();
-    let message = match admin::send_test(&state.admin(), name, BY_CONSOLE).await {
+    let message = match admin::send_test(&state.admin(), name, &session.principal.name).await {
         Ok(tested) => {
             let outcome = &tested.outcome;
             let status = outcome
@@ -372,8 +382,13 @@ pub async fn rotate_key(
 ) -> HttpResponse {
     let lang = Lang::of(&req);
     let name = req.match_info().get("name").unwrap_or_default();
-    let message = match admin::rotate_key(&state.admin(), name, admin::GRACE_DEFAULT, BY_CONSOLE)
-        .await
+    let message = match admin::rotate_key(
+        &state.admin(),
+        name,
+        admin::GRACE_DEFAULT,
+        &session.principal.name,
+    )
+    .await
     {
         Ok(rotated) => html! {
             (key_notice(lang, name, &rotated.key))
@@ -391,7 +406,7 @@ pub async fn rotate_key(
 pub async fn requeue(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
     let lang = Lang::of(&req);
     let name = req.match_info().get("name").unwrap_or_default();
-    let message = match admin::requeue(&state.admin(), name, None, BY_CONSOLE).await {
+    let message = match admin::requeue(&state.admin(), name, None, &session.principal.name).await {
         Ok(n) => notice(Tone::Ok, &format!("{name}: {n} {}", lang.t("requeued"))),
         Err(e) => refused(lang, e),
     };

@@ -7,10 +7,10 @@ use maud::{Markup, html};
 
 use super::{Posted, Ses, ok};
 use crate::app::Belroute;
+use crate::read::privacy::Shown;
 use crate::read::simulate::{self, Simulation};
 use crate::server::console::labels::Lang;
 use crate::server::console::layout::{Tone, csrf, ms, notice};
-use crate::server::console::privacy::Shown;
 use crate::server::console::trace::{self, Facts, reason_cell};
 use crate::server::console::{Form, Session};
 

@@ -1,4 +1,4 @@
-//! What the console masks: phone numbers, in every text a caller can put them in (their
+//! What the console and a viewer's API answers mask: phone numbers, in every text a caller can put them in (their
 //! fields, a plugin's facts, an error message), all but the last 3 digits — unless the
 //! operator chose to see them (logged). Dates, times and the call's uuid (Callvoip's id of
 //! the call, not the caller's) are never masked, anywhere.
