@@ -257,6 +257,15 @@ fn spawn_retention(storage: Storage, retention: Duration) {
                 ),
                 Err(e) => tracing::warn!("retention: cannot delete old calls: {e}"),
             }
+            // A revision stays while a retained call can point at it, and the last 100 of
+            // each rule set whatever their age.
+            match storage.purge_revisions(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    "retention: deleted {n} rule set revision(s) no retained call points at"
+                ),
+                Err(e) => tracing::warn!("retention: cannot delete old revisions: {e}"),
+            }
         }
     });
 }

@@ -163,6 +163,12 @@ impl Browser<'_> {
         .await;
     }
 
+    async fn clear(&self, css: &str) {
+        let element = self.find(css).await;
+        self.post(&format!("/element/{element}/clear"), json!({}))
+            .await;
+    }
+
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
         self.post(&format!("/element/{element}/click"), json!({}))
@@ -282,7 +288,7 @@ async fn an_operator_logs_in_reads_a_trace_and_tries_a_call() {
     browser.type_into("#token", TOKEN).await;
     browser.click("#login").await;
     let overview = browser.wait_for("id=\"rulesets\"").await;
-    assert!(overview.contains("<strong>main</strong>"));
+    assert!(overview.contains(">main</a></strong>"), "{overview}");
     assert!(!overview.contains(TOKEN));
     let cookies = browser.get("/cookie").await;
     let session = cookies
@@ -400,6 +406,10 @@ async fn every_page_in_both_languages_and_widths(server: &TestServer, browser: &
             "/admin/subscriptions",
             "id=\"subscription-wallboard\"",
         ),
+        ("ruleset", "/admin/rulesets/main", "id=\"history\""),
+        ("edit", "/admin/rulesets/main/edit", "id=\"draft\""),
+        ("audit", "/admin/audit", "id=\"audit\""),
+        ("tokens", "/admin/tokens", "id=\"tokens\""),
     ];
     for (lang, other) in [("en", "Nederlands"), ("nl", "English")] {
         for (width, height, size) in [(1280, 900, "laptop"), (390, 844, "phone")] {
@@ -460,6 +470,147 @@ async fn every_page_in_both_languages_and_widths(server: &TestServer, browser: &
             "{name} is {width} px wide on a 390 px phone"
         );
     }
+}
+
+/// Open all day, every day: the form below closes it (but for Monday's first minute).
+const HOURS_RULES: &str = "# Hoofdnummer\ndefault: dicht\nroutes: [open, dicht]\nrules:\n  - name: Open\n    when: 'open_hours(\"daily 00:00-24:00\")'\n    route: open\n";
+
+/// `mon 00:00-00:01`: closed at every time a test can run but Monday's first minute.
+const CLOSED: &str = "mon 00:00-00:01";
+
+#[tokio::test]
+async fn an_editor_changes_the_hours_in_the_browser_and_a_viewer_cannot() {
+    if !Path::new(CHROMEDRIVER).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{CHROMEDRIVER} is missing: install chromium chromium-driver (apt-get install -y chromium chromium-driver)"
+        );
+        println!("skipped: install chromium chromium-driver");
+        return;
+    }
+    let server = TestServer::with_config(
+        &[("main.yaml", HOURS_RULES)],
+        &format!("admin:\n  token: {TOKEN}\n"),
+    )
+    .await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut tokens = std::collections::BTreeMap::new();
+    for (name, role) in [("anna", "editor"), ("vera", "viewer")] {
+        let created: Value = http
+            .post(server.url("/api/v1/tokens"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "name": name, "role": role }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.insert(name, created["token"].as_str().unwrap().to_string());
+    }
+    // Calls to compare with: open now, closed with the new hours.
+    for i in 0..3 {
+        let body =
+            json!({ "caller_number": format!("3161234567{i}"), "uuid": format!("hours-{i}") });
+        let answer = server.post_json("/hooks/main", body.to_string()).await;
+        assert_eq!(answer.text().await.unwrap(), "open");
+    }
+    let flushed = http
+        .get(server.url("/api/v1/calls/hours-2"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(flushed.status(), 200);
+    let started = Instant::now();
+    let driver = Driver::start().await;
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.session(profile.path()).await;
+
+    // The editor logs in and opens the rule set.
+    browser.open(&server.url("/admin/lang/en?to=/admin")).await;
+    browser.wait_for("name=\"token\"").await;
+    browser.type_into("#token", &tokens["anna"]).await;
+    browser.click("#login").await;
+    browser.wait_for("id=\"rulesets\"").await;
+    browser.click("a[href=\"/admin/rulesets/main\"]").await;
+    browser.wait_for("id=\"history\"").await;
+    // The opening hours, with the form.
+    browser.click("#hours").await;
+    browser.wait_for("id=\"hours-form\"").await;
+    browser.clear("#spec0").await;
+    browser.type_into("#spec0", CLOSED).await;
+    browser.screenshot("edit-1-hours-form").await;
+    browser.click("#hours-next").await;
+    // The compare table: the three calls would now be closed.
+    let compared = browser.wait_for("id=\"comparison\"").await;
+    assert!(compared.contains("id=\"changes\""), "{compared}");
+    assert!(
+        compared.contains("<td class=\"num\">3</td>"),
+        "three calls move: {compared}"
+    );
+    browser.screenshot("edit-2-compare").await;
+    browser.type_into("#note", "Closed for the winter").await;
+    browser.click("#publish").await;
+    let published = browser.wait_for("id=\"published\"").await;
+    assert!(published.contains("serves now"), "{published}");
+    browser.screenshot("edit-3-published").await;
+    let elapsed = started.elapsed();
+    println!("form, compare and publish in the browser took {elapsed:?}");
+    // A call now routes the new way.
+    assert_eq!(server.route("main", "31612345678").await, "dicht");
+    let on_disk = std::fs::read_to_string(server.rules.join("main.yaml")).unwrap();
+    assert_eq!(on_disk, HOURS_RULES.replace("daily 00:00-24:00", CLOSED));
+
+    // The history: the revision with its author and note; restore the one before.
+    browser.open(&server.url("/admin/rulesets/main")).await;
+    let history = browser.wait_for("Closed for the winter").await;
+    assert!(history.contains("<td>anna</td>"), "{history}");
+    browser.screenshot("edit-4-history").await;
+    browser.click("#history tbody tr:nth-child(2) a").await;
+    browser.wait_for("id=\"restore\"").await;
+    browser.screenshot("edit-5-revision").await;
+    browser.click("#restore").await;
+    browser.wait_for("id=\"draft\"").await;
+    browser.click("#publish").await;
+    browser.wait_for("id=\"published\"").await;
+    assert_eq!(server.route("main", "31612345678").await, "open");
+    assert_eq!(
+        std::fs::read_to_string(server.rules.join("main.yaml")).unwrap(),
+        HOURS_RULES
+    );
+    browser.click("header form button").await; // log out
+    browser.wait_for("name=\"token\"").await;
+
+    // The viewer: no edit controls, and 403 wherever a change is made.
+    browser.type_into("#token", &tokens["vera"]).await;
+    browser.click("#login").await;
+    browser.wait_for("id=\"rulesets\"").await;
+    browser.open(&server.url("/admin/rulesets/main")).await;
+    let page = browser.wait_for("id=\"history\"").await;
+    for control in [
+        "id=\"edit\"",
+        "id=\"hours\"",
+        "id=\"holidays\"",
+        "/admin/tokens",
+    ] {
+        assert!(!page.contains(control), "a viewer sees {control}");
+    }
+    browser.screenshot("edit-6-viewer").await;
+    browser.open(&server.url("/admin/rulesets/main/edit")).await;
+    let refused = browser.wait_for("role viewer").await;
+    assert!(refused.contains("may not do this"), "{refused}");
+    let put = http
+        .put(server.url("/api/v1/rulesets/main"))
+        .bearer_auth(&tokens["vera"])
+        .json(&json!({ "content": HOURS_RULES, "base": null, "note": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 403);
+    browser.close().await;
+    drop(driver);
+    server.stop().await;
 }
 
 #[test]

@@ -311,7 +311,10 @@ async fn the_overview_shows_the_rule_sets_and_the_refused_file() {
     ])
     .await;
     let page = console.page("/admin").await;
-    assert!(page.contains("<strong>main</strong>"), "{page}");
+    assert!(
+        page.contains("<strong><a href=\"/admin/rulesets/main\">main</a></strong>"),
+        "{page}"
+    );
     let version = &console.server.app.store.catalog().rulesets["main"].version;
     assert!(page.contains(version.as_str()));
     // The refused file with its file:line:col message.

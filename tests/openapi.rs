@@ -62,7 +62,8 @@ async fn the_listed_routes_are_the_served_ones() {
                 .replace("{ruleset}", "main")
                 .replace("{name}", "n")
                 .replace("{uuid}", "u")
-                .replace("{id}", "1"),
+                .replace("{id}", "1")
+                .replace("{hash}", "h"),
         );
         let wrong = if *method == "get" { "DELETE" } else { "GET" };
         let siblings: Vec<String> = all

@@ -756,6 +756,25 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("window_day", "day", "dag"),
     ("window_week", "7 days", "7 dagen"),
     ("window_month", "30 days", "30 dagen"),
+    ("serving_now", "serving", "in gebruik"),
+    ("examples_head", "Examples", "Voorbeelden"),
+    (
+        "branches_head",
+        "Voorwaarde-app branches",
+        "Takken van de Voorwaarde-app",
+    ),
+    (
+        "branches_help",
+        "The Voorwaarde-app after the Webhook-app needs one branch for each of these answers, and a fallback branch for no answer.",
+        "De Voorwaarde-app na de Webhook-app heeft voor elk van deze antwoorden een tak nodig, en een terugvaltak voor geen antwoord.",
+    ),
+    (
+        "branches_undeclared",
+        "This rule set does not list its routes: add `routes:` so check can tell you when a rule answers something the belplan has no branch for.",
+        "Deze regelset noemt zijn routes niet: voeg `routes:` toe, dan meldt check een regel die iets antwoordt waarvoor het belplan geen tak heeft.",
+    ),
+    ("any_text", "any text", "elke tekst"),
+    ("the_default", "the default", "de standaard"),
 ];
 
 /// The value of cookie `name` in the request's `Cookie` header(s).

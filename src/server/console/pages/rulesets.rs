@@ -16,6 +16,7 @@ use crate::server::console::Session;
 use crate::server::console::labels::Lang;
 use crate::server::console::layout::{Tone, csrf, local, notice, url_part};
 use crate::storage::revisions::{Revision, Source};
+use belroute_engine::RuleSet;
 
 fn name(req: &HttpRequest) -> String {
     req.match_info().get("name").unwrap_or_default().to_string()
@@ -44,6 +45,27 @@ fn numbered(text: &str, notes: &[Problem]) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The checklist for the belplan: the answers its Voorwaarde-app must branch on (`routes:`).
+fn branches(lang: Lang, set: &RuleSet) -> Markup {
+    html! {
+        h2 { (lang.t("branches_head")) }
+        @match &set.routes {
+            Some(routes) => {
+                p.muted { (lang.t("branches_help")) }
+                ul #branches {
+                    @for route in routes {
+                        li {
+                            @if route == "*" { em { (lang.t("any_text")) } } @else { code { (route) } }
+                            @if *route == set.default_route { " (" (lang.t("the_default")) ")" }
+                        }
+                    }
+                }
+            }
+            None => { p.muted #branches { (lang.t("branches_undeclared")) } }
         }
     }
 }
@@ -80,7 +102,7 @@ pub async fn show(req: HttpRequest, state: web::Data<Belroute>, session: Ses) ->
     let body = html! {
         section {
             dl.facts {
-                dt { (lang.t("serving")) }
+                dt { (lang.t("serving_now")) }
                 dd.mono { @if let Some(set) = &serving { (set.version) } @else { (lang.t("never_loaded")) } }
                 dt { (lang.t("file")) } dd.mono { (state.changes.file_for(&name).display().to_string()) }
                 @if let Some(version) = &version {
@@ -88,6 +110,9 @@ pub async fn show(req: HttpRequest, state: web::Data<Belroute>, session: Ses) ->
                         dt { (lang.t("on_disk")) } dd.mono { (version) }
                     }
                 }
+            }
+            @if let Some(set) = &serving {
+                (branches(lang, set))
             }
             @if let Some(refusal) = refused {
                 (notice(Tone::Error, lang.t("file_refused")))
@@ -126,7 +151,7 @@ pub async fn show(req: HttpRequest, state: web::Data<Belroute>, session: Ses) ->
                                             td { input type="radio" name="b" value=(r.hash) checked[i == 0] aria-label=(lang.t("compare_b")); }
                                             td.mono {
                                                 a href={ (here(&name)) "/revisions/" (url_part(&r.hash)) } { (short(&r.hash)) }
-                                                @if serving.as_ref().is_some_and(|s| s.version == r.hash) { " " span.up { (lang.t("serving")) } }
+                                                @if serving.as_ref().is_some_and(|s| s.version == r.hash) { " " span.up { (lang.t("serving_now")) } }
                                             }
                                             td { (local(zone, r.loaded_at)) }
                                             td { (r.author) }
@@ -340,7 +365,8 @@ fn editor(lang: Lang, session: &Session, draft: &Draft, results: Markup) -> Mark
             label {
                 (lang.t("draft")) " "
                 span.muted { @match &draft.base { Some(base) => { (lang.t("based_on")) " " code { (short(base)) } }, None => { (lang.t("new_ruleset")) } } }
-                textarea name="content" #content rows="24" spellcheck="false" autocapitalize="off" { (draft.content) }
+                // A browser drops one line break right after the tag: this one, not the draft's.
+                textarea name="content" #content rows="24" spellcheck="false" autocapitalize="off" { "\n" (draft.content) }
             }
             div.actions {
                 label { (lang.t("compare_since"))
@@ -411,14 +437,14 @@ fn tests_view(lang: Lang, tests: &[TestResult]) -> Markup {
     }
 }
 
-fn compare_view(lang: Lang, zone_note: &str, summary: &Summary) -> Markup {
+fn compare_view(lang: Lang, summary: &Summary) -> Markup {
     let skipped: u64 = summary.not_compared.values().sum();
     html! {
         section #comparison {
             h2 { (lang.t("compare_title")) }
             p {
                 (lang.t("compare_line").replace("{n}", &summary.replayed.to_string()).replace("{changed}", &summary.changed.to_string()))
-                " " span.muted { "(" (summary.from) " – " (summary.to) (zone_note) ")" }
+                " " span.muted { "(" (summary.from) " – " (summary.to) ")" }
             }
             @if summary.unrecorded.calls > 0 {
                 p.muted { (lang.t("replay_unrecorded").replace("{n}", &summary.unrecorded.calls.to_string())) }
@@ -428,7 +454,7 @@ fn compare_view(lang: Lang, zone_note: &str, summary: &Summary) -> Markup {
             @if !summary.changes.is_empty() {
                 div.scroll {
                     table #changes {
-                        thead { tr { th { (lang.t("from")) } th { (lang.t("to")) } th.num { (lang.t("count")) } th { (lang.t("examples")) } } }
+                        thead { tr { th { (lang.t("from")) } th { (lang.t("to")) } th.num { (lang.t("count")) } th { (lang.t("examples_head")) } } }
                         tbody {
                             @for change in &summary.changes {
                                 tr {
@@ -546,9 +572,17 @@ pub async fn act(
     let lang = Lang::of(&req);
     let name = name(&req);
     let base = form.get("base");
+    // Browsers send a text area's lines ending in CR LF: back to the file's own endings.
+    let content = form.get("content").replace("\r\n", "\n");
+    let crlf = matches!(state.changes.current(&name), Ok(Some((text, _))) if text.contains("\r\n"));
+    let content = if crlf {
+        content.replace('\n', "\r\n")
+    } else {
+        content
+    };
     let mut draft = Draft {
         name: name.clone(),
-        content: form.get("content").replace("\r\n", "\n"),
+        content,
         base: (!base.is_empty()).then(|| base.to_string()),
         source: if form.get("source") == "restore" {
             Source::Restore
@@ -645,7 +679,7 @@ async fn run(lang: Lang, state: &Belroute, draft: &Draft, action: &str) -> (Stat
             match state.changes.compare(set, back).await {
                 Ok(summary) => (
                     StatusCode::OK,
-                    html! { (checks) (compare_view(lang, " UTC", &summary)) },
+                    html! { (checks) (compare_view(lang, &summary)) },
                 ),
                 Err(e) => (
                     StatusCode::SERVICE_UNAVAILABLE,
