@@ -17,6 +17,27 @@ use crate::metrics::Metrics;
 use crate::storage::{CallLog, CallRecord, Storage};
 use crate::subscriptions::Subscriptions;
 
+/// `rules.source: database` at start: the rules directory made the published versions before
+/// it is read. A database that does not answer leaves the directory as it is (this instance's
+/// last copy), logged; the recorder catches up when it answers.
+async fn sync_at_start(storage: &Storage, rules_dir: &Path) {
+    let sync = crate::changes::shared::sync_directory(storage, rules_dir);
+    match tokio::time::timeout(Duration::from_secs(5), sync).await {
+        Ok(Ok(synced)) => tracing::info!(
+            written = %synced.written.join(","),
+            removed = %synced.removed.join(","),
+            published = %synced.published.join(","),
+            "rules.source is database: the rules directory holds the published versions"
+        ),
+        Ok(Err(e)) => tracing::warn!(
+            "rules.source is database, but the database did not answer ({e}): serving the rules directory as it is until it does"
+        ),
+        Err(_) => tracing::warn!(
+            "rules.source is database, but the database did not answer within 5s: serving the rules directory as it is until it does"
+        ),
+    }
+}
+
 /// How long past the deadline [`Belroute::decide`] waits for the engine before answering the
 /// default itself; the engine returns by the deadline, this only guards against a bug.
 const ENGINE_GRACE: Duration = Duration::from_millis(20);
@@ -38,6 +59,8 @@ pub struct Belroute {
     pub changes: Arc<crate::changes::Changes>,
     /// The tokens created at run time, beside `admin.token` (see [`crate::access`]).
     pub tokens: Arc<crate::access::Tokens>,
+    /// This instance among the others on the same database (see [`crate::cluster`]).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 impl Belroute {
@@ -66,6 +89,11 @@ impl Belroute {
         let storage = Storage::open(database)?;
         migrate_at_start(&storage).await?;
         let router = Arc::new(router(&config, &storage, worker.clone(), true)?);
+        let cluster = crate::cluster::Cluster::new(storage.clone());
+        let shared_rules = config.rules.source == crate::config::RulesSource::Database;
+        if shared_rules {
+            sync_at_start(&storage, rules_dir).await;
+        }
         let context = StoreContext {
             scripts: router.scripts().clone(),
             lookups: router.lookups().declared(),
@@ -117,8 +145,33 @@ impl Belroute {
             storage.clone(),
             config.reload.replay.max_calls,
             config.reload.replay.max_time,
+            shared_rules.then(|| cluster.clone()),
         ));
         crate::changes::record_revisions(store.clone(), changes.clone());
+        {
+            let changes = changes.clone();
+            cluster.on(
+                crate::cluster::kind::RULESET,
+                Arc::new(move |name: String| {
+                    let changes = changes.clone();
+                    if changes.shared() {
+                        tokio::spawn(async move { changes.follow(&name).await });
+                    }
+                }),
+            );
+            let router = router.clone();
+            cluster.on(
+                crate::cluster::kind::FORGET,
+                Arc::new(move |subject: String| {
+                    if let Some((plugin, caller)) = subject.split_once('\n') {
+                        router
+                            .lookups()
+                            .invalidate((plugin != "*").then_some(plugin), caller);
+                    }
+                }),
+            );
+        }
+        cluster.start(store.clone());
         let tokens = Arc::new(crate::access::Tokens::default());
         match tokio::time::timeout(Duration::from_secs(3), tokens.refresh(&storage)).await {
             Ok(Ok(())) => {}
@@ -141,7 +194,21 @@ impl Belroute {
             replays,
             changes,
             tokens,
+            cluster,
         })
+    }
+
+    /// Forgets what plugin `plugin` (every plugin when `None`) cached for the caller with key
+    /// `caller`, here and on every other instance; `false` when there is no such plugin.
+    pub async fn forget(&self, plugin: Option<&str>, caller: &str) -> bool {
+        if !self.router.lookups().invalidate(plugin, caller) {
+            return false;
+        }
+        let subject = format!("{}\n{caller}", plugin.unwrap_or("*"));
+        self.cluster
+            .broadcast(crate::cluster::kind::FORGET, &subject)
+            .await;
+        true
     }
 
     /// Routes one call of `set`; answers by `deadline` whatever the engine does.

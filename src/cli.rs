@@ -19,6 +19,7 @@ use crate::read::simulate::{self, Simulation};
 pub mod init;
 pub mod manual;
 pub mod migrate;
+pub mod push;
 pub mod report;
 pub mod usage;
 

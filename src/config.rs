@@ -39,6 +39,8 @@ pub struct Config {
     pub sandbox: SandboxSettings,
     /// What a new rule file version must pass to go live.
     pub reload: Reload,
+    /// Where rule sets come from: the rules directory, or the database shared by instances.
+    pub rules: RulesSettings,
     pub admin: Admin,
     pub storage: StorageSettings,
     /// Applications told where calls went (see docs/subscriptions.md).
@@ -73,6 +75,9 @@ pub struct Hooks {
     /// How many connections belroute keeps open and how long a client may take (every
     /// endpoint shares them).
     pub connections: Connections,
+    /// After SIGTERM, how long `/healthz` and `/readyz` answer `503 draining` before the server
+    /// stops accepting connections: long enough for a load balancer's health check to notice.
+    pub drain: Duration,
 }
 
 impl Default for Hooks {
@@ -83,12 +88,21 @@ impl Default for Hooks {
             auth: Auth::default(),
             rulesets: BTreeMap::new(),
             connections: Connections::default(),
+            drain: Duration::ZERO,
         }
     }
 }
 
 impl Hooks {
-    pub const KEYS: [&'static str; 5] = ["margin", "max_body", "auth", "rulesets", "connections"];
+    pub const KEYS: [&'static str; 6] = [
+        "margin",
+        "max_body",
+        "auth",
+        "rulesets",
+        "connections",
+        "drain",
+    ];
+    pub const DRAIN: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(60));
     pub const MARGIN: Range<Duration> = Range::new(
         Duration::ZERO,
         belroute_engine::MIN_TIMEOUT.saturating_sub(Duration::from_millis(1)),
@@ -122,6 +136,7 @@ impl Hooks {
             auth: s.section("auth", &Auth::KEYS, Auth::read),
             rulesets,
             connections: s.section("connections", &Connections::KEYS, Connections::read),
+            drain: s.duration("drain", default.drain, Self::DRAIN),
         }
     }
 }
@@ -448,6 +463,50 @@ impl Reload {
     }
 }
 
+/// Where the rule sets every instance serves are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RulesSource {
+    /// The rules directory is the source: a file saved there is the next version.
+    #[default]
+    Files,
+    /// The database is (for several instances): a publish on any instance, `belroute rules
+    /// push`, or a file saved on one instance's rules directory goes to every instance; the
+    /// directory holds each instance's copy.
+    Database,
+}
+
+impl RulesSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RulesSource::Files => "files",
+            RulesSource::Database => "database",
+        }
+    }
+}
+
+/// `rules:` — where rule sets come from.
+#[derive(Debug, Default)]
+pub struct RulesSettings {
+    pub source: RulesSource,
+}
+
+impl RulesSettings {
+    pub const KEYS: [&'static str; 1] = ["source"];
+
+    fn read(s: &mut Section<'_, '_, '_>) -> Self {
+        RulesSettings {
+            source: s.choice(
+                "source",
+                RulesSource::Files,
+                &[
+                    ("files", RulesSource::Files),
+                    ("database", RulesSource::Database),
+                ],
+            ),
+        }
+    }
+}
+
 /// A time zone by IANA name; Europe/Amsterdam unless set.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeZone(pub Tz);
@@ -495,12 +554,13 @@ impl fmt::Display for Lines<'_> {
 }
 
 impl Config {
-    pub const KEYS: [&'static str; 10] = [
+    pub const KEYS: [&'static str; 11] = [
         "timezone",
         "default_region",
         "hooks",
         "sandbox",
         "reload",
+        "rules",
         "admin",
         "storage",
         "calendars",
@@ -583,6 +643,7 @@ impl Config {
         self.hooks = s.section("hooks", &Hooks::KEYS, Hooks::read);
         self.sandbox = s.section("sandbox", &SandboxSettings::KEYS, SandboxSettings::read);
         self.reload = s.section("reload", &Reload::KEYS, Reload::read);
+        self.rules = s.section("rules", &RulesSettings::KEYS, RulesSettings::read);
         self.admin = s.section("admin", &Admin::KEYS, Admin::read);
         self.storage = s.section("storage", &StorageSettings::KEYS, StorageSettings::read);
         for (name, _, node) in s.entries("subscriptions") {

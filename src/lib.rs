@@ -8,6 +8,7 @@ pub mod access;
 pub mod app;
 pub mod changes;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod logging;
 pub mod metrics;

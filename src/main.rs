@@ -67,6 +67,9 @@ enum Command {
     /// Decide logged calls again with the rule files as they are now: which would route
     /// differently, before you save a change. Reads the call log only.
     Replay(ReplayArgs),
+    /// Rule sets in the database, for several instances (`rules.source: database`).
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Print a shell completion script: `belroute completions bash > /etc/bash_completion.d/belroute`.
     Completions {
         #[arg(value_enum)]
@@ -84,6 +87,32 @@ enum Command {
         /// Directory to write into (it must exist).
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Check and test DIR, then publish every rule file that changed to the database every
+    /// instance with `rules.source: database` serves from (for git and CI). Nothing is pushed
+    /// when a check or a test fails.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+struct PushArgs {
+    /// The directory of rule files (and their tests) to publish.
+    dir: PathBuf,
+    /// Server configuration (plugins and their facts, calendars); ./belroute.yaml is read
+    /// when present.
+    #[arg(long, env = "BELROUTE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Also remove the published rule sets that have no file in DIR.
+    #[arg(long)]
+    prune: bool,
+    /// A note for each revision's history, e.g. the commit ("pushed from DIR" when not given).
+    #[arg(long, default_value = "")]
+    note: String,
 }
 
 #[derive(Debug, Args)]
@@ -432,7 +461,7 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             if let Some(file) = &belroute.config.file {
                 file.watch();
             }
-            running.run_until_signal().await?;
+            running.run_until_signal(&belroute).await?;
             belroute.shutdown().await;
             Ok(true)
         }
@@ -515,6 +544,21 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             storage.close().await;
             print!("{out}");
             result
+        }
+        Command::Rules(RulesCommand::Push(args)) => {
+            let config = cli::load_config_for_check(args.config.as_deref())?;
+            let router = app::offline_router(&config)?;
+            let mut out = String::new();
+            let url = args.database.url();
+            let push = cli::push::Push {
+                dir: &args.dir,
+                database: &url,
+                prune: args.prune,
+                note: &args.note,
+            };
+            let ok = cli::push::push(&push, &router, &config, &mut out).await?;
+            print!("{out}");
+            Ok(ok)
         }
         Command::Migrate(args) => {
             let (storage, migrated) = cli::migrate::migrate(&args.url()).await?;

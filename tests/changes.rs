@@ -248,7 +248,18 @@ async fn a_draft_goes_live_only_through_the_gate_and_every_version_is_a_revision
         assert_eq!(std::fs::read_to_string(&file).unwrap(), MAIN);
         assert_eq!(api.version().await, v1);
 
-        // The audit log: who did what.
+        // The audit log: who did what. A file saved by hand is audited by the recorder, which
+        // looks at the catalog every 200 ms: wait for it.
+        server
+            .eventually(
+                Duration::from_secs(10),
+                "the hand-saved file audited",
+                || async {
+                    let (_, audit) = api.get("/api/v1/audit?since=1h", ADMIN).await;
+                    audit.to_string().contains("\"ruleset.file\"")
+                },
+            )
+            .await;
         let (status, audit) = api.get("/api/v1/audit?since=1h", ADMIN).await;
         assert_eq!(status, 200);
         let actions: Vec<(String, String, String)> = audit["entries"]

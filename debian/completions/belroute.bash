@@ -37,6 +37,9 @@ _belroute() {
             belroute,replay)
                 cmd="belroute__subcmd__replay"
                 ;;
+            belroute,rules)
+                cmd="belroute__subcmd__rules"
+                ;;
             belroute,serve)
                 cmd="belroute__subcmd__serve"
                 ;;
@@ -70,6 +73,9 @@ _belroute() {
             belroute__subcmd__help,replay)
                 cmd="belroute__subcmd__help__subcmd__replay"
                 ;;
+            belroute__subcmd__help,rules)
+                cmd="belroute__subcmd__help__subcmd__rules"
+                ;;
             belroute__subcmd__help,serve)
                 cmd="belroute__subcmd__help__subcmd__serve"
                 ;;
@@ -82,6 +88,21 @@ _belroute() {
             belroute__subcmd__help,worker)
                 cmd="belroute__subcmd__help__subcmd__worker"
                 ;;
+            belroute__subcmd__help__subcmd__rules,push)
+                cmd="belroute__subcmd__help__subcmd__rules__subcmd__push"
+                ;;
+            belroute__subcmd__rules,help)
+                cmd="belroute__subcmd__rules__subcmd__help"
+                ;;
+            belroute__subcmd__rules,push)
+                cmd="belroute__subcmd__rules__subcmd__push"
+                ;;
+            belroute__subcmd__rules__subcmd__help,help)
+                cmd="belroute__subcmd__rules__subcmd__help__subcmd__help"
+                ;;
+            belroute__subcmd__rules__subcmd__help,push)
+                cmd="belroute__subcmd__rules__subcmd__help__subcmd__push"
+                ;;
             *)
                 ;;
         esac
@@ -89,7 +110,7 @@ _belroute() {
 
     case "${cmd}" in
         belroute)
-            opts="-h -V --log-format --help --version serve check test migrate init simulate replay completions worker manpages help"
+            opts="-h -V --log-format --help --version serve check test migrate init simulate replay rules completions worker manpages help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,7 +180,7 @@ _belroute() {
             return 0
             ;;
         belroute__subcmd__help)
-            opts="serve check test migrate init simulate replay completions worker manpages help"
+            opts="serve check test migrate init simulate replay rules completions worker manpages help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,6 +280,34 @@ _belroute() {
         belroute__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__help__subcmd__rules)
+            opts="push"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__help__subcmd__rules__subcmd__push)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -420,6 +469,96 @@ _belroute() {
                     return 0
                     ;;
                 --page-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__rules)
+            opts="-h --log-format --help push help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__rules__subcmd__help)
+            opts="push help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__rules__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__rules__subcmd__help__subcmd__push)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        belroute__subcmd__rules__subcmd__push)
+            opts="-h --config --database --prune --note --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --note)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -11,8 +11,9 @@
 pub mod diff;
 pub mod forms;
 mod recorder;
+pub mod shared;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,6 +150,10 @@ pub struct Changes {
     /// One publish at a time: two from the same base cannot both pass the base check.
     publishing: tokio::sync::Mutex<()>,
     work: tokio::sync::Semaphore,
+    /// With `rules.source: database`: the other instances ([`shared`]).
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// Rule sets whose file this instance removes because the database says so.
+    removals: Mutex<HashSet<String>>,
 }
 
 impl Changes {
@@ -161,6 +166,7 @@ impl Changes {
         storage: Storage,
         max_calls: u64,
         max_time: Duration,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
     ) -> Self {
         Changes {
             store,
@@ -177,6 +183,8 @@ impl Changes {
             pending: Mutex::new(HashMap::new()),
             publishing: tokio::sync::Mutex::new(()),
             work: tokio::sync::Semaphore::new(AT_ONCE),
+            cluster,
+            removals: Mutex::new(HashSet::new()),
         }
     }
 
@@ -382,6 +390,37 @@ impl Changes {
             author: who.name.clone(),
             note: note.to_string(),
         };
+        let previous = current.as_ref().map(|(_, v)| v.clone());
+        if self.shared() {
+            // The database decides who published first, across instances.
+            let revision = Revision {
+                ruleset: name.to_string(),
+                hash: hash.clone(),
+                loaded_at: crate::time::now_ms(),
+                source,
+                author: who.name.clone(),
+                note: note.to_string(),
+                content: None,
+            };
+            let unavailable = |e: sqlx::Error| {
+                ChangeError::Unavailable(format!(
+                    "the database did not answer ({e}); with rules.source: database nothing is published without it"
+                ))
+            };
+            self.storage
+                .record_revision(&revision, content)
+                .await
+                .map_err(unavailable)?;
+            if !self
+                .publish_shared(name, Some(&hash), previous.as_deref(), &who.name)
+                .await
+                .map_err(unavailable)?
+            {
+                self.follow(name).await;
+                let now = self.current(name)?.map(|(_, v)| v).unwrap_or_default();
+                return Err(self.conflict(name, &now, base.is_none()).await);
+            }
+        }
         self.expect(name, &hash, attribution.clone());
         let file = self.file_for(name);
         let (text, target) = (content.to_string(), file.clone());
@@ -400,7 +439,6 @@ impl Changes {
             "rule set written; waiting for the reload to serve it"
         );
         self.wait_until_served(name, &hash).await?;
-        let previous = current.map(|(_, v)| v);
         self.remember(name, &hash, content, &attribution, previous.as_deref())
             .await;
         Ok(Published {
@@ -414,6 +452,21 @@ impl Changes {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.retain(|_, (_, at)| at.elapsed() < Duration::from_secs(600));
         pending.insert((name.to_string(), hash.to_string()), (who, Instant::now()));
+    }
+
+    /// The next removal of `name`'s file is the database's doing, not a person's.
+    fn expect_removal(&self, name: &str) {
+        self.removals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+    }
+
+    fn removal_expected(&self, name: &str) -> bool {
+        self.removals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
     }
 
     /// Whom the load of `name` at `hash` is credited to, if it was published here (once).

@@ -82,6 +82,11 @@ async fn look(
         if let Some(previous) = &previous {
             storage.revision_replaced(name, previous, now).await?;
         }
+        if changes.shared() && credited.is_none() {
+            changes
+                .loaded_by_hand(name, previous.as_deref(), &set.version)
+                .await?;
+        }
         if !first && credited.is_none() {
             let detail =
                 serde_json::json!({ "from": previous, "to": set.version, "file": set.file });
@@ -98,10 +103,16 @@ async fn look(
         .collect();
     for (name, version) in gone {
         storage.revision_replaced(&name, &version, now).await?;
-        let detail = serde_json::json!({ "from": version });
-        storage
-            .audit("file", "ruleset.remove", &name, &detail)
-            .await?;
+        // Removed because the database says so: the person who removed it was audited there.
+        if !(changes.shared() && changes.removal_expected(&name)) {
+            if changes.shared() {
+                changes.removed_by_hand(&name, &version).await?;
+            }
+            let detail = serde_json::json!({ "from": version });
+            storage
+                .audit("file", "ruleset.remove", &name, &detail)
+                .await?;
+        }
         recorded.remove(&name);
     }
     Ok(())

@@ -130,6 +130,7 @@ const BELROUTE_YAML: &str = r#"## belroute.yaml: the server's own settings (the 
 #     query: { name: token, value: "${BELROUTE_HOOK_TOKEN}" }   # ?token=… in the Webhook-app's URL
 #     allow_ips: [ "203.0.113.0/24" ]                           # Callvoip's addresses (ask them)
 #     trusted_proxies: [ "127.0.0.1/32" ]                       # your reverse proxy, for X-Forwarded-For
+#   drain: 0s                     # after SIGTERM, 503 on /healthz this long first (for a load balancer)
 
 ## Limits on what one rule may do.
 # sandbox:
@@ -139,6 +140,11 @@ const BELROUTE_YAML: &str = r#"## belroute.yaml: the server's own settings (the 
 ## A saved rule file goes live only when its own tests pass.
 # reload:
 #   run_tests: true
+
+## Several instances behind a load balancer, on one PostgreSQL (docs/operators.md,
+## "Several instances"): rule sets published in the database reach every instance.
+# rules:
+#   source: files                 # or database
 
 ## The admin API (/api/v1/…) and the operator's console (/admin); off without a token.
 # admin:

@@ -56,10 +56,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<(Storage, Migrated)> {
             ),
         }
     }
-    let migrator: Migrator = match storage {
-        Storage::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
-        Storage::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
-    };
+    let migrator: Migrator = storage.migrator();
     let total = migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration())

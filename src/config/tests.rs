@@ -53,6 +53,19 @@ fn errors_have_file_line_column() {
 }
 
 #[test]
+fn rules_come_from_files_unless_the_database_is_named() {
+    assert_eq!(parse("").unwrap().rules.source, RulesSource::Files);
+    let c = parse("rules:\n  source: database\n").unwrap();
+    assert_eq!(c.rules.source, RulesSource::Database);
+    let err = parse("rules:\n  source: git\n").unwrap_err();
+    assert!(
+        err.starts_with("belroute.yaml:2:11: `rules.source`"),
+        "{err}"
+    );
+    assert!(err.contains("files") && err.contains("database"), "{err}");
+}
+
+#[test]
 fn defaults_and_sizes() {
     let c = parse("").unwrap();
     assert_eq!(c.hooks.margin, Duration::from_millis(250));
@@ -130,6 +143,14 @@ fn every_ranged_setting() -> Vec<Ranged> {
             "999ms",
             "1s",
             "hooks:\n  margin: {}\n",
+        ),
+        row(
+            "hooks.drain",
+            Duration,
+            "0s",
+            "1m",
+            "61s",
+            "hooks:\n  drain: {}\n",
         ),
         row(
             "hooks.max_body",
@@ -577,7 +598,7 @@ fn words_where_numbers_belong_say_what_to_write() {
         ),
         (
             "hooks: 5\n",
-            "belroute.yaml:1:8: `hooks` must be a mapping of keys (margin, max_body, auth, rulesets, connections), found text",
+            "belroute.yaml:1:8: `hooks` must be a mapping of keys (margin, max_body, auth, rulesets, connections, drain), found text",
         ),
         (
             "hoks: {}\n",

@@ -116,7 +116,7 @@ pub async fn invalidate(
     let name = req.match_info().get("name").unwrap_or_default();
     let caller = state.router.normaliser().normalise(&body.caller);
     let plugin = (name != "*").then_some(name);
-    if state.router.lookups().invalidate(plugin, caller.key()) {
+    if state.forget(plugin, caller.key()).await {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(HttpError::not_found(format!("no plugin named `{name}`")))

@@ -7,8 +7,16 @@ use crate::app::Belroute;
 use crate::read::rulesets::{QuarantinedView, RefusedView};
 use crate::time::rfc3339_secs;
 
-/// Alive: the process answers.
-pub async fn healthz() -> HttpResponse {
+/// Alive and taking calls: `ok`; `503 draining` once a stop has begun (SIGTERM), so that a load
+/// balancer checking it sends new calls to another instance. Every rule set answers (its last
+/// good version), so this is what a balancer should check.
+pub async fn healthz(state: web::Data<Belroute>) -> HttpResponse {
+    if state.cluster.draining() {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header(("cache-control", "no-store"))
+            .body("draining\n");
+    }
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ok\n")
@@ -31,11 +39,13 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
             "what": what,
         })
     });
-    let ready = refused.is_empty() && panic.is_none();
-    let status = match (refused.is_empty(), panic.is_none()) {
-        (true, true) => "ready",
-        (false, _) => "refused",
-        (true, false) => "panicked",
+    let draining = state.cluster.draining();
+    let ready = refused.is_empty() && panic.is_none() && !draining;
+    let status = match (draining, refused.is_empty(), panic.is_none()) {
+        (true, _, _) => "draining",
+        (false, true, true) => "ready",
+        (false, false, _) => "refused",
+        (false, true, false) => "panicked",
     };
     let metrics = &state.metrics;
     // Not a reason to be unready: the server serves what it read at start.
@@ -62,6 +72,9 @@ pub async fn readyz(state: web::Data<Belroute>) -> HttpResponse {
             "file_limit": metrics.file_limit.get(),
         },
         "config": config,
+        "instance": state.cluster.id,
+        "rules_source": state.config.rules.source.as_str(),
+        "instances": state.cluster.instances(),
     });
     let mut response = if ready {
         HttpResponse::Ok()

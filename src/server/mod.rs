@@ -65,9 +65,22 @@ impl Running {
         let _ = self.task.await;
     }
 
-    /// Runs until SIGTERM or SIGINT, then stops gracefully.
-    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+    /// Runs until SIGTERM or SIGINT, then drains and stops gracefully: `/healthz` and
+    /// `/readyz` answer `503 draining` for `hooks.drain` (calls are still answered), so a load
+    /// balancer sends new calls elsewhere; then the server stops accepting and finishes the
+    /// requests in flight.
+    pub async fn run_until_signal(self, app: &Belroute) -> anyhow::Result<()> {
         shutdown_signal().await;
+        app.cluster.start_draining();
+        let drain = app.config.hooks.drain;
+        if !drain.is_zero() {
+            tracing::info!(
+                "draining: /healthz and /readyz answer 503 for {} ms, calls are still answered",
+                drain.as_millis()
+            );
+            app.cluster.beat(&app.store).await;
+            tokio::time::sleep(drain).await;
+        }
         tracing::info!("shutting down: finishing requests in flight");
         self.stop().await;
         Ok(())
@@ -226,7 +239,7 @@ async fn front_door() -> HttpResponse {
 pub async fn start(app: &Belroute, options: &ServerOptions) -> anyhow::Result<Running> {
     let state = web::Data::new(app.clone());
     // One set of console sessions for every worker.
-    let sessions = web::Data::new(console::Sessions::default());
+    let sessions = web::Data::new(console::Sessions::new(app.storage.clone()));
     // One count of wrong credentials for every worker.
     let throttle = web::Data::new(throttle::Throttle::new(app.metrics.clone()));
     let settings = &app.config.hooks.connections;

@@ -65,6 +65,7 @@ macro_rules! insert_event {
 }
 
 pub mod calls;
+pub mod cluster;
 pub mod events;
 #[cfg(test)]
 pub mod memory;
@@ -149,10 +150,24 @@ impl Storage {
 
     /// Applies the migrations under migrations/{sqlite,postgres} (embedded in the binary).
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let migrator = self.migrator();
         match self {
-            Storage::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
-            Storage::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Storage::Sqlite(pool) => migrator.run(pool).await,
+            Storage::Postgres(pool) => migrator.run(pool).await,
         }
+    }
+
+    /// The migrations this build knows. Migrations a newer build applied are tolerated: they
+    /// only add (tables, columns, indexes; `tests/upgrade.rs` holds every migration to that),
+    /// so during a rolling upgrade, or after going back to the previous package, an instance
+    /// of the older build starts and works on the database the newer one migrated.
+    pub fn migrator(&self) -> sqlx::migrate::Migrator {
+        let mut migrator = match self {
+            Storage::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Storage::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.set_ignore_missing(true);
+        migrator
     }
 
     /// Writes call records in one transaction, each with its `call.routed` event for

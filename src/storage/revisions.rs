@@ -21,6 +21,8 @@ pub enum Source {
     Api,
     /// An older revision published again.
     Restore,
+    /// Published with `belroute rules push` (from a directory, e.g. a git checkout).
+    Push,
 }
 
 impl Source {
@@ -30,6 +32,7 @@ impl Source {
             Source::Console => "console",
             Source::Api => "api",
             Source::Restore => "restore",
+            Source::Push => "push",
         }
     }
 
@@ -38,6 +41,7 @@ impl Source {
             "console" => Source::Console,
             "api" => Source::Api,
             "restore" => Source::Restore,
+            "push" => Source::Push,
             _ => Source::File,
         }
     }

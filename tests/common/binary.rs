@@ -84,6 +84,24 @@ impl Served {
         Self::spawn(command, cwd, env)
     }
 
+    /// As [`Served::start`], listening on `listen` (a restarted instance keeps its address),
+    /// in working directory `cwd` (a restarted instance keeps its spill file).
+    pub fn start_on(listen: &str, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut command = belroute();
+        command
+            .current_dir(cwd)
+            .args(["serve", "--listen", listen])
+            .args(args);
+        let Belroute { command, cwd } = command;
+        Self::spawn(command, cwd, env)
+    }
+
+    /// Kills the process with SIGKILL (a crash: nothing runs after it), and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// As [`Served::start`], in a process whose soft file limit is `soft` (systemd's default
     /// is 1024), set by the shell that then becomes belroute.
     pub fn start_with_file_limit(args: &[&str], env: &[(&str, &str)], soft: u64) -> Served {

@@ -721,6 +721,7 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("source_console", "console", "console"),
     ("source_file", "file", "bestand"),
     ("source_now", "The file now", "Het bestand nu"),
+    ("source_push", "push", "push"),
     ("source_restore", "restore", "teruggezet"),
     ("test", "Run the tests", "Tests draaien"),
     ("test_name", "Test", "Test"),
@@ -758,6 +759,12 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("window_month", "30 days", "30 dagen"),
     ("serving_now", "serving", "in gebruik"),
     ("examples_head", "Examples", "Voorbeelden"),
+    ("instances", "Instances", "Instanties"),
+    ("instance", "Instance", "Instantie"),
+    ("seen", "Last seen", "Laatst gezien"),
+    ("serving_versions", "Serving", "In gebruik"),
+    ("this_instance", "this one", "deze"),
+    ("draining", "draining", "stopt"),
     (
         "branches_head",
         "Voorwaarde-app branches",
@@ -774,7 +781,6 @@ const LABELS: &[(&str, &str, &str)] = &[
         "Deze regelset noemt zijn routes niet: voeg `routes:` toe, dan meldt check een regel die iets antwoordt waarvoor het belplan geen tak heeft.",
     ),
     ("any_text", "any text", "elke tekst"),
-    ("the_default", "the default", "de standaard"),
 ];
 
 /// The value of cookie `name` in the request's `Cookie` header(s).

@@ -4,7 +4,7 @@
 //! One guard ([`console_guard`]) sits in front of every `/admin` path: without a live session
 //! a page answers `401` with the login form; a `POST` must also carry the session's CSRF token
 //! (`403` without it). Only the login itself, the language switch and the static assets pass
-//! without a session. Sessions live in memory ([`session::Sessions`]); the cookie is HttpOnly,
+//! without a session. Sessions live in the database ([`session::Sessions`]); the cookie is HttpOnly,
 //! SameSite=Strict and scoped to `/admin`. Without `admin.token` the console is off.
 
 mod labels;
@@ -218,9 +218,11 @@ pub async fn console_guard(
             .map(ServiceResponse::map_into_left_body);
     }
     let sessions = req.app_data::<web::Data<Sessions>>().cloned();
-    let session = cookie(req.request(), session::COOKIE)
-        .and_then(|id| sessions.as_ref().and_then(|s| s.get(&id)))
-        .filter(|s| app.tokens.holds(&s.principal));
+    let session = match (cookie(req.request(), session::COOKIE), sessions) {
+        (Some(id), Some(sessions)) => sessions.get(&id).await,
+        _ => None,
+    }
+    .filter(|s| app.tokens.holds(&s.principal));
     let Some(session) = session else {
         tracing::debug!(path = %belroute_engine::text::escape(req.path()), "console: no session, login form shown");
         let response = html_response(StatusCode::UNAUTHORIZED, login_form(lang, None));
@@ -378,7 +380,7 @@ async fn login(
         return html_response(StatusCode::FORBIDDEN, login_form(lang, Some(&message)));
     }
     let who = principal.name.clone();
-    match sessions.create(principal) {
+    match sessions.create(principal).await {
         Ok(session) => {
             tracing::info!(token = %belroute_engine::text::escape(&who), "console: operator logged in");
             see_other("/admin")
@@ -416,7 +418,7 @@ async fn logout(
     sessions: web::Data<Sessions>,
     session: web::ReqData<Session>,
 ) -> HttpResponse {
-    sessions.remove(&session.id);
+    sessions.remove(&session.id).await;
     tracing::info!("console: operator logged out");
     see_other("/admin")
         .insert_header((

@@ -130,6 +130,46 @@ fn rulesets(lang: Lang, state: &Belroute, session: &Session, views: &[RuleSetVie
     }
 }
 
+/// Every instance on the database and the version of each rule set it serves: shown when
+/// there is more than this one, or the rules come from the database.
+fn instances(lang: Lang, state: &Belroute) -> Markup {
+    let list = state.cluster.instances();
+    let shared = state.config.rules.source == crate::config::RulesSource::Database;
+    if list.len() < 2 && !shared {
+        return html! {};
+    }
+    let zone = state.config.timezone.0;
+    html! {
+        section #instances {
+            h2 { (lang.t("instances")) }
+            div.scroll {
+                table {
+                    thead { tr { th { (lang.t("instance")) } th { (lang.t("seen")) } th { (lang.t("serving_versions")) } } }
+                    tbody {
+                        @for instance in &list {
+                            tr {
+                                td.mono {
+                                    (instance.id)
+                                    @if instance.id == state.cluster.id { " " span.up { (lang.t("this_instance")) } }
+                                    @if instance.draining { " " span.down { (lang.t("draining")) } }
+                                }
+                                td { (local(zone, instance.seen_at)) }
+                                td.mono {
+                                    @if let Some(versions) = instance.versions.as_object() {
+                                        @for (name, version) in versions {
+                                            (name) " " (crate::replay::short(version.as_str().unwrap_or_default())) " "
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn refused(lang: Lang, views: &[RefusedView]) -> Markup {
     html! {
         section #refused {
@@ -277,6 +317,7 @@ async fn render(lang: Lang, state: &Belroute, session: &Session, message: Markup
     let body = html! {
         (message)
         (rulesets(lang, state, session, &views))
+        (instances(lang, state))
         (refused(lang, &RefusedView::all(&catalog)))
         (quarantined(lang, state, session, &QuarantinedView::all(&catalog)))
         (hour)

@@ -99,7 +99,7 @@ pub async fn invalidate(
     let caller = state.router.normaliser().normalise(raw);
     let message = if raw.is_empty() {
         notice(Tone::Error, lang.t("type_caller"))
-    } else if state.router.lookups().invalidate(Some(name), caller.key()) {
+    } else if state.forget(Some(name), caller.key()).await {
         tracing::info!(plugin = %escape(name), "console: cached answer for a caller invalidated");
         notice(Tone::Ok, &format!("{name}: {}", lang.t("invalidated")))
     } else {

@@ -181,6 +181,7 @@ fn source_text(lang: Lang, source: Source) -> &'static str {
         Source::Console => lang.t("source_console"),
         Source::Api => lang.t("source_api"),
         Source::Restore => lang.t("source_restore"),
+        Source::Push => lang.t("source_push"),
     }
 }
 
