@@ -115,7 +115,7 @@ impl Belroute {
                 config.storage.writer(database),
                 subscriptions.clone() as Arc<dyn crate::storage::EventSink>,
             )
-            .context("cannot start the call log's spill thread")?,
+            .context("cannot start the call log")?,
         );
         spawn_retention(storage.clone(), config.storage.retention);
         let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));

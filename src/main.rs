@@ -379,20 +379,25 @@ fn rescan_on_hangup(store: std::sync::Arc<belroute_engine::RuleStore>) {
 /// The SQLite file `serve` is about to create, if it is about to create one: a start that
 /// fails before the server listens (no rules directory, the port in use) removes it again, so
 /// a failed start leaves no empty database behind.
-struct NewDatabaseFile(Option<PathBuf>);
+struct NewDatabaseFile(Option<PathBuf>, Option<PathBuf>);
 
 impl NewDatabaseFile {
-    fn before_start(database: &str) -> Self {
+    /// `spill_lock`: the call log's lock beside its spill file, removed too if it is new.
+    fn before_start(database: &str, spill_lock: PathBuf) -> Self {
         NewDatabaseFile(
             database
                 .parse::<belroute::storage::DatabaseUrl>()
                 .ok()
                 .and_then(|url| url.sqlite_file().map(std::path::Path::to_path_buf))
                 .filter(|f| !f.exists()),
+            Some(spill_lock).filter(|f| !f.exists()),
         )
     }
 
     fn remove(&self) {
+        if let Some(lock) = &self.1 {
+            let _ = std::fs::remove_file(lock);
+        }
         let Some(file) = &self.0 else { return };
         for suffix in ["", "-wal", "-shm"] {
             let mut path = file.clone().into_os_string();
@@ -428,7 +433,8 @@ async fn run(command: Command) -> anyhow::Result<bool> {
             let worker = belroute_engine::WorkerCommand::this_binary()
                 .context("cannot find this program to start rule workers")?;
             let database = args.database.url();
-            let new_file = NewDatabaseFile::before_start(&database);
+            let spill_lock = config.storage.writer(&database).lock_file();
+            let new_file = NewDatabaseFile::before_start(&database, spill_lock);
             let belroute = match Belroute::open(config, &args.rules.rules, &database, worker).await
             {
                 Ok(belroute) => belroute,

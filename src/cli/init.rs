@@ -237,9 +237,11 @@ tests:
     expect: { route: anoniem, rule: Withheld numbers }
 "#;
 
-const GITIGNORE: &str = "# belroute's call log (SQLite, with its -wal and -shm files) and its overflow file\n\
+const GITIGNORE: &str = "# belroute's call log (SQLite, with its -wal and -shm files), its overflow file and crash\n\
+# journal, and their lock\n\
 belroute.db*\n\
-belroute-spill*.jsonl\n";
+belroute-spill*.jsonl\n\
+belroute-spill.lock\n";
 
 #[cfg(test)]
 mod tests {

@@ -342,10 +342,15 @@ mod tests {
         let router =
             Arc::new(crate::app::offline_router(&crate::config::Config::default()).unwrap());
         let storage = crate::storage::Storage::open("sqlite::memory:").unwrap();
+        // Nothing in the working directory: a spill file of its own.
+        let dir = tempfile::tempdir().unwrap().keep();
         let call_log = Arc::new(
             crate::storage::CallLog::start(
                 std::sync::Arc::new(storage),
-                crate::storage::WriterSettings::default(),
+                crate::storage::WriterSettings {
+                    spill: dir.join("spill.jsonl"),
+                    ..crate::storage::WriterSettings::default()
+                },
                 Arc::new(crate::storage::NoSubscribers),
             )
             .unwrap(),

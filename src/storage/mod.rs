@@ -67,6 +67,7 @@ macro_rules! insert_event {
 pub mod calls;
 pub mod cluster;
 pub mod events;
+mod journal;
 #[cfg(test)]
 pub mod memory;
 pub mod replay;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::events::EventSink;
+use super::journal::{self, Journal};
 use super::record::Stats;
 pub use super::record::{CallRecord, CallRow};
 use super::spill::{self, Replay, ReplayBatch, SetAside, SpillMessage, SpillShared};
@@ -55,6 +56,13 @@ pub struct WriterSettings {
     pub spill_limit: u64,
 }
 
+impl WriterSettings {
+    /// The lock beside the spill file a running call log holds (`belroute-spill.lock`).
+    pub fn lock_file(&self) -> std::path::PathBuf {
+        self.spill.with_extension("lock")
+    }
+}
+
 impl Default for WriterSettings {
     fn default() -> Self {
         WriterSettings {
@@ -72,6 +80,9 @@ enum Message {
     Flush(oneshot::Sender<()>),
     /// Write what is queued and spilled, then stop (or, told to give up, put it on disk).
     Close(oneshot::Sender<()>),
+    /// Acknowledged once every record sent before it is in the database or on its way to the
+    /// disk in the spill file (the crash journal's older files may go then).
+    Barrier(oneshot::Sender<()>),
 }
 
 /// The call log's counters, for metrics and the admin API.
@@ -118,6 +129,10 @@ pub struct CallLog {
     stats: Arc<Stats>,
     /// Set when a stop has waited long enough: the writer puts what it holds on disk.
     give_up: watch::Sender<bool>,
+    /// Every record, appended before its answer leaves (see [`super::journal`]).
+    journal: Arc<Journal>,
+    /// Held while this call log runs: no other process uses its spill file and journal.
+    _lock: std::fs::File,
 }
 
 impl CallLog {
@@ -128,8 +143,22 @@ impl CallLog {
         settings: WriterSettings,
         events: Arc<dyn EventSink>,
     ) -> std::io::Result<Self> {
+        let lock = lock_spill(&settings.spill, &settings.lock_file())?;
         let (sender, receiver) = mpsc::channel(settings.queue.max(1));
         let stats = Arc::new(Stats::new());
+        // Before the spill file is looked at: what a process that did not stop journaled.
+        match journal::recover(&settings.spill) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                "call log: {n} call record(s) recovered from the crash journal beside {} (belroute did not stop cleanly last time); they are written to the database first, skipping any it has",
+                settings.spill.display()
+            ),
+            Err(e) => tracing::error!(
+                "call log: cannot recover the crash journal beside {} ({e}); its files are left there",
+                settings.spill.display()
+            ),
+        }
+        let journal = Arc::new(Journal::new(&settings.spill));
         let spill_shared = Arc::new(SpillShared::new(settings.spill, settings.spill_limit));
         let spill = spill::start(spill_shared.clone(), stats.clone())?;
         if spill_shared.has_records() {
@@ -162,8 +191,10 @@ impl CallLog {
             backoff: BACKOFF_FIRST,
             retry_at: None,
             read_failures: 0,
+            barriers: Vec::new(),
         };
         tokio::spawn(writer.run());
+        tokio::spawn(retire_journal(journal.clone(), sender.clone()));
         Ok(CallLog {
             store,
             events,
@@ -172,6 +203,8 @@ impl CallLog {
             spill_shared,
             stats,
             give_up,
+            journal,
+            _lock: lock,
         })
     }
 
@@ -179,6 +212,10 @@ impl CallLog {
     /// full, the record goes to the spill file (through a queue of its own); when that is
     /// full too, the record is dropped, counted and said.
     pub fn record(&self, record: CallRecord) {
+        if let Ok(mut line) = serde_json::to_vec(&CallRow::from(&record)) {
+            line.push(b'\n');
+            self.journal.append(&line);
+        }
         self.stats.pending.fetch_add(1, Ordering::Relaxed);
         let record = Box::new(record);
         let record = if self.spill_shared.divert.load(Ordering::Relaxed) {
@@ -246,6 +283,7 @@ impl CallLog {
             Ok(Ok(())) => {
                 if tokio::time::timeout_at(deadline, &mut done).await.is_ok() {
                     tracing::info!("call log flushed ({waiting} record(s) were queued)");
+                    self.journal_done();
                     return;
                 }
             }
@@ -266,19 +304,29 @@ impl CallLog {
         }
         let _ = self.give_up.send(true);
         match tokio::time::timeout(TO_DISK_WITHIN, done).await {
-            Ok(Ok(())) => tracing::warn!(
-                "call log: the database did not take the waiting call records within {}; {} record(s) are kept in the spill file beside {} and written to the database at the next start",
-                humantime::format_duration(wait),
-                self.waiting(),
-                self.spill_shared.active.display()
-            ),
+            Ok(Ok(())) => {
+                tracing::warn!(
+                    "call log: the database did not take the waiting call records within {}; {} record(s) are kept in the spill file beside {} and written to the database at the next start",
+                    humantime::format_duration(wait),
+                    self.waiting(),
+                    self.spill_shared.active.display()
+                );
+                self.journal_done();
+            }
             _ => self.lost_at_stop(),
+        }
+    }
+
+    /// Everything is in the database or the spill file: the crash journal is not needed.
+    fn journal_done(&self) {
+        if let Some(closed) = self.journal.rotate() {
+            self.journal.retire(closed);
         }
     }
 
     fn lost_at_stop(&self) {
         tracing::error!(
-            "call log: {} record(s) still in memory could not be put in the spill file {} within {}; they are lost",
+            "call log: {} record(s) still in memory could not be put in the spill file {} within {}; they stay in the crash journal beside it, which the next start reads",
             self.queued(),
             self.spill_shared.active.display(),
             humantime::format_duration(TO_DISK_WITHIN)
@@ -371,6 +419,8 @@ struct Writer {
     retry_at: Option<Instant>,
     /// Failed reads of the sealed file in a row.
     read_failures: u32,
+    /// Barriers taken: acknowledged once the records before them are written or spilled.
+    barriers: Vec<oneshot::Sender<()>>,
 }
 
 impl Writer {
@@ -395,8 +445,10 @@ impl Writer {
             if !batch.is_empty() {
                 let records = std::mem::replace(&mut batch, Vec::with_capacity(self.batch_size));
                 self.write_live(records).await;
+                self.pass_barriers().await;
                 continue;
             }
+            self.pass_barriers().await;
             let replay_pending =
                 self.replay.is_some() || self.in_hand.is_some() || self.want_replay;
             if replay_pending {
@@ -453,6 +505,20 @@ impl Writer {
                 self.closing = Some(ack);
                 self.want_replay = true;
             }
+            Message::Barrier(ack) => self.barriers.push(ack),
+        }
+    }
+
+    /// Acknowledges the barriers taken: every record before them is written, or handed to the
+    /// spill file — and on the disk once the spill thread has synced it.
+    async fn pass_barriers(&mut self) {
+        if self.barriers.is_empty() {
+            return;
+        }
+        self.send_diverted().await;
+        self.to_disk().await;
+        for barrier in self.barriers.drain(..) {
+            let _ = barrier.send(());
         }
     }
 
@@ -511,6 +577,7 @@ impl Writer {
                 // Dropped: the flush reports that it did not complete.
                 Message::Flush(_) => {}
                 Message::Close(ack) => self.closing = Some(ack),
+                Message::Barrier(ack) => self.barriers.push(ack),
             }
         }
         rows.append(&mut self.diverted);
@@ -518,6 +585,9 @@ impl Writer {
             self.to_spill(rows).await;
         }
         self.to_disk().await;
+        for barrier in self.barriers.drain(..) {
+            let _ = barrier.send(());
+        }
         if let Some(close) = self.closing.take() {
             let _ = close.send(());
         }
@@ -892,6 +962,55 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// Takes the spill file's lock (`belroute-spill.lock` beside it), so that two processes never
+/// share a spill file and crash journal: the second would replay, and remove, the first's.
+fn lock_spill(spill: &Path, path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "cannot open {} ({e}); set storage.spill to a writable place",
+                path.display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::other(format!(
+            "another belroute uses the spill file {} (it holds {}): give each instance its own storage.spill (or working directory)",
+            spill.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(std::io::Error::other(format!(
+            "cannot lock {} ({e})",
+            path.display()
+        ))),
+    }
+}
+
+/// Every [`journal::ROTATE_EVERY`]: a new journal generation, and the older ones removed
+/// once the writer has the records they hold. Ends with the writer.
+async fn retire_journal(journal: Arc<Journal>, sender: mpsc::Sender<Message>) {
+    let mut tick = tokio::time::interval(journal::ROTATE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(closed) = journal.rotate() else {
+            if sender.is_closed() {
+                return;
+            }
+            continue;
+        };
+        let (ack, done) = oneshot::channel();
+        if sender.send(Message::Barrier(ack)).await.is_err() || done.await.is_err() {
+            return;
+        }
+        journal.retire(closed);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -970,6 +1089,28 @@ mod tests {
             spill_limit: 1 << 20,
         };
         CallLog::start(store.clone(), settings, Arc::new(NoSubscribers)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn two_call_logs_never_share_a_spill_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryCallStore::default());
+        let first = start(&store, dir.path(), 10);
+        let settings = WriterSettings {
+            spill: dir.path().join(spill::SPILL_FILE),
+            ..WriterSettings::default()
+        };
+        let second = CallLog::start(store.clone(), settings.clone(), Arc::new(NoSubscribers));
+        let error = second.err().unwrap().to_string();
+        assert!(
+            error.contains("another belroute uses the spill file")
+                && error.contains("give each instance its own storage.spill"),
+            "{error}"
+        );
+        // Once the first is gone, its spill file is free again.
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(CallLog::start(store, settings, Arc::new(NoSubscribers)).is_ok());
     }
 
     #[tokio::test(start_paused = true)]

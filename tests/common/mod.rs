@@ -74,7 +74,12 @@ impl TestServer {
                 .with_test_writer()
                 .try_init();
         }
-        let config = Config::parse(Path::new("belroute.yaml"), config).unwrap();
+        let mut config = Config::parse(Path::new("belroute.yaml"), config).unwrap();
+        // Each server its own spill file and crash journal, also on PostgreSQL (whose default
+        // is the working directory, shared by every test).
+        if config.storage.spill.is_none() {
+            config.storage.spill = Some(dir.path().join("belroute-spill.jsonl"));
+        }
         let default_db = format!("sqlite://{}", dir.path().join("belroute.db").display());
         let app = Belroute::open(config, &rules, database.unwrap_or(&default_db), worker())
             .await
