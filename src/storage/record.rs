@@ -18,8 +18,9 @@ pub struct CallRecord {
     pub decision: Decision,
 }
 
-/// A record's column values, serialised once (on the writer's task or the spill thread, not
-/// on the answer's path). It is also the spill file's line format.
+/// A record's column values, built once when the call is recorded (its crash journal line is
+/// written before the answer leaves), then written by the writer or the spill thread. It is
+/// also the spill file's and the journal's line format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRow {
     pub uuid: String,

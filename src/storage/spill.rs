@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::record::{CallRecord, CallRow, Stats};
+use super::record::{CallRow, Stats};
 
 /// Messages on their way to the spill thread. A flood that outruns even a local append drops.
 pub(super) const SPILL_QUEUE: usize = 16_384;
@@ -43,7 +43,7 @@ const SKIPPED_LOGGED: u64 = 10;
 
 pub(super) enum SpillMessage {
     /// A record the queue had no room for (or that came while the writer cannot write).
-    Record(Box<CallRecord>),
+    Record(Box<CallRow>),
     /// Rows the writer holds but cannot write now (already counted in `lines`).
     Rows(Vec<CallRow>),
     /// A copy of rows the writer is still writing (counted in `lines`): rows that cannot be
@@ -217,8 +217,7 @@ fn handle(
     stats: &Stats,
 ) -> bool {
     match message {
-        SpillMessage::Record(record) => {
-            let row = CallRow::from(record.as_ref());
+        SpillMessage::Record(row) => {
             // From waiting in memory to waiting in the spill file.
             shared.lines.fetch_add(1, Ordering::Relaxed);
             stats.pending.fetch_sub(1, Ordering::Relaxed);

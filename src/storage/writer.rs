@@ -75,7 +75,8 @@ impl Default for WriterSettings {
 }
 
 enum Message {
-    Record(Box<CallRecord>),
+    /// A record's row, built once when it was recorded (for the crash journal too).
+    Record(Box<CallRow>),
     /// Acknowledged once everything sent before it is written.
     Flush(oneshot::Sender<()>),
     /// Write what is queued and spilled, then stop (or, told to give up, put it on disk).
@@ -212,12 +213,14 @@ impl CallLog {
     /// full, the record goes to the spill file (through a queue of its own); when that is
     /// full too, the record is dropped, counted and said.
     pub fn record(&self, record: CallRecord) {
-        if let Ok(mut line) = serde_json::to_vec(&CallRow::from(&record)) {
+        let row = CallRow::from(&record);
+        drop(record);
+        if let Ok(mut line) = serde_json::to_vec(&row) {
             line.push(b'\n');
             self.journal.append(&line);
         }
         self.stats.pending.fetch_add(1, Ordering::Relaxed);
-        let record = Box::new(record);
+        let record = Box::new(row);
         let record = if self.spill_shared.divert.load(Ordering::Relaxed) {
             record
         } else {
@@ -425,7 +428,7 @@ struct Writer {
 
 impl Writer {
     async fn run(mut self) {
-        let mut batch: Vec<CallRecord> = Vec::with_capacity(self.batch_size);
+        let mut batch: Vec<CallRow> = Vec::with_capacity(self.batch_size);
         loop {
             if *self.give_up.borrow() {
                 self.stop_now(batch).await;
@@ -487,13 +490,13 @@ impl Writer {
         }
     }
 
-    fn take(&mut self, message: Message, batch: &mut Vec<CallRecord>) {
+    fn take(&mut self, message: Message, batch: &mut Vec<CallRow>) {
         match message {
-            Message::Record(record) => {
+            Message::Record(row) => {
                 if self.shared.divert.load(Ordering::Relaxed) {
-                    self.diverted.push(CallRow::from(record.as_ref()));
+                    self.diverted.push(*row);
                 } else {
-                    batch.push(*record);
+                    batch.push(*row);
                 }
             }
             Message::Flush(ack) => {
@@ -569,11 +572,11 @@ impl Writer {
 
     /// The stop gave up waiting for the database: what is still in memory goes to the spill
     /// file, which is forced to the disk; the sealed file stays for the next start.
-    async fn stop_now(&mut self, batch: Vec<CallRecord>) {
-        let mut rows: Vec<CallRow> = batch.iter().map(CallRow::from).collect();
+    async fn stop_now(&mut self, batch: Vec<CallRow>) {
+        let mut rows = batch;
         while let Ok(message) = self.receiver.try_recv() {
             match message {
-                Message::Record(record) => rows.push(CallRow::from(record.as_ref())),
+                Message::Record(row) => rows.push(*row),
                 // Dropped: the flush reports that it did not complete.
                 Message::Flush(_) => {}
                 Message::Close(ack) => self.closing = Some(ack),
@@ -594,9 +597,7 @@ impl Writer {
     }
 
     /// Writes records taken from the queue; what cannot be written goes to the spill file.
-    async fn write_live(&mut self, records: Vec<CallRecord>) {
-        let rows: Vec<CallRow> = records.iter().map(CallRow::from).collect();
-        drop(records);
+    async fn write_live(&mut self, rows: Vec<CallRow>) {
         let n = rows.len() as u64;
         match self.attempt(&rows, true).await {
             Attempt::Written { inserted, copied } => {
@@ -695,7 +696,7 @@ impl Writer {
                         None => self.disconnected = true,
                     }
                     if !spare.is_empty() {
-                        let rows = spare.drain(..).map(|r| CallRow::from(&r)).collect();
+                        let rows = std::mem::take(&mut spare);
                         self.to_spill(rows).await;
                     }
                     self.send_diverted().await;
