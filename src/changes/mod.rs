@@ -154,6 +154,8 @@ pub struct Changes {
     cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Rule sets whose file this instance removes because the database says so.
     removals: Mutex<HashSet<String>>,
+    /// By rule set, the version this instance last wrote into its rules directory.
+    written: Mutex<HashMap<String, String>>,
 }
 
 impl Changes {
@@ -185,6 +187,7 @@ impl Changes {
             work: tokio::sync::Semaphore::new(AT_ONCE),
             cluster,
             removals: Mutex::new(HashSet::new()),
+            written: Mutex::new(HashMap::new()),
         }
     }
 
@@ -351,7 +354,12 @@ impl Changes {
             )));
         }
         let _one_at_a_time = self.publishing.lock().await;
-        let current = self.current(name)?;
+        let mut current = self.current(name)?;
+        if self.shared() && base != current.as_ref().map(|(_, v)| v.as_str()) {
+            // This instance's copy may lag a publish made elsewhere a moment ago.
+            self.follow(name).await;
+            current = self.current(name)?;
+        }
         match (base, &current) {
             (Some(base), Some((_, now))) if base == now => {}
             (None, None) => {}
@@ -431,6 +439,7 @@ impl Changes {
             .map_err(|e| {
                 ChangeError::Unavailable(format!("cannot write {}: {e}", file.display()))
             })?;
+        self.wrote(name, &hash);
         tracing::info!(
             ruleset = %name,
             version = %hash,
@@ -469,13 +478,39 @@ impl Changes {
             .remove(name)
     }
 
-    /// Whom the load of `name` at `hash` is credited to, if it was published here (once).
+    /// Whom the load of `name` at `hash` is credited to, if it was published (or written
+    /// from the database) here. The recorder forgets it ([`Self::credit_used`]) once the
+    /// revision is stored, so a look that fails is retried with the same credit.
     fn credited(&self, name: &str, hash: &str) -> Option<Attribution> {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&(name.to_string(), hash.to_string()))
-            .map(|(who, _)| who)
+            .get(&(name.to_string(), hash.to_string()))
+            .map(|(who, _)| who.clone())
+    }
+
+    fn credit_used(&self, name: &str, hash: &str) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(name.to_string(), hash.to_string()));
+    }
+
+    /// The version this instance last wrote into its rules directory for `name` (published
+    /// here, or written from the database): what a file saved by hand was based on.
+    fn last_written(&self, name: &str) -> Option<String> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn wrote(&self, name: &str, hash: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), hash.to_string());
     }
 
     /// Stores the revision and the audit entry of a publish.

@@ -92,6 +92,9 @@ async fn look(
                 serde_json::json!({ "from": previous, "to": set.version, "file": set.file });
             storage.audit("file", "ruleset.file", name, &detail).await?;
         }
+        if credited.is_some() {
+            changes.credit_used(name, &set.version);
+        }
         recorded.insert(name.clone(), set.version.clone());
     }
     let gone: Vec<(String, String)> = recorded

@@ -168,11 +168,16 @@ impl Changes {
         }
         let mut credit = |hash: &str, who: Attribution| self.expect(name, hash, who);
         match write_head(&self.storage, &dir, &head, &mut credit).await {
-            Ok(Some(_)) => {
+            Ok(written) => {
+                if let Some(hash) = &head.hash {
+                    self.wrote(name, hash);
+                }
+                if written.is_none() {
+                    return;
+                }
                 let store = self.store.clone();
                 let _ = tokio::task::spawn_blocking(move || store.rescan()).await;
             }
-            Ok(None) => {}
             Err(e) => {
                 tracing::warn!(ruleset = %name, "cannot read the published version (database: {e}); serving this instance's")
             }
@@ -217,7 +222,12 @@ impl Changes {
         if published == Some(loaded) {
             return Ok(());
         }
-        if (published == previous || head.is_none())
+        // Based on what this instance served, or on what it last wrote from the database (a
+        // save right after a sync, before the recorder looked).
+        let based_on_published = published == previous
+            || head.is_none()
+            || published.is_some_and(|p| self.last_written(name).as_deref() == Some(p));
+        if based_on_published
             && self
                 .publish_shared(name, Some(loaded), published, "file")
                 .await?
