@@ -13,18 +13,40 @@ use std::time::Duration;
 use common::TestServer;
 use sqlx::{Connection, Executor};
 
-/// The statements of a migration file, without comments.
+/// The statements of a migration file, without comments; a function's `$$` body is left out,
+/// and a SQLite trigger's `BEGIN … END` stays one statement.
 fn statements(text: &str) -> Vec<String> {
     let without_comments: String = text
         .lines()
         .map(|line| line.split("--").next().unwrap_or_default())
         .collect::<Vec<_>>()
         .join("\n");
-    without_comments
-        .split(';')
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|s| !s.is_empty())
-        .collect()
+    let without_bodies: String = without_comments
+        .split("$$")
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, part)| part)
+        .collect::<Vec<_>>()
+        .join("$$ $$");
+    let mut statements: Vec<String> = Vec::new();
+    let mut open_trigger = false;
+    for part in without_bodies.split(';') {
+        let part = part.split_whitespace().collect::<Vec<_>>().join(" ");
+        if part.is_empty() {
+            continue;
+        }
+        if open_trigger {
+            let last = statements.last_mut().unwrap();
+            last.push_str("; ");
+            last.push_str(&part);
+            open_trigger = part.to_uppercase() != "END";
+            continue;
+        }
+        let upper = part.to_uppercase();
+        open_trigger = upper.starts_with("CREATE TRIGGER ") && upper.contains(" BEGIN ");
+        statements.push(part);
+    }
+    statements
 }
 
 #[test]
@@ -48,9 +70,14 @@ fn every_migration_only_adds() {
             let text = std::fs::read_to_string(root.join(db).join(&name)).unwrap();
             for statement in statements(&text) {
                 let upper = statement.to_uppercase();
+                // New tables, indexes, triggers and their functions, rows for a new table, and
+                // nullable columns (or ones with a DEFAULT).
                 let adds = upper.starts_with("CREATE TABLE ")
                     || upper.starts_with("CREATE INDEX ")
                     || upper.starts_with("CREATE UNIQUE INDEX ")
+                    || upper.starts_with("CREATE TRIGGER ")
+                    || upper.starts_with("CREATE FUNCTION ")
+                    || upper.starts_with("INSERT INTO ")
                     || (upper.starts_with("ALTER TABLE ")
                         && upper.contains(" ADD COLUMN ")
                         && (!upper.contains("NOT NULL") || upper.contains("DEFAULT")));
