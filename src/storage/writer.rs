@@ -195,7 +195,7 @@ impl CallLog {
             barriers: Vec::new(),
         };
         tokio::spawn(writer.run());
-        tokio::spawn(retire_journal(journal.clone(), sender.clone()));
+        tokio::spawn(retire_journal(journal.clone(), sender.downgrade()));
         Ok(CallLog {
             store,
             events,
@@ -992,16 +992,17 @@ fn lock_spill(spill: &Path, path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Every [`journal::ROTATE_EVERY`]: a new journal generation, and the older ones removed
-/// once the writer has the records they hold. Ends with the writer.
-async fn retire_journal(journal: Arc<Journal>, sender: mpsc::Sender<Message>) {
+/// once the writer has the records they hold. Ends with the call log (it holds no sender of
+/// its own, so the writer still sees the call log go).
+async fn retire_journal(journal: Arc<Journal>, sender: mpsc::WeakSender<Message>) {
     let mut tick = tokio::time::interval(journal::ROTATE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let Some(sender) = sender.upgrade() else {
+            return;
+        };
         let Some(closed) = journal.rotate() else {
-            if sender.is_closed() {
-                return;
-            }
             continue;
         };
         let (ack, done) = oneshot::channel();
