@@ -194,11 +194,12 @@ impl Normaliser {
             caller.kind = "sip";
             return caller;
         }
-        if fast && self.region == Id::NL {
-            if let Some(dutch) = dutch_national(plus, digits) {
-                fill_dutch(&mut caller, dutch);
-                return caller;
-            }
+        if fast
+            && self.region == Id::NL
+            && let Some(dutch) = dutch_national(plus, digits)
+        {
+            fill_dutch(&mut caller, dutch);
+            return caller;
         }
         let parsed = if plus {
             self.parse_international(&format!("+{digits}"))
