@@ -55,7 +55,7 @@ const TWENTY: [(&str, &str); 20] = [
 
 fn rules_yaml(count: usize) -> String {
     let mut text = String::from(
-        "timeout: 2s\ndefault: receptie\nlookups: [invoices, tickets]\nholidays: [2026-12-25]\nrules:\n",
+        "timeout: 2s\ndefault: receptie\nlookups: [invoices, tickets]\ncall_fields: [campaign]\nholidays: [2026-12-25]\nrules:\n",
     );
     if count == 1 {
         text.push_str(
