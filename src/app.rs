@@ -362,8 +362,9 @@ pub fn router(
 ) -> anyhow::Result<Router> {
     let scripts = Arc::new(ScriptEngine::new(&config.sandbox.limits));
     let normaliser = config.default_region.0.clone();
-    // The numbering-plan database loads on first use (~1 s in debug builds): not on a live call.
-    normaliser.normalise("31152026057");
+    // The numbering-plan database loads on first use (~1 s in debug builds): not on a live call
+    // (a Dutch number alone would take the fast path and leave it unloaded).
+    normaliser.parse_by_numbering_plan("31152026057");
     let mut lookups = Lookups::default();
     let context = BuildContext {
         history: Some(Arc::new(storage.clone())),

@@ -856,3 +856,212 @@ async fn a_record_the_database_refuses_is_set_aside_and_the_rest_is_written() {
     server.stop().await;
     pg.drop().await;
 }
+
+/// `history` counts a frequent caller from one row per day (`caller_days`, kept by the
+/// database's triggers) and the calls of the first part-day: the counts agree with counting
+/// every call — after batches, deletions and a purge, at any window and day start, for the
+/// calls logged before the table existed too — and a caller with 20,000 calls in the window
+/// costs no more than one with a single call.
+#[tokio::test]
+async fn history_counts_by_day_agree_with_every_call_and_stay_flat() {
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    for (url, pg) in databases("history_counts_by_day", dir.path()).await {
+        let storage = belroute::storage::Storage::open(&url).unwrap();
+        storage.migrate().await.unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let midnight = now - now % DAY;
+        let at = |number: &str, ms: i64, uuid: String| belroute::storage::CallRecord {
+            received_at: std::time::UNIX_EPOCH + Duration::from_millis(ms as u64),
+            call: Arc::new(belroute_engine::Call::from_pairs([
+                ("uuid", uuid.as_str()),
+                ("caller_number", number),
+            ])),
+            decision: belroute_engine::Decision {
+                caller: belroute_engine::Normaliser::default().normalise(number),
+                ..sample_decision()
+            },
+        };
+        // A frequent caller: 20,000 calls over the 20 whole days before today.
+        let frequent: Vec<_> = (0..20_000)
+            .map(|i| {
+                at(
+                    "0612345678",
+                    midnight - 20 * DAY + i * (DAY / 1_000),
+                    format!("f{i}"),
+                )
+            })
+            .collect();
+        for batch in frequent.chunks(2_000) {
+            storage.insert_calls(batch, &[]).await.unwrap();
+        }
+        // Another: calls on and around day boundaries, today, in the future, withheld ones.
+        let mut edges = Vec::new();
+        for (i, ms) in [
+            midnight - 31 * DAY - 1,
+            midnight - 30 * DAY,
+            midnight - 30 * DAY + 1,
+            midnight - 3 * DAY - 1,
+            midnight - 3 * DAY,
+            midnight - 3_600_000,
+            midnight - 1,
+            midnight,
+            midnight + 1,
+            now - 1_000,
+            now,
+            now + DAY,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            edges.push(at("0201234567", ms, format!("e{i}")));
+            edges.push(at("anonymous", ms, format!("a{i}")));
+        }
+        storage.insert_calls(&edges, &[]).await.unwrap();
+        let occasional = at("0301234567", now - 1_000, "o".into());
+        storage
+            .insert_calls(std::slice::from_ref(&occasional), &[])
+            .await
+            .unwrap();
+
+        let starts = [
+            midnight - 30 * DAY - 1,
+            midnight - 30 * DAY,
+            midnight - 30 * DAY + 1,
+            now - 30 * DAY,
+            midnight - 3 * DAY,
+            midnight - 3 * DAY + 7,
+            midnight - 3_600_000,
+            midnight - 1,
+            midnight,
+            midnight + 1,
+            now,
+        ];
+        let agree = |stage: &'static str| {
+            let storage = storage.clone();
+            let url = url.clone();
+            async move {
+                for caller in ["+31612345678", "+31201234567", "+31301234567", "", "+31999"] {
+                    for window in starts {
+                        for today in starts.iter().copied().filter(|t| *t >= window) {
+                            let by_day = storage.count_calls(caller, window, today).await.unwrap();
+                            let by_call = storage
+                                .count_calls_one_by_one(caller, window, today)
+                                .await
+                                .unwrap();
+                            assert_eq!(
+                                by_day, by_call,
+                                "{stage}: {caller} from {window} (today {today}) on {url}"
+                            );
+                        }
+                    }
+                }
+            }
+        };
+        agree("written").await;
+        assert_eq!(
+            storage
+                .count_calls("+31612345678", midnight - 30 * DAY, midnight)
+                .await
+                .unwrap(),
+            (20_000, 0)
+        );
+
+        // Flat: the frequent caller's count reads 20 day rows, the occasional one's a row or
+        // none; counting each call (as before) read 20,000 index entries. The fastest of 30
+        // of each, so a busy machine does not decide.
+        let fastest = |caller: &'static str| {
+            let storage = storage.clone();
+            async move {
+                let mut best = Duration::MAX;
+                for _ in 0..30 {
+                    let started = Instant::now();
+                    storage
+                        .count_calls(caller, now - 30 * DAY, midnight)
+                        .await
+                        .unwrap();
+                    best = best.min(started.elapsed());
+                }
+                best
+            }
+        };
+        let (frequent_took, occasional_took) =
+            (fastest("+31612345678").await, fastest("+31301234567").await);
+        let one_by_one = {
+            let mut best = Duration::MAX;
+            for _ in 0..30 {
+                let started = Instant::now();
+                storage
+                    .count_calls_one_by_one("+31612345678", now - 30 * DAY, midnight)
+                    .await
+                    .unwrap();
+                best = best.min(started.elapsed());
+            }
+            best
+        };
+        eprintln!(
+            "{url}: 20,000 calls {frequent_took:?}, one call {occasional_took:?}, counted one by one {one_by_one:?}"
+        );
+        assert!(
+            frequent_took < occasional_took * 2,
+            "20,000 calls took {frequent_took:?}, one call {occasional_took:?} on {url}"
+        );
+
+        // Deleted calls leave the counts, by hand and by retention.
+        let sql = "DELETE FROM calls WHERE uuid IN ('f10', 'f11', 'e4', 'e8', 'a4')";
+        execute(&url, sql).await;
+        agree("deleted").await;
+        storage.purge(midnight - 10 * DAY + 5).await.unwrap();
+        agree("purged").await;
+
+        // The calls logged before the table existed are counted: a database migrated from
+        // the version before it (its last migration undone, the calls kept) gets them all.
+        execute(&url, "DELETE FROM caller_days").await;
+        execute(
+            &url,
+            "DELETE FROM _sqlx_migrations WHERE version = 20261207000002",
+        )
+        .await;
+        for statement in [
+            "DROP TRIGGER IF EXISTS caller_days_insert ON calls",
+            "DROP TRIGGER IF EXISTS caller_days_delete ON calls",
+            "DROP TRIGGER IF EXISTS caller_days_update ON calls",
+            "DROP FUNCTION IF EXISTS caller_days_add",
+            "DROP FUNCTION IF EXISTS caller_days_remove",
+            "DROP FUNCTION IF EXISTS caller_days_move",
+        ] {
+            if pg.is_some() {
+                execute(&url, statement).await;
+            }
+        }
+        if pg.is_none() {
+            for trigger in [
+                "caller_days_insert",
+                "caller_days_delete",
+                "caller_days_update_old",
+                "caller_days_update_new",
+            ] {
+                execute(&url, &format!("DROP TRIGGER {trigger}")).await;
+            }
+        }
+        execute(&url, "DROP TABLE caller_days").await;
+        storage.migrate().await.unwrap();
+        agree("migrated").await;
+
+        storage.close().await;
+        if let Some(pg) = pg {
+            pg.drop().await;
+        }
+    }
+}
+
+/// Runs one statement with a direct connection, not through belroute.
+async fn execute(url: &str, statement: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}

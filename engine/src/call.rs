@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The fields Callvoip documents; they are always present in `call`, empty when not sent.
@@ -136,6 +137,18 @@ impl Call {
         if text.trim().is_empty() {
             return Ok(Call::default());
         }
+        // Straight into the fields (no `Value` in between): a JSON object, as every webhook
+        // call is. Anything else takes the way below, which says what it is.
+        if let Ok(fields) = serde_json::from_str::<BTreeMap<String, FieldText>>(text) {
+            if fields.len() > MAX_FIELDS {
+                return Err(CallDataError::TooManyFields);
+            }
+            let call = Call {
+                fields: fields.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            };
+            call.check_bounds()?;
+            return Ok(call);
+        }
         let value: Value =
             serde_json::from_str(text).map_err(|e| CallDataError::NotJson(e.to_string()))?;
         Call::from_json_value(value)
@@ -246,6 +259,65 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+/// A call field's value read straight from JSON as its text, as `json_text` gives it from a
+/// parsed `Value`: a string as it is, `null` empty, a number or boolean as its JSON text,
+/// an array or object as compact JSON.
+struct FieldText(String);
+
+impl<'de> serde::Deserialize<'de> for FieldText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldTextVisitor)
+    }
+}
+
+struct FieldTextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldTextVisitor {
+    type Value = FieldText;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FieldText, E> {
+        Ok(FieldText(v.to_string()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<FieldText, E> {
+        Ok(FieldText(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<FieldText, E> {
+        Ok(FieldText(String::new()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<FieldText, E> {
+        Ok(FieldText(json_text(Value::from(v))))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<FieldText, E> {
+        Ok(FieldText(json_text(Value::from(v))))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<FieldText, E> {
+        Ok(FieldText(json_text(Value::from(v))))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<FieldText, E> {
+        Ok(FieldText(json_text(Value::from(v))))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<FieldText, A::Error> {
+        let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(FieldText(json_text(value)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FieldText, A::Error> {
+        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(FieldText(json_text(value)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +332,36 @@ mod tests {
         assert_eq!(call.uuid(), "");
         assert_eq!(call.get("x"), "true");
         assert_eq!(call.get("n"), r#"{"a":1}"#);
+    }
+
+    /// Read straight into the fields, every kind of JSON value gives what reading it as a
+    /// `Value` first gives, and what is not a JSON object is refused the same way.
+    #[test]
+    fn typed_reading_agrees_with_reading_a_value() {
+        let mut many = String::from("{");
+        for i in 0..=MAX_FIELDS {
+            many.push_str(&format!("\"f{i}\": \"v\","));
+        }
+        many.push_str("\"last\": 1}");
+        let long = format!(r#"{{"a": "{}"}}"#, "x".repeat(MAX_VALUE_LEN + 1));
+        for body in [
+            r#"{"caller_number": "31152026057", "uuid": "u-1"}"#,
+            r#"{"n": 12, "neg": -7, "big": 18446744073709551615, "f": 1.5e3, "g": 0.1, "t": true, "z": null}"#,
+            r#"{"nested": {"b": [1, "two", {"c": null}], "a": 1.0}, "arr": []}"#,
+            r#"{"esc": "a\"b\\c\u00e9\n", "dup": "first", "dup": "second"}"#,
+            r#"{}"#,
+            r#"[1, 2]"#,
+            r#""text""#,
+            r#"{"a": 1} trailing"#,
+            r#"{"a": }"#,
+            many.as_str(),
+            long.as_str(),
+        ] {
+            let by_value = serde_json::from_str::<Value>(body)
+                .map_err(|e| CallDataError::NotJson(e.to_string()))
+                .and_then(Call::from_json_value);
+            assert_eq!(Call::from_json(body.as_bytes()), by_value, "{body}");
+        }
     }
 
     #[test]

@@ -55,6 +55,14 @@ pub fn webhook_call(data: &[u8]) {
 
     // POST: the body, with the query's fields under it.
     let from_body = Call::from_body(body);
+    // Read straight into the fields, a JSON object gives what reading it as a `Value` gives.
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        assert_eq!(
+            Call::from_json(body),
+            Call::from_json_value(value),
+            "reading JSON straight into the fields differs from reading it as a value"
+        );
+    }
     if let Ok(call) = &from_body {
         assert_bounded(call, "from_body");
         // What a call serialises to (the call log, the admin API) reads back as the same call.
@@ -132,6 +140,11 @@ pub fn normalise(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);
     for normaliser in normalisers() {
         let parsed = normaliser.parse(&raw);
+        assert_eq!(
+            parsed,
+            normaliser.parse_by_numbering_plan(&raw),
+            "the fast path for Dutch numbers answers otherwise than phonenumber"
+        );
         // Twice: the second answer comes from the cache and must be the same.
         for _ in 0..2 {
             assert_eq!(

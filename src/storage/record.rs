@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use belroute_engine::{Call, Decision};
+use belroute_engine::{Call, Decision, Trace};
 use serde::{Deserialize, Serialize};
 
 use crate::time::epoch_ms;
@@ -45,8 +45,6 @@ pub struct CallRow {
 impl From<&CallRecord> for CallRow {
     fn from(record: &CallRecord) -> Self {
         let d = &record.decision;
-        let trace =
-            serde_json::json!({ "caller": d.caller, "rules": d.rules, "lookups": d.lookups });
         CallRow {
             uuid: record.call.uuid().to_string(),
             received_at: epoch_ms(record.received_at),
@@ -61,7 +59,8 @@ impl From<&CallRecord> for CallRow {
             micros: i64::try_from(d.micros).unwrap_or(i64::MAX),
             call_data: serde_json::to_string(record.call.sent_fields())
                 .unwrap_or_else(|_| "{}".into()),
-            trace: trace.to_string(),
+            // Serialised straight from the decision into one buffer.
+            trace: Trace::json(d),
         }
     }
 }
@@ -105,5 +104,48 @@ impl Stats {
                 "call log: call records are being dropped: {why}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The trace written straight from the decision holds what the `serde_json::Value` it
+    /// was built through before held (only the order of keys in the text may differ).
+    #[test]
+    fn the_trace_is_the_decision_s() {
+        let caller = belroute_engine::Normaliser::default().normalise("0612345678");
+        let decision = Decision {
+            route: "finance".into(),
+            rule: Some("Invoices".into()),
+            reason: belroute_engine::Reason::Matched,
+            ruleset: "main".into(),
+            version: "v1".into(),
+            caller,
+            rules: vec![belroute_engine::RuleTrace {
+                name: "Invoices".into(),
+                outcome: belroute_engine::RuleOutcome::Matched,
+                micros: 40,
+            }],
+            lookups: Vec::new(),
+            micros: 1000,
+            panicked: false,
+        };
+        let record = CallRecord {
+            received_at: SystemTime::now(),
+            call: Arc::new(Call::from_pairs([
+                ("uuid", "u1"),
+                ("caller_number", "0612345678"),
+            ])),
+            decision,
+        };
+        let row = CallRow::from(&record);
+        let d = &record.decision;
+        let before =
+            serde_json::json!({ "caller": d.caller, "rules": d.rules, "lookups": d.lookups });
+        let written: serde_json::Value = serde_json::from_str(&row.trace).unwrap();
+        assert_eq!(written, before);
     }
 }
