@@ -19,6 +19,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::record::CallRow;
+
 /// How often a new generation starts (and older ones may go).
 pub const ROTATE_EVERY: Duration = Duration::from_secs(1);
 /// The journal files together hold at most this much.
@@ -88,9 +93,83 @@ fn files(spill: &Path) -> Vec<(u64, PathBuf)> {
     found
 }
 
+/// A record's journal line: its row as JSON, with the call data and the trace (JSON already)
+/// written as they are rather than escaped into strings as the spill file has them — the
+/// escaping cost more than the rest of the line. Recovery turns lines back into rows.
+pub fn line(row: &CallRow) -> Vec<u8> {
+    fn text(out: &mut Vec<u8>, key: &str, value: &str) {
+        out.extend_from_slice(key.as_bytes());
+        // Writing a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    let mut out = Vec::with_capacity(row.call_data.len() + row.trace.len() + 256);
+    text(&mut out, "{\"uuid\":", &row.uuid);
+    let _ = write!(out, ",\"received_at\":{}", row.received_at);
+    text(&mut out, ",\"ruleset\":", &row.ruleset);
+    text(&mut out, ",\"version\":", &row.version);
+    text(&mut out, ",\"caller_raw\":", &row.caller_raw);
+    text(&mut out, ",\"caller_e164\":", &row.caller_e164);
+    let _ = write!(out, ",\"caller_anonymous\":{}", row.caller_anonymous);
+    text(&mut out, ",\"route\":", &row.route);
+    match &row.rule {
+        Some(rule) => text(&mut out, ",\"rule\":", rule),
+        None => out.extend_from_slice(b",\"rule\":null"),
+    }
+    text(&mut out, ",\"reason\":", &row.reason);
+    let _ = write!(out, ",\"micros\":{}", row.micros);
+    out.extend_from_slice(b",\"call_data\":");
+    out.extend_from_slice(row.call_data.as_bytes());
+    out.extend_from_slice(b",\"trace\":");
+    out.extend_from_slice(row.trace.as_bytes());
+    out.extend_from_slice(b"}\n");
+    out
+}
+
+/// A journal line read back.
+#[derive(Deserialize)]
+struct Line {
+    uuid: String,
+    received_at: i64,
+    ruleset: String,
+    version: String,
+    caller_raw: String,
+    caller_e164: String,
+    #[serde(default)]
+    caller_anonymous: bool,
+    route: String,
+    rule: Option<String>,
+    reason: String,
+    micros: i64,
+    call_data: Box<RawValue>,
+    trace: Box<RawValue>,
+}
+
+/// The spill file's line for a journal line; `None` for what is not a record.
+fn spill_line(journal_line: &[u8]) -> Option<Vec<u8>> {
+    let l: Line = serde_json::from_slice(journal_line).ok()?;
+    let row = CallRow {
+        uuid: l.uuid,
+        received_at: l.received_at,
+        ruleset: l.ruleset,
+        version: l.version,
+        caller_raw: l.caller_raw,
+        caller_e164: l.caller_e164,
+        caller_anonymous: l.caller_anonymous,
+        route: l.route,
+        rule: l.rule,
+        reason: l.reason,
+        micros: l.micros,
+        call_data: l.call_data.get().to_string(),
+        trace: l.trace.get().to_string(),
+    };
+    let mut out = serde_json::to_vec(&row).ok()?;
+    out.push(b'\n');
+    Some(out)
+}
+
 /// At start, before the spill file is opened: the journal files a process that did not stop
-/// left behind are appended to the spill file (whole lines only) and removed. Returns how many
-/// records were recovered.
+/// left behind are appended to the spill file as its lines and removed (a line cut short by
+/// the crash is not a record, and is left out). Returns how many records were recovered.
 pub fn recover(spill: &Path) -> std::io::Result<u64> {
     let left = files(spill);
     if left.is_empty() {
@@ -100,13 +179,12 @@ pub fn recover(spill: &Path) -> std::io::Result<u64> {
     let mut records = 0;
     for (_, path) in &left {
         let text = std::fs::read(path)?;
-        // A line cut short by the crash is not a record: only whole lines are kept.
-        let whole = text
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(&text[..0], |end| &text[..=end]);
-        records += whole.iter().filter(|b| **b == b'\n').count() as u64;
-        out.write_all(whole)?;
+        for journal_line in text.split(|b| *b == b'\n') {
+            if let Some(line) = spill_line(journal_line) {
+                out.write_all(&line)?;
+                records += 1;
+            }
+        }
     }
     out.sync_all()?;
     for (_, path) in &left {
@@ -235,28 +313,64 @@ impl Journal {
 mod tests {
     use super::*;
 
+    fn row(n: i64) -> CallRow {
+        CallRow {
+            uuid: format!("call-{n}"),
+            received_at: 1_765_000_000_000 + n,
+            ruleset: "main".into(),
+            version: "abc".into(),
+            caller_raw: "31612345678".into(),
+            caller_e164: "+31612345678".into(),
+            caller_anonymous: false,
+            route: "receptie".into(),
+            rule: (n % 2 == 0).then(|| "Quote \" and \\ and\nline".into()),
+            reason: "matched".into(),
+            micros: 12,
+            call_data: r#"{"caller_number":"31612345678","x":"a\"b"}"#.into(),
+            trace: r#"{"caller":{"raw":"31612345678"},"rules":[]}"#.into(),
+        }
+    }
+
+    #[test]
+    fn a_journal_line_is_the_row_again() {
+        for n in 0..2 {
+            let line = line(&row(n));
+            let spilled = spill_line(&line[..line.len() - 1]).unwrap();
+            let back: CallRow = serde_json::from_slice(&spilled).unwrap();
+            assert_eq!(back, row(n));
+            // The JSON columns are written as JSON, not escaped into strings.
+            let text = String::from_utf8(line).unwrap();
+            assert!(text.contains(r#","call_data":{"caller_number""#), "{text}");
+        }
+        assert!(spill_line(b"{\"uuid\":").is_none());
+    }
+
     #[test]
     fn generations_rotate_retire_and_what_is_left_is_recovered_whole() {
         let dir = tempfile::tempdir().unwrap();
         let spill = dir.path().join("belroute-spill.jsonl");
         let journal = Journal::new(&spill);
         assert_eq!(journal.rotate(), None, "nothing to rotate");
-        journal.append(b"{\"a\":1}\n");
-        journal.append(b"{\"a\":2}\n");
+        journal.append(&line(&row(1)));
+        journal.append(&line(&row(2)));
         assert_eq!(journal.rotate(), Some(1));
-        journal.append(b"{\"a\":3}\n");
+        journal.append(&line(&row(3)));
         assert!(path_of(&spill, 1).exists() && path_of(&spill, 2).exists());
         journal.retire(1);
         assert!(!path_of(&spill, 1).exists());
         assert!(path_of(&spill, 2).exists());
         // A crash: generation 2 and a torn last line in generation 3 are left.
         drop(journal);
-        std::fs::write(path_of(&spill, 3), b"{\"a\":4}\n{\"a\":").unwrap();
+        let mut torn = line(&row(4));
+        torn.extend_from_slice(br#"{"uuid":"call-5","rec"#);
+        std::fs::write(path_of(&spill, 3), torn).unwrap();
         assert_eq!(recover(&spill).unwrap(), 2);
-        assert_eq!(
-            std::fs::read_to_string(&spill).unwrap(),
-            "{\"a\":3}\n{\"a\":4}\n"
-        );
+        let spilled: Vec<CallRow> = std::fs::read_to_string(&spill)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(spilled, vec![row(3), row(4)]);
         assert!(files(&spill).is_empty());
         // A new journal starts after what it found.
         std::fs::write(path_of(&spill, 9), b"").unwrap();

@@ -215,10 +215,7 @@ impl CallLog {
     pub fn record(&self, record: CallRecord) {
         let row = CallRow::from(&record);
         drop(record);
-        if let Ok(mut line) = serde_json::to_vec(&row) {
-            line.push(b'\n');
-            self.journal.append(&line);
-        }
+        self.journal.append(&journal::line(&row));
         self.stats.pending.fetch_add(1, Ordering::Relaxed);
         let record = Box::new(row);
         let record = if self.spill_shared.divert.load(Ordering::Relaxed) {
