@@ -362,24 +362,7 @@ async fn three_instances_behind_haproxy_lose_no_call() {
     mark = phase("published", &tally, mark);
 
     // 3. The console through the balancer: one login, every page on whichever instance.
-    let login = client
-        .post(balancer.url("/admin/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string([("token", ADMIN)]).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::console_login(&client, &balancer.url(""), ADMIN).await;
     let pages = [
         "/admin",
         "/admin/calls",

@@ -499,23 +499,7 @@ async fn the_forms_change_only_their_values() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let login = client
-        .post(server.url("/admin/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(serde_urlencoded::to_string([("token", ADMIN)]).unwrap())
-        .send()
-        .await
-        .unwrap();
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::console_login(&client, &server.base, ADMIN).await;
     let get = |path: &str| {
         client
             .get(server.url(path))

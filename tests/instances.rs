@@ -199,24 +199,7 @@ async fn a_console_session_opened_on_one_instance_works_on_the_others_until_logo
             .await;
         let b = TestServer::with_database(&[], &config(), &url).await;
         let client = browser();
-        let login = client
-            .post(a.url("/admin/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(serde_urlencoded::to_string([("token", ADMIN)]).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), 303);
-        let cookie = login
-            .headers()
-            .get("set-cookie")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = common::console_login(&client, &a.base, ADMIN).await;
         for page in [
             "/admin",
             "/admin/calls",

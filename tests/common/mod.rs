@@ -163,6 +163,26 @@ impl TestServer {
     }
 }
 
+/// Logs in to the console at `base` (a server or a balancer) with `token`; the session cookie
+/// (`name=value`), after checking the login answered `303`.
+pub async fn console_login(client: &reqwest::Client, base: &str, token: &str) -> String {
+    let login = client
+        .post(format!("{base}/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string([("token", token)]).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303, "the console login");
+    login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// A rule set that routes on the caller alone (no clock), so tests do not depend on the hour.
 pub const CALLER_RULES: &str = r#"
 description: test

@@ -70,6 +70,21 @@ fn branches(lang: Lang, set: &RuleSet) -> Markup {
     }
 }
 
+/// The `404` page of a rule set that has no file.
+fn not_found(lang: Lang, name: &str, session: &Session) -> HttpResponse {
+    answer(
+        StatusCode::NOT_FOUND,
+        lang,
+        name,
+        "/admin",
+        session,
+        notice(
+            Tone::Error,
+            &format!("`{name}`: {}", lang.t("unknown_ruleset")),
+        ),
+    )
+}
+
 /// `GET /admin/rulesets/{name}`.
 pub async fn show(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -> HttpResponse {
     let lang = Lang::of(&req);
@@ -83,17 +98,7 @@ pub async fn show(req: HttpRequest, state: web::Data<Belroute>, session: Ses) ->
         _ => (String::new(), None),
     };
     if version.is_none() {
-        return answer(
-            StatusCode::NOT_FOUND,
-            lang,
-            &name,
-            "/admin",
-            &session,
-            notice(
-                Tone::Error,
-                &format!("`{name}`: {}", lang.t("unknown_ruleset")),
-            ),
-        );
+        return not_found(lang, &name, &session);
     }
     let history = state.changes.storage().revisions(&name, 100).await;
     let refused = catalog.refused.get(&name);
@@ -524,17 +529,7 @@ pub async fn edit(req: HttpRequest, state: web::Data<Belroute>, session: Ses) ->
             since: "7d".into(),
         },
         Ok(None) => {
-            return answer(
-                StatusCode::NOT_FOUND,
-                lang,
-                &name,
-                "/admin",
-                &session,
-                notice(
-                    Tone::Error,
-                    &format!("`{name}`: {}", lang.t("unknown_ruleset")),
-                ),
-            );
+            return not_found(lang, &name, &session);
         }
         Err(e) => return change_error_page(lang, &name, &session, &e),
     };
@@ -741,17 +736,7 @@ pub async fn hours(req: HttpRequest, state: web::Data<Belroute>, session: Ses) -
     let lang = Lang::of(&req);
     let name = name(&req);
     let Ok(Some((text, version))) = state.changes.current(&name) else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            lang,
-            &name,
-            "/admin",
-            &session,
-            notice(
-                Tone::Error,
-                &format!("`{name}`: {}", lang.t("unknown_ruleset")),
-            ),
-        );
+        return not_found(lang, &name, &session);
     };
     let spots = forms::opening_hours(&text);
     let body = html! {
@@ -782,17 +767,7 @@ pub async fn holidays(req: HttpRequest, state: web::Data<Belroute>, session: Ses
     let lang = Lang::of(&req);
     let name = name(&req);
     let Ok(Some((text, version))) = state.changes.current(&name) else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            lang,
-            &name,
-            "/admin",
-            &session,
-            notice(
-                Tone::Error,
-                &format!("`{name}`: {}", lang.t("unknown_ruleset")),
-            ),
-        );
+        return not_found(lang, &name, &session);
     };
     let listed = match forms::holidays(&text) {
         Ok(days) => days,
@@ -843,17 +818,7 @@ pub async fn form_draft(
     let lang = Lang::of(&req);
     let name = name(&req);
     let Ok(Some((text, version))) = state.changes.current(&name) else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            lang,
-            &name,
-            "/admin",
-            &session,
-            notice(
-                Tone::Error,
-                &format!("`{name}`: {}", lang.t("unknown_ruleset")),
-            ),
-        );
+        return not_found(lang, &name, &session);
     };
     if form.get("base") != version {
         return answer(
