@@ -42,6 +42,8 @@ pub struct Journal {
     spill: PathBuf,
     current: Mutex<Current>,
     bytes: AtomicU64,
+    /// [`MAX_BYTES`], but for tests.
+    limit: u64,
     full_said: AtomicBool,
     failed_said: AtomicBool,
 }
@@ -205,6 +207,7 @@ impl Journal {
                 records: 0,
             }),
             bytes: AtomicU64::new(0),
+            limit: MAX_BYTES,
             full_said: AtomicBool::new(false),
             failed_said: AtomicBool::new(false),
         }
@@ -217,12 +220,12 @@ impl Journal {
     /// Appends one record's line. A journal that is full or cannot be written is said once;
     /// the record still goes to the database as always.
     pub fn append(&self, line: &[u8]) {
-        if self.bytes.load(Ordering::Relaxed) + line.len() as u64 > MAX_BYTES {
+        if self.bytes.load(Ordering::Relaxed) + line.len() as u64 > self.limit {
             if !self.full_said.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "call log: the crash journal beside {} holds {} MiB (the database has not taken records for a while); new records are not journaled until it has, so a crash now could lose the last ones",
                     self.spill.display(),
-                    MAX_BYTES >> 20
+                    self.limit >> 20
                 );
             }
             return;
@@ -296,7 +299,7 @@ impl Journal {
                     });
             }
         }
-        if self.bytes.load(Ordering::Relaxed) < MAX_BYTES / 2 {
+        if self.bytes.load(Ordering::Relaxed) < self.limit / 2 {
             self.full_said.store(false, Ordering::Relaxed);
         }
     }
@@ -329,6 +332,28 @@ mod tests {
             call_data: r#"{"caller_number":"31612345678","x":"a\"b"}"#.into(),
             trace: r#"{"caller":{"raw":"31612345678"},"rules":[]}"#.into(),
         }
+    }
+
+    #[test]
+    fn a_full_journal_takes_no_more_until_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = dir.path().join("belroute-spill.jsonl");
+        let one = line(&row(1));
+        let mut journal = Journal::new(&spill);
+        journal.limit = one.len() as u64 * 2;
+        for _ in 0..5 {
+            journal.append(&one);
+        }
+        let held = std::fs::metadata(path_of(&spill, 1)).unwrap().len();
+        assert_eq!(held, one.len() as u64 * 2, "two lines, then full");
+        // Retired (the writer has them): room again.
+        let closed = journal.rotate().unwrap();
+        journal.retire(closed);
+        journal.append(&one);
+        assert_eq!(
+            std::fs::metadata(path_of(&spill, 2)).unwrap().len(),
+            one.len() as u64
+        );
     }
 
     #[test]
