@@ -55,12 +55,73 @@ def probe_ms(port: int, body: bytes) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def prefill(db: Path, rows: int, numbers: list[str], rate: int) -> None:
+    """`rows` copies of the call log's first row, from the callers at random, received at `rate`
+    a second up to now: the call log of a server that has already run rows/rate seconds."""
+    import sqlite3
+
+    conn = sqlite3.connect(db, timeout=60)
+    try:
+        conn.execute("CREATE TEMP TABLE numbers (i INTEGER PRIMARY KEY, n TEXT)")
+        conn.executemany("INSERT INTO numbers VALUES (?, ?)", enumerate(numbers))
+        now = int(time.time() * 1000)
+        conn.execute(
+            f"""
+            WITH RECURSIVE k(i, c) AS (
+                SELECT 1, 0 UNION ALL
+                SELECT i + 1, abs(random()) % {len(numbers)} FROM k WHERE i < {rows})
+            INSERT INTO calls (uuid, received_at, ruleset, version, caller_raw, caller_e164, route,
+                               rule, reason, micros, call_data, trace)
+            SELECT printf('%08x-718d-11ed-88ee-%012d', abs(random()) % 4294967296, k.i),
+                   {now} - ({rows} - k.i) * 1000 / {rate}, t.ruleset, t.version, numbers.n,
+                   '+' || numbers.n, t.route, t.rule, t.reason, t.micros, t.call_data, t.trace
+            FROM k JOIN numbers ON numbers.i = k.c,
+                 (SELECT * FROM calls ORDER BY id LIMIT 1) t
+            """
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def decided(db: Path, after_id: int) -> str:
+    """How long belroute took over the run's calls by its own clock (`micros`: from the request
+    read to the answer), and its lookups' share: what is belroute's own and what is waiting
+    elsewhere (a CPU, the network, oha)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        def pct(values: list[int]) -> str:
+            values.sort()
+            if not values:
+                return "none"
+            at = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+            return f"p50 {at(0.5):,} µs, p99 {at(0.99):,} µs, p99.9 {at(0.999):,} µs, max {values[-1]:,} µs"
+
+        micros = [r[0] for r in conn.execute("SELECT micros FROM calls WHERE id > ?", (after_id,))]
+        parts = [f"belroute's own time per call (`micros`) over the run: {pct(micros)}"]
+        for name in ("invoices", "history"):
+            looked = [
+                r[0] for r in conn.execute(
+                    "SELECT json_extract(l.value, '$.micros') FROM calls, json_each(calls.trace, '$.lookups') l "
+                    "WHERE calls.id > ? AND json_extract(l.value, '$.name') = ?", (after_id, name))
+                if r[0] is not None
+            ]
+            parts.append(f"lookup `{name}`: {pct(looked)}")
+        return "\n".join(parts)
+    finally:
+        conn.close()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=20.0)
     p.add_argument("--rate", type=int, default=1000, help="calls per second (default 1,000)")
     p.add_argument("--callers", type=int, default=10_000)
     p.add_argument("--every", type=int, default=30, help="seconds per printed interval")
+    p.add_argument("--prefill", type=int, default=0,
+                   help="rows put in the call log before the run, as if it had run that long already")
     p.add_argument("--skip-build", action="store_true")
     args = p.parse_args()
     oha = e2e.ensure_oha()
@@ -88,12 +149,21 @@ def main() -> int:
         port = 18090
         url = f"http://127.0.0.1:{port}/hooks/{e2e.RULESET}"
         log = open(work / "belroute.log", "wb")
-        proc = e2e.spawn(
-            [str(belroute_bin), "serve", "--listen", f"127.0.0.1:{port}", "--rules", str(BENCH / "rules"),
-             "--config", str(BENCH / "belroute.yaml"), "--database", f"sqlite://{db}"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work,
-        )
+        serve = [str(belroute_bin), "serve", "--listen", f"127.0.0.1:{port}", "--rules", str(BENCH / "rules"),
+                 "--config", str(BENCH / "belroute.yaml"), "--database", f"sqlite://{db}"]
+        proc = e2e.spawn(serve, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
         e2e.wait_ready(url, e2e.FIXTURE.read_bytes(), proc, work / "belroute.log")
+        if args.prefill:
+            # One real row (the start-up check's) is the template; the server is stopped while
+            # the copies go in, then started again on the grown call log.
+            e2e.settle(db, 1)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+            filled = time.monotonic()
+            prefill(db, args.prefill, numbers, args.rate)
+            say(f"prefilled the call log with {args.prefill:,} rows in {time.monotonic() - filled:.0f} s")
+            proc = e2e.spawn(serve, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+            e2e.wait_ready(url, e2e.FIXTURE.read_bytes(), proc, work / "belroute.log")
         probe = bodies[0]
         say(f"# belroute soak, {dt.datetime.now():%Y-%m-%d %H:%M} UTC: {args.rate:,} calls/s for "
             f"{args.minutes:g} min, {args.callers:,} callers, bench/rules, default settings, not pinned")
@@ -107,6 +177,7 @@ def main() -> int:
              "-m", "POST", "-H", "Content-Type: application/json", "-Z", str(bodies_path), url],
             stdout=open(oha_out, "wb"), stderr=subprocess.DEVNULL,
         )
+        first_id = e2e.count_rows(db) if not args.prefill else args.prefill + 1
         started = time.monotonic()
         cpu0 = e2e.proc_cpu_seconds(proc.pid)
         written0 = e2e.scrape(port).get("belroute_call_log_written_total", 0.0)
@@ -136,6 +207,7 @@ def main() -> int:
             f"p50 {ms(pct.get('p50')):.1f} ms, p99 {ms(pct.get('p99')):.1f} ms, p99.9 {ms(pct.get('p99.9')):.1f} ms, "
             f"max {ms(summary.get('slowest')):.1f} ms; status codes {codes}; errors {result.get('errorDistribution', {})}")
         say(f"call log: {rows:,} rows for {answered:,} calls answered 200 (plus the probes and the start-up check)")
+        say(decided(db, first_id))
         if len(per_interval) >= 2:
             first, last = per_interval[0], per_interval[-1]
             say(f"CPU per call: first whole interval {first:,.0f} µs, last {last:,.0f} µs ({last / first:.2f}×)")
