@@ -39,7 +39,24 @@ pub struct Caller {
     /// `Caller` between a number's calls, so a frequent caller's map is built once.
     #[serde(skip)]
     pub(crate) script_view: ScriptView,
+    /// The default region it was normalised for: with the number as received, all the call
+    /// log keeps of a caller; the rest is normalised again when the record is read.
+    #[serde(skip)]
+    pub(crate) region: NormalisedIn,
 }
+
+/// A caller's default region, when it came from a [`Normaliser`]. Implied by the other fields,
+/// so it takes no part in comparisons.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NormalisedIn(pub(crate) Option<Id>);
+
+impl PartialEq for NormalisedIn {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for NormalisedIn {}
 
 /// A lazily built Rhai value; a cache, so it takes no part in comparisons.
 #[derive(Clone, Default)]
@@ -60,6 +77,22 @@ impl std::fmt::Debug for ScriptView {
 }
 
 impl Caller {
+    /// The caller as the call log stores it: `{"raw": …, "region": "NL"}`, everything else
+    /// being what normalising `raw` for that region gives (read back by [`Caller`]'s
+    /// `Deserialize`); in full when its region is not known.
+    pub(crate) fn serialize_stored<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.region.0 {
+            Some(region) => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("raw", &self.raw)?;
+                map.serialize_entry("region", &region)?;
+                map.end()
+            }
+            None => self.serialize(s),
+        }
+    }
+
     /// Does the caller have a number a CRM can be asked about? Not when it is withheld, not a
     /// valid number by the numbering plan, or a SIP account or internal extension.
     pub fn has_number(&self) -> bool {
@@ -103,14 +136,14 @@ const LONGEST_REMEMBERED: usize = 64;
 /// Normalises caller numbers for one default region (national numbers like `0152026057`).
 #[derive(Clone)]
 pub struct Normaliser {
-    region: Id,
+    plan: Plan,
     remembered: moka::sync::Cache<Box<str>, Arc<Caller>>,
 }
 
 impl std::fmt::Debug for Normaliser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Normaliser")
-            .field("region", &self.region)
+            .field("region", &self.plan.0)
             .finish_non_exhaustive()
     }
 }
@@ -139,7 +172,7 @@ impl Normaliser {
 
     fn for_region(region: Id) -> Self {
         Normaliser {
-            region,
+            plan: Plan(region),
             remembered: moka::sync::Cache::new(REMEMBERED_CALLERS),
         }
     }
@@ -159,7 +192,7 @@ impl Normaliser {
 
     /// Normalises without the cache.
     pub fn parse(&self, raw: &str) -> Caller {
-        self.parse_with(raw, true)
+        self.plan.parse(raw, true)
     }
 
     /// Normalises by phonenumber alone, without the fast path for the Dutch forms Callvoip
@@ -167,13 +200,21 @@ impl Normaliser {
     /// the two on every input).
     #[doc(hidden)]
     pub fn parse_by_numbering_plan(&self, raw: &str) -> Caller {
-        self.parse_with(raw, false)
+        self.plan.parse(raw, false)
     }
+}
 
-    fn parse_with(&self, raw: &str, fast: bool) -> Caller {
+/// Normalising for one default region, without a cache: what a [`Normaliser`] does on a miss,
+/// and what reading a stored caller back does.
+#[derive(Debug, Clone, Copy)]
+struct Plan(Id);
+
+impl Plan {
+    fn parse(self, raw: &str, fast: bool) -> Caller {
         let mut caller = Caller {
             raw: raw.to_string(),
             kind: "unknown",
+            region: NormalisedIn(Some(self.0)),
             ..Caller::default()
         };
         let user = user_part(raw.trim());
@@ -195,7 +236,7 @@ impl Normaliser {
             return caller;
         }
         if fast
-            && self.region == Id::NL
+            && self.0 == Id::NL
             && let Some(dutch) = dutch_national(plus, digits)
         {
             fill_dutch(&mut caller, dutch);
@@ -231,8 +272,8 @@ impl Normaliser {
     /// (with NL, Rome's `+39 06…` lost its `0` and was refused; with US, `+31 11 100113357`
     /// became another caller, `+31 10 011 3357`), read without one it strips Russia's `8`
     /// (`+7 812…`). So both readings are tried and one that changed the number is not used.
-    fn parse_international(&self, text: &str) -> Option<PhoneNumber> {
-        [None, Some(self.region)].into_iter().find_map(|region| {
+    fn parse_international(self, text: &str) -> Option<PhoneNumber> {
+        [None, Some(self.0)].into_iter().find_map(|region| {
             let number = phonenumber::parse(region, text)
                 .ok()
                 .filter(phonenumber::is_valid)?;
@@ -250,13 +291,13 @@ impl Normaliser {
     }
 
     /// A national number, read by the default region's numbering plan.
-    fn parse_valid(&self, text: &str) -> Option<PhoneNumber> {
-        phonenumber::parse(Some(self.region), text)
+    fn parse_valid(self, text: &str) -> Option<PhoneNumber> {
+        phonenumber::parse(Some(self.0), text)
             .ok()
             .filter(phonenumber::is_valid)
     }
 
-    fn fill(&self, caller: &mut Caller, number: &PhoneNumber) {
+    fn fill(self, caller: &mut Caller, number: &PhoneNumber) {
         caller.valid = true;
         caller.e164 = number.format().mode(Mode::E164).to_string();
         caller.digits = caller.e164.trim_start_matches('+').to_string();
@@ -417,6 +458,8 @@ struct CallerRead {
     valid: bool,
     anonymous: bool,
     is_sip_account: bool,
+    /// Set in the call log's short form (`raw` and `region` only).
+    region: Option<Id>,
 }
 
 impl<'de> Deserialize<'de> for Caller {
@@ -427,6 +470,10 @@ impl<'de> Deserialize<'de> for Caller {
 
 impl From<CallerRead> for Caller {
     fn from(read: CallerRead) -> Self {
+        if let (Some(region), "") = (read.region, read.kind.as_str()) {
+            // The call log's short form: normalised again, by the same code.
+            return Plan(region).parse(&read.raw, true);
+        }
         Caller {
             raw: read.raw,
             e164: read.e164,
@@ -444,6 +491,7 @@ impl From<CallerRead> for Caller {
             anonymous: read.anonymous,
             is_sip_account: read.is_sip_account,
             script_view: ScriptView::default(),
+            region: NormalisedIn(read.region),
         }
     }
 }
