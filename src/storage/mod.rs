@@ -115,10 +115,6 @@ impl Storage {
             DatabaseUrl::SqliteFile { url, .. } | DatabaseUrl::SqliteMemory { url } => {
                 let options = SqliteConnectOptions::from_str(url)?
                     .create_if_missing(true)
-                    // A new file only (an existing one keeps its pages): a call's row is about
-                    // 1.2 KB; 4 KiB pages hold three, 8 KiB pages seven, so a call takes ~14 %
-                    // less disk (docs/performance.md, "What a call costs on disk").
-                    .page_size(8192)
                     .journal_mode(SqliteJournalMode::Wal)
                     // With WAL this never corrupts; a power cut may lose the last moments.
                     .synchronous(SqliteSynchronous::Normal)
