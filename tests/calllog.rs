@@ -139,7 +139,13 @@ async fn every_answer_can_be_explained_from_the_call_log() {
         assert_eq!(record["version"], belroute_engine::content_version(RULES));
         assert_eq!(record["caller_e164"], "+31152026057");
         assert_eq!(record["call"]["dp_id"], "dp1");
+        // The call log keeps the caller as its number and region; read back, it is whole.
         assert_eq!(record["trace"]["caller"]["kind"], "fixed");
+        assert_eq!(record["trace"]["caller"]["national"], "0152026057");
+        assert_eq!(
+            record["trace"]["caller"]["international"],
+            "+31 15 202 6057"
+        );
         assert_eq!(
             record["trace"]["rules"][0]["name"],
             "Same colleague as last time"
@@ -882,8 +888,9 @@ async fn history_counts_by_day_agree_with_every_call_and_stay_flat() {
                 ..sample_decision()
             },
         };
-        // A frequent caller: 20,000 calls over the 20 whole days before today.
-        let frequent: Vec<_> = (0..20_000)
+        // A frequent caller: 20,000 calls over the 20 whole days before today; two went to an
+        // agent, one among the last 50 and one long before.
+        let mut frequent: Vec<_> = (0..20_000)
             .map(|i| {
                 at(
                     "0612345678",
@@ -892,6 +899,8 @@ async fn history_counts_by_day_agree_with_every_call_and_stay_flat() {
                 )
             })
             .collect();
+        frequent[100].decision.route = "agent_7".into();
+        frequent[19_960].decision.route = "agent_42".into();
         for batch in frequent.chunks(2_000) {
             storage.insert_calls(batch, &[]).await.unwrap();
         }
@@ -914,7 +923,10 @@ async fn history_counts_by_day_agree_with_every_call_and_stay_flat() {
         .into_iter()
         .enumerate()
         {
-            edges.push(at("0201234567", ms, format!("e{i}")));
+            let mut edge = at("0201234567", ms, format!("e{i}"));
+            // Routes to agents, and one that is only the prefix (no agent).
+            edge.decision.route = ["receptie", "agent_1003", "agent_"][i % 3].into();
+            edges.push(edge);
             edges.push(at("anonymous", ms, format!("a{i}")));
         }
         storage.insert_calls(&edges, &[]).await.unwrap();
@@ -953,6 +965,41 @@ async fn history_counts_by_day_agree_with_every_call_and_stay_flat() {
                                 by_day, by_call,
                                 "{stage}: {caller} from {window} (today {today}) on {url}"
                             );
+                            // `history`'s one statement: the last call and the last with an
+                            // agent among the 50 most recent, and the same counts.
+                            let (last, counted) = storage
+                                .last_calls_and_counts(caller, window, today, 50, "agent_")
+                                .await
+                                .unwrap();
+                            let recent = storage.recent_calls(caller, window, 50).await.unwrap();
+                            let with_agent = recent.iter().find(|c| {
+                                c.agent.is_some()
+                                    || c.route
+                                        .strip_prefix("agent_")
+                                        .is_some_and(|a| !a.is_empty())
+                            });
+                            let expected: Vec<_> = if counted.is_some() {
+                                recent
+                                    .first()
+                                    .into_iter()
+                                    .chain(with_agent)
+                                    .cloned()
+                                    .collect()
+                            } else {
+                                recent.clone()
+                            };
+                            assert_eq!(last, expected, "{stage}: {caller} from {window} on {url}");
+                            if let Some(counted) = counted {
+                                assert_eq!(
+                                    counted, by_call,
+                                    "{stage}: {caller} from {window} (today {today}) in one statement on {url}"
+                                );
+                            } else {
+                                assert!(
+                                    recent.is_empty() || caller.is_empty(),
+                                    "{stage}: no counts for {caller} from {window} on {url}"
+                                );
+                            }
                         }
                     }
                 }

@@ -45,6 +45,24 @@ pub trait CallHistory: Send + Sync + 'static {
         window_ms: i64,
         today_ms: i64,
     ) -> Result<(i64, i64), String>;
+    /// What `history` needs in one trip to the store: of the caller's `limit` most recent
+    /// calls since `window_ms`, the last one and the last one with an agent (reported, or
+    /// named by a route starting with `agent_route_prefix`), newest first and at most those
+    /// two, with the [`counts`](CallHistory::counts); or, from a store that cannot, `recent`'s
+    /// calls and `None`. belroute's storage answers with one statement that reads only its
+    /// index and hands back at most two rows, so a caller's 1,000th call costs what the first
+    /// does.
+    async fn last_calls_and_counts(
+        &self,
+        caller_e164: &str,
+        window_ms: i64,
+        today_ms: i64,
+        limit: i64,
+        agent_route_prefix: &str,
+    ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), String> {
+        let _ = (today_ms, agent_route_prefix);
+        Ok((self.recent(caller_e164, window_ms, limit).await?, None))
+    }
 }
 
 /// Settings of a `history` plugin.
@@ -178,17 +196,25 @@ impl Lookup for HistoryLookup {
             .max(window_start);
 
         let unavailable = LookupError::Unavailable;
-        let recent = self
+        let (recent, counted) = self
             .source
-            .recent(&caller.e164, window_start, RECENT)
+            .last_calls_and_counts(
+                &caller.e164,
+                window_start,
+                today_start,
+                RECENT,
+                &self.config.agent_route_prefix,
+            )
             .await
             .map_err(unavailable)?;
         let mut facts = no_history();
         if recent.is_empty() {
             return Ok(Some(facts));
         }
-        // Fewer than RECENT calls in the window: they are all here, nothing to count.
-        let (calls_window, calls_today) = if recent.len() < RECENT as usize {
+        // Counted by the store; or fewer than RECENT calls in the window: they are all here.
+        let (calls_window, calls_today) = if let Some(counted) = counted {
+            counted
+        } else if recent.len() < RECENT as usize {
             let today = recent
                 .iter()
                 .filter(|c| c.received_at_ms >= today_start)

@@ -105,6 +105,18 @@ fn insert_chunks<T>(rows: &[T]) -> Vec<&[T]> {
 
 use crate::time::rfc3339;
 
+/// A caller's calls in the window (`window_calls`) and today (`today_calls`): the days from
+/// `caller_days`, the part-day before the first whole one from `calls`. $1 the caller, $2 the
+/// window's start, $3 its first whole day's start and $4 that day; $5–$7 the same for today.
+macro_rules! counts_columns {
+    () => {
+        "(SELECT COUNT(*) FROM calls WHERE caller_e164 = $1 AND received_at >= $2 AND received_at < $3) \
+           + (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM caller_days WHERE caller_e164 = $1 AND day >= $4) AS window_calls, \
+         (SELECT COUNT(*) FROM calls WHERE caller_e164 = $1 AND received_at >= $5 AND received_at < $6) \
+           + (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM caller_days WHERE caller_e164 = $1 AND day >= $7) AS today_calls"
+    };
+}
+
 impl Storage {
     /// A pool for `url` (`sqlite://file`, `sqlite::memory:`, `postgres://…`); it connects on
     /// first use, so a database that is down does not stop belroute from answering calls.
@@ -374,13 +386,7 @@ impl Storage {
                 .await;
         };
         on_pool!(self, pool => {
-            let row = sqlx::query(
-                "SELECT \
-                   (SELECT COUNT(*) FROM calls WHERE caller_e164 = $1 AND received_at >= $2 AND received_at < $3) \
-                   + (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM caller_days WHERE caller_e164 = $1 AND day >= $4) AS window_calls, \
-                   (SELECT COUNT(*) FROM calls WHERE caller_e164 = $1 AND received_at >= $5 AND received_at < $6) \
-                   + (SELECT CAST(COALESCE(SUM(calls), 0) AS BIGINT) FROM caller_days WHERE caller_e164 = $1 AND day >= $7) AS today_calls",
-            )
+            let row = sqlx::query(concat!("SELECT ", counts_columns!()))
             .bind(caller_e164)
             .bind(window_ms)
             .bind(window_day.saturating_mul(DAY_MS))
@@ -412,6 +418,64 @@ impl Storage {
             .fetch_one(pool)
             .await?;
             Ok((row.try_get::<i64, _>("window_calls")?, row.try_get::<i64, _>("today_calls")?))
+        })
+    }
+
+    /// `history` in one statement: of the caller's `limit` most recent calls since
+    /// `window_ms`, the last one and the last one with an agent (reported, or named by a
+    /// route that starts with `agent_route_prefix` and goes on), newest first, with
+    /// [`count_calls`](Storage::count_calls)' counts. Only the index is read, and at most two
+    /// rows come back: a caller's 1,000th call costs what its first does. The counts are
+    /// subqueries without reference to the rows, which SQLite and PostgreSQL each run once per
+    /// statement; `None` when no call came back (no row to carry them), and for a caller that
+    /// `count_calls` counts one by one (then the calls are `recent_calls`').
+    pub async fn last_calls_and_counts(
+        &self,
+        caller_e164: &str,
+        window_ms: i64,
+        today_ms: i64,
+        limit: i64,
+        agent_route_prefix: &str,
+    ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), sqlx::Error> {
+        let (Some(window_day), Some(today_day), false) = (
+            first_whole_day(window_ms),
+            first_whole_day(today_ms),
+            caller_e164.is_empty(),
+        ) else {
+            return Ok((
+                self.recent_calls(caller_e164, window_ms, limit).await?,
+                None,
+            ));
+        };
+        let select = sqlx::AssertSqlSafe(last_calls_and_counts_statement(limit));
+        on_pool!(self, pool => {
+            let rows = sqlx::query(select)
+                .bind(caller_e164)
+                .bind(window_ms)
+                .bind(window_day.saturating_mul(DAY_MS))
+                .bind(window_day)
+                .bind(today_ms)
+                .bind(today_day.saturating_mul(DAY_MS))
+                .bind(today_day)
+                .bind(agent_route_prefix)
+                .fetch_all(pool)
+                .await?;
+            let counts = match rows.first() {
+                Some(r) => Some((r.try_get::<i64, _>("window_calls")?, r.try_get::<i64, _>("today_calls")?)),
+                None => None,
+            };
+            let calls = rows
+                .iter()
+                .map(|r| {
+                    Ok(PastCall {
+                        received_at_ms: r.try_get("received_at")?,
+                        route: r.try_get("route")?,
+                        rule: r.try_get("rule")?,
+                        agent: r.try_get("agent")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok((calls, counts))
         })
     }
 
@@ -463,6 +527,19 @@ impl belroute_plugins::history::CallHistory for Storage {
             .await
             .map_err(|e| history_error(&e))
     }
+
+    async fn last_calls_and_counts(
+        &self,
+        caller_e164: &str,
+        window_ms: i64,
+        today_ms: i64,
+        limit: i64,
+        agent_route_prefix: &str,
+    ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), String> {
+        self.last_calls_and_counts(caller_e164, window_ms, today_ms, limit, agent_route_prefix)
+            .await
+            .map_err(|e| history_error(&e))
+    }
 }
 
 /// `caller_days` counts calls per UTC day: `received_at / DAY_MS`.
@@ -482,6 +559,23 @@ fn first_whole_day(ms: i64) -> Option<i64> {
 fn recent_calls_statement(limit: i64) -> String {
     format!(
         "SELECT received_at, route, rule, agent FROM calls WHERE caller_e164 = $1 AND received_at >= $2 ORDER BY received_at DESC, id DESC LIMIT {limit}"
+    )
+}
+
+/// `last_calls_and_counts`' statement: `recent_calls_statement`'s calls as `recent`, of them
+/// the newest and the newest with an agent ($8 the agent route prefix; the same test as
+/// the `history` plugin's), each with the counts.
+fn last_calls_and_counts_statement(limit: i64) -> String {
+    format!(
+        "WITH recent AS (SELECT received_at, id, route, rule, agent FROM calls \
+           WHERE caller_e164 = $1 AND received_at >= $2 ORDER BY received_at DESC, id DESC LIMIT {limit}), \
+         last AS (SELECT * FROM (SELECT received_at, id, route, rule, agent FROM recent ORDER BY received_at DESC, id DESC LIMIT 1) AS newest \
+           UNION ALL \
+           SELECT * FROM (SELECT received_at, id, route, rule, agent FROM recent \
+             WHERE agent IS NOT NULL OR ($8 <> '' AND LENGTH(route) > LENGTH($8) AND SUBSTR(route, 1, LENGTH($8)) = $8) \
+             ORDER BY received_at DESC, id DESC LIMIT 1) AS with_agent) \
+         SELECT received_at, route, rule, agent, {} FROM last ORDER BY received_at DESC, id DESC",
+        counts_columns!()
     )
 }
 
@@ -525,6 +619,41 @@ mod tests {
             ],
             "history's query should be answered by the covering index alone"
         );
+        // `history`'s one statement: every read of `calls` from the index, `caller_days` by its
+        // key (the rest reads the statement's own 50 and 2 rows).
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            super::last_calls_and_counts_statement(50)
+        )))
+        .bind("+31612345678")
+        .bind(0_i64)
+        .bind(86_400_000_i64)
+        .bind(1_i64)
+        .bind(0_i64)
+        .bind(86_400_000_i64)
+        .bind(1_i64)
+        .bind("agent_")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let reads: Vec<&str> = plan
+            .iter()
+            .map(|p| p.3.as_str())
+            .filter(|step| step.starts_with("SEARCH") || step.starts_with("SCAN"))
+            .collect();
+        let tables = |table: &str| reads.iter().filter(|r| r.contains(table)).count();
+        assert!(
+            tables(" calls ") >= 3 && tables("caller_days") == 2,
+            "{plan:?}"
+        );
+        for read in reads {
+            assert!(
+                read.starts_with("SEARCH calls USING COVERING INDEX calls_by_caller_recent")
+                    || read.starts_with("SEARCH caller_days USING PRIMARY KEY")
+                    || !(read.contains(" calls ") || read.contains("caller_days")),
+                "{read} (the whole plan: {plan:?})"
+            );
+        }
     }
 
     #[test]
