@@ -117,6 +117,43 @@ macro_rules! counts_columns {
     };
 }
 
+/// Binds `counts_columns!`' $1–$7: the caller, and for the window and for today its start, the
+/// start of its first whole day and that day.
+macro_rules! bind_counts {
+    ($query:expr, $caller:expr, $window_ms:expr, $window_day:expr, $today_ms:expr, $today_day:expr) => {
+        $query
+            .bind($caller)
+            .bind($window_ms)
+            .bind($window_day.saturating_mul(DAY_MS))
+            .bind($window_day)
+            .bind($today_ms)
+            .bind($today_day.saturating_mul(DAY_MS))
+            .bind($today_day)
+    };
+}
+
+/// `counts_columns!`' two values from a row (`?` on a column that cannot be read).
+macro_rules! counts_of {
+    ($row:expr) => {
+        (
+            $row.try_get::<i64, _>("window_calls")?,
+            $row.try_get::<i64, _>("today_calls")?,
+        )
+    };
+}
+
+/// A [`PastCall`] from a row with `received_at`, `route`, `rule` and `agent`.
+macro_rules! past_call {
+    ($row:expr) => {
+        PastCall {
+            received_at_ms: $row.try_get("received_at")?,
+            route: $row.try_get("route")?,
+            rule: $row.try_get("rule")?,
+            agent: $row.try_get("agent")?,
+        }
+    };
+}
+
 impl Storage {
     /// A pool for `url` (`sqlite://file`, `sqlite::memory:`, `postgres://…`); it connects on
     /// first use, so a database that is down does not stop belroute from answering calls.
@@ -351,16 +388,7 @@ impl Storage {
             .bind(since_ms)
             .fetch_all(pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(PastCall {
-                        received_at_ms: r.try_get("received_at")?,
-                        route: r.try_get("route")?,
-                        rule: r.try_get("rule")?,
-                        agent: r.try_get("agent")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| Ok(past_call!(r))).collect()
         })
     }
 
@@ -376,27 +404,17 @@ impl Storage {
     ) -> Result<(i64, i64), sqlx::Error> {
         // Calls before 1970 and withheld callers are not in caller_days: counted one by one
         // (no call is that old; `history` never asks for a withheld caller).
-        let (Some(window_day), Some(today_day), false) = (
-            first_whole_day(window_ms),
-            first_whole_day(today_ms),
-            caller_e164.is_empty(),
-        ) else {
+        let Some((window_day, today_day)) = counted_by_day(caller_e164, window_ms, today_ms) else {
             return self
                 .count_calls_one_by_one(caller_e164, window_ms, today_ms)
                 .await;
         };
         on_pool!(self, pool => {
-            let row = sqlx::query(concat!("SELECT ", counts_columns!()))
-            .bind(caller_e164)
-            .bind(window_ms)
-            .bind(window_day.saturating_mul(DAY_MS))
-            .bind(window_day)
-            .bind(today_ms)
-            .bind(today_day.saturating_mul(DAY_MS))
-            .bind(today_day)
-            .fetch_one(pool)
-            .await?;
-            Ok((row.try_get::<i64, _>("window_calls")?, row.try_get::<i64, _>("today_calls")?))
+            let query = sqlx::query(concat!("SELECT ", counts_columns!()));
+            let row = bind_counts!(query, caller_e164, window_ms, window_day, today_ms, today_day)
+                .fetch_one(pool)
+                .await?;
+            Ok(counts_of!(row))
         })
     }
 
@@ -437,11 +455,7 @@ impl Storage {
         limit: i64,
         agent_route_prefix: &str,
     ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), sqlx::Error> {
-        let (Some(window_day), Some(today_day), false) = (
-            first_whole_day(window_ms),
-            first_whole_day(today_ms),
-            caller_e164.is_empty(),
-        ) else {
+        let Some((window_day, today_day)) = counted_by_day(caller_e164, window_ms, today_ms) else {
             return Ok((
                 self.recent_calls(caller_e164, window_ms, limit).await?,
                 None,
@@ -449,31 +463,18 @@ impl Storage {
         };
         let select = sqlx::AssertSqlSafe(last_calls_and_counts_statement(limit));
         on_pool!(self, pool => {
-            let rows = sqlx::query(select)
-                .bind(caller_e164)
-                .bind(window_ms)
-                .bind(window_day.saturating_mul(DAY_MS))
-                .bind(window_day)
-                .bind(today_ms)
-                .bind(today_day.saturating_mul(DAY_MS))
-                .bind(today_day)
+            let query = sqlx::query(select);
+            let rows = bind_counts!(query, caller_e164, window_ms, window_day, today_ms, today_day)
                 .bind(agent_route_prefix)
                 .fetch_all(pool)
                 .await?;
             let counts = match rows.first() {
-                Some(r) => Some((r.try_get::<i64, _>("window_calls")?, r.try_get::<i64, _>("today_calls")?)),
+                Some(r) => Some(counts_of!(r)),
                 None => None,
             };
             let calls = rows
                 .iter()
-                .map(|r| {
-                    Ok(PastCall {
-                        received_at_ms: r.try_get("received_at")?,
-                        route: r.try_get("route")?,
-                        rule: r.try_get("rule")?,
-                        agent: r.try_get("agent")?,
-                    })
-                })
+                .map(|r| Ok(past_call!(r)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
             Ok((calls, counts))
         })
@@ -544,6 +545,15 @@ impl belroute_plugins::history::CallHistory for Storage {
 
 /// `caller_days` counts calls per UTC day: `received_at / DAY_MS`.
 const DAY_MS: i64 = 86_400_000;
+
+/// The first whole days of the window and of today, when `caller_days` can count the caller:
+/// not for a withheld caller, nor from before 1970 (`caller_days` has neither).
+fn counted_by_day(caller_e164: &str, window_ms: i64, today_ms: i64) -> Option<(i64, i64)> {
+    if caller_e164.is_empty() {
+        return None;
+    }
+    Some((first_whole_day(window_ms)?, first_whole_day(today_ms)?))
+}
 
 /// The first whole day at or after `ms` (`None` before 1970, which `caller_days` leaves out).
 fn first_whole_day(ms: i64) -> Option<i64> {
