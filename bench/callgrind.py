@@ -10,7 +10,10 @@ rule's worker process would be counted too):
 - **ceiling**: `bench/ceiling`, the bare actix-web route that parses the same JSON;
 - **ten rules**: belroute on `bench/ten` (ten everyday rules, no lookups), SQLite call log;
 - **bench/rules**: belroute on `bench/rules` with `bench/belroute.yaml` (office hours, withheld,
-  abroad, `history` on the call log, a cached `sql` lookup on a SQLite CRM this script creates).
+  abroad, `history` on the call log, a cached `sql` lookup on a SQLite CRM this script creates);
+- **bench/rules, second call** (`again`): the same, but the warm-up first calls once from each
+  measured caller, so every measured call is a caller's second: the `sql` lookup's cache and the
+  history kept in memory answer, as for callers who call again in steady operation.
 
 For each: a warm-up (WARM calls from other callers), then the counters are zeroed
 (`callgrind_control -z`), then CALLS calls over one keep-alive connection, each from a different
@@ -215,8 +218,8 @@ def main() -> int:
     p.add_argument("--warm", type=int, default=200, help="warm-up calls before the counters are zeroed (default 200)")
     p.add_argument("--top", type=int, default=25, help="profile entries shown per server (default 25)")
     p.add_argument("--skip-build", action="store_true", help="use the release binaries already built")
-    p.add_argument("--only", choices=["ceiling", "ten", "rules"], action="append",
-                   help="measure only these (repeatable; default all three)")
+    p.add_argument("--only", choices=["ceiling", "ten", "rules", "again"], action="append",
+                   help="measure only these (repeatable; default all four)")
     p.add_argument("--out", type=Path, default=None, help="where the dumps go (default target/bench/callgrind-<date>)")
     args = p.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "cargo"):
@@ -234,7 +237,7 @@ def main() -> int:
                             text=True).stdout.strip()
     out = args.out or target / "bench" / f"callgrind-{dt.datetime.now():%Y-%m-%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    only = args.only or ["ceiling", "ten", "rules"]
+    only = args.only or ["ceiling", "ten", "rules", "again"]
 
     measured_numbers = [f"316{FIRST_MOBILE + i}" for i in range(args.calls)]
     warm_numbers = [f"316{FIRST_WARM + i}" for i in range(args.warm)]
@@ -256,20 +259,28 @@ def main() -> int:
             "rules": ([str(belroute), "serve", "--listen", "127.0.0.1:18282", "--workers", "1",
                        "--rules", str(BENCH / "rules"), "--config", str(BENCH / "belroute.yaml"),
                        "--database", f"sqlite://{work / 'rules.db'}"], 18282, work / "rules.db"),
+            "again": ([str(belroute), "serve", "--listen", "127.0.0.1:18283", "--workers", "1",
+                       "--rules", str(BENCH / "rules"), "--config", str(BENCH / "belroute.yaml"),
+                       "--database", f"sqlite://{work / 'again.db'}"], 18283, work / "again.db"),
         }
+        # `again`'s warm-up: each measured caller once (other call ids), then the usual warm-up.
+        first_calls = [body(n, 800_000 + i) for i, n in enumerate(measured_numbers)] + warm
         for name in only:
             cmd, port, db = servers[name]
-            per_call, dumps, _ = run(name, cmd, port, env, out / name, warm, measured, db)
+            per_call, dumps, _ = run(name, cmd, port, env, out / name, first_calls if name == "again" else warm,
+                                     measured, db)
             results[name] = per_call
             profiles[name] = dumps
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     labels = {"ceiling": "ceiling (bare actix route)", "ten": "belroute, ten rules, no lookups",
-              "rules": "belroute, bench/rules (sql + history)"}
+              "rules": "belroute, bench/rules (sql + history)",
+              "again": "belroute, bench/rules, each caller's second call"}
     lines = [
         f"instructions per call (callgrind, counters zeroed after {args.warm:,} warm-up calls; "
-        f"{args.calls:,} calls over one keep-alive connection, each from a new Dutch mobile caller); "
+        f"{args.calls:,} calls over one keep-alive connection, each from a new Dutch mobile caller, "
+        f"but for `again`); "
         f"belroute {commit}",
         "",
         "| server | instructions per call | ÷ ceiling |",

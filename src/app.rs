@@ -11,10 +11,12 @@ use belroute_engine::{
     StoreContext, WorkerCommand,
 };
 use belroute_plugins::BuildContext;
+use belroute_plugins::history::CallHistory;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::storage::{CallLog, CallRecord, Storage};
+use crate::storage::recent::RecentCalls;
+use crate::storage::{CallLog, CallRecord, CallStore, Storage};
 use crate::subscriptions::Subscriptions;
 
 /// `rules.source: database` at start: the rules directory made the published versions before
@@ -88,7 +90,18 @@ impl Belroute {
         }
         let storage = Storage::open(database)?;
         migrate_at_start(&storage).await?;
-        let router = Arc::new(router(&config, &storage, worker.clone(), true)?);
+        // One server writes a SQLite file: `history` can follow its callers in memory.
+        let recent = match &storage {
+            Storage::Sqlite(_) if config.storage.history_callers > 0 => Some(Arc::new(
+                RecentCalls::new(storage.clone(), config.storage.history_callers),
+            )),
+            _ => None,
+        };
+        let history: Arc<dyn CallHistory> = match &recent {
+            Some(recent) => recent.clone(),
+            None => Arc::new(storage.clone()),
+        };
+        let router = Arc::new(router(&config, history, worker.clone(), true)?);
         let cluster = crate::cluster::Cluster::new(storage.clone());
         let shared_rules = config.rules.source == crate::config::RulesSource::Database;
         if shared_rules {
@@ -111,14 +124,21 @@ impl Belroute {
         subscriptions.start(&storage).await?;
         let call_log = Arc::new(
             CallLog::start(
-                Arc::new(storage.clone()),
+                match &recent {
+                    Some(recent) => recent.clone() as Arc<dyn CallStore>,
+                    None => Arc::new(storage.clone()),
+                },
                 config.storage.writer(database),
                 subscriptions.clone() as Arc<dyn crate::storage::EventSink>,
             )
             .context("cannot start the call log")?,
         );
-        spawn_retention(storage.clone(), config.storage.retention);
-        let metrics = Arc::new(Metrics::new(router.clone(), call_log.clone()));
+        let mut metrics = Metrics::new(router.clone(), call_log.clone());
+        if let Some(recent) = &recent {
+            metrics.watch_history(recent.clone());
+        }
+        let metrics = Arc::new(metrics);
+        spawn_retention(storage.clone(), config.storage.retention, recent);
         let store = Arc::new(store);
         let replays = Arc::new(crate::replay::LastReplays::default());
         // One replayer, with its own worker process, for the replay after a reload and the
@@ -309,8 +329,9 @@ fn unreachable(e: &sqlx::Error) -> bool {
     )
 }
 
-/// Deletes calls older than `retention`, at start and every hour.
-fn spawn_retention(storage: Storage, retention: Duration) {
+/// Deletes calls older than `retention`, at start and every hour (and then forgets the
+/// history kept in memory: a window longer than the retention counted those calls).
+fn spawn_retention(storage: Storage, retention: Duration, recent: Option<Arc<RecentCalls>>) {
     tokio::spawn(async move {
         let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -318,10 +339,15 @@ fn spawn_retention(storage: Storage, retention: Duration) {
             let before = crate::time::now_ms().saturating_sub(crate::time::millis(retention));
             match storage.purge(before).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    "retention: deleted {n} call(s) older than {}",
-                    humantime::format_duration(retention)
-                ),
+                Ok(n) => {
+                    if let Some(recent) = &recent {
+                        recent.forget();
+                    }
+                    tracing::info!(
+                        "retention: deleted {n} call(s) older than {}",
+                        humantime::format_duration(retention)
+                    )
+                }
                 Err(e) => tracing::warn!("retention: cannot delete old calls: {e}"),
             }
             // A revision stays while a retained call can point at it, and the last 100 of
@@ -353,10 +379,10 @@ pub fn offline_router(config: &Config) -> anyhow::Result<Router> {
 
 /// The router for `config`: the sandboxed script engine, caller normalisation, plugins and
 /// the worker processes (`eager`: started now, as a server does; else when first needed).
-/// `storage` is belroute's own database, for the `history` plugin.
+/// `history` is belroute's own call log, for the `history` plugin.
 pub fn router(
     config: &Config,
-    storage: &Storage,
+    history: Arc<dyn CallHistory>,
     worker: WorkerCommand,
     eager: bool,
 ) -> anyhow::Result<Router> {
@@ -367,7 +393,7 @@ pub fn router(
     normaliser.parse_by_numbering_plan("31152026057");
     let mut lookups = Lookups::default();
     let context = BuildContext {
-        history: Some(Arc::new(storage.clone())),
+        history: Some(history),
         time_zone: Some(config.timezone.0),
     };
     for instance in &config.lookups {

@@ -236,6 +236,9 @@ pub struct StorageSettings {
     /// How long a stop waits for the database to take the waiting records; what it has not
     /// taken by then stays in the spill file for the next start.
     pub shutdown_wait: Duration,
+    /// Callers whose `history` is kept in memory (SQLite only; `0`: none, every lookup asks
+    /// the database).
+    pub history_callers: u64,
 }
 
 impl Default for StorageSettings {
@@ -248,18 +251,20 @@ impl Default for StorageSettings {
             spill: None,
             spill_limit: writer.spill_limit,
             shutdown_wait: FLUSH_ON_SHUTDOWN,
+            history_callers: 20_000,
         }
     }
 }
 
 impl StorageSettings {
-    pub const KEYS: [&'static str; 6] = [
+    pub const KEYS: [&'static str; 7] = [
         "retention",
         "queue",
         "batch",
         "spill",
         "spill_limit",
         "shutdown_wait",
+        "history_callers",
     ];
     pub const RETENTION: Range<Duration> = Range::new(
         Duration::from_secs(3_600),
@@ -272,6 +277,8 @@ impl StorageSettings {
     pub const SPILL_LIMIT: Range<u64> = Range::new(1 << 20, 1 << 40);
     /// `0s`: a stop puts the waiting records in the spill file at once.
     pub const SHUTDOWN_WAIT: Range<Duration> = Range::new(Duration::ZERO, Duration::from_secs(600));
+    /// A caller kept takes a few hundred bytes.
+    pub const HISTORY_CALLERS: Range<u64> = Range::new(0, 1_000_000);
 
     fn read(s: &mut Section<'_, '_, '_>) -> Self {
         let default = StorageSettings::default();
@@ -291,6 +298,7 @@ impl StorageSettings {
             }),
             spill_limit: s.size("spill_limit", default.spill_limit, Self::SPILL_LIMIT),
             shutdown_wait: s.duration("shutdown_wait", default.shutdown_wait, Self::SHUTDOWN_WAIT),
+            history_callers: s.count("history_callers", default.history_callers, Self::HISTORY_CALLERS),
         }
     }
 

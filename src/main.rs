@@ -689,7 +689,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<bool> {
         }
         let worker = belroute_engine::WorkerCommand::this_binary()
             .context("cannot find this program to start rule workers")?;
-        app::router(&config, &storage, worker, false)?
+        app::router(&config, std::sync::Arc::new(storage), worker, false)?
     };
     let simulation = simulate::Simulation { call, at, facts };
     let mut out = String::new();

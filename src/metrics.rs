@@ -80,6 +80,12 @@ pub struct Metrics {
 pub const PANIC_SHOWN_FOR: Duration = Duration::from_secs(600);
 
 impl Metrics {
+    /// Exports where `history` lookups were answered (`belroute_history_answers_total`).
+    pub fn watch_history(&mut self, recent: Arc<crate::storage::recent::RecentCalls>) {
+        self.registry
+            .register_collector(Box::new(HistoryCollector(recent)));
+    }
+
     pub fn new(router: Arc<Router>, call_log: Arc<CallLog>) -> Self {
         let mut registry = Registry::with_prefix("belroute");
         let decisions = Family::<DecisionLabels, Counter>::default();
@@ -449,6 +455,31 @@ impl Collector for LookupCollector {
             };
             ConstGauge::new(i64::from(status.breaker != "closed"))
                 .encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where `history` lookups were answered (a SQLite call log keeps them in memory).
+#[derive(Debug)]
+struct HistoryCollector(Arc<crate::storage::recent::RecentCalls>);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HistoryLabels {
+    from: &'static str,
+}
+
+impl Collector for HistoryCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (memory, database) = self.0.answered();
+        let mut family = encoder.encode_descriptor(
+            "history_answers",
+            "history lookups answered from memory, and by reading the call log (a caller's first, or one memory cannot know)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (from, count) in [("memory", memory), ("database", database)] {
+            ConstCounter::new(count).encode(family.encode_family(&HistoryLabels { from })?)?;
         }
         Ok(())
     }

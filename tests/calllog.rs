@@ -112,6 +112,23 @@ async fn second_call_goes_to_the_same_colleague() {
             .map(|r| r["agent"].as_str().unwrap())
             .collect();
         assert_eq!(reports, ["1004", "1007"]);
+
+        // A caller's next call is answered from the history kept in memory (SQLite), with
+        // the calls written since; PostgreSQL is asked every time.
+        assert_eq!(call(&server, "call-5", "31612345678").await, "receptie");
+        assert_eq!(report(&server, "call-5", "1009").await, 204);
+        assert_eq!(call(&server, "call-6", "31612345678").await, "agent_1009");
+        assert_eq!(call(&server, "call-7", "31612345678").await, "agent_1009");
+        let metrics = server.get("/metrics").await.text().await.unwrap();
+        let from_memory = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("belroute_history_answers_total{from=\"memory\"} "))
+            .map(|n| n.parse::<u64>().unwrap());
+        if pg.is_none() {
+            assert!(from_memory.is_some_and(|n| n >= 1), "{metrics}");
+        } else {
+            assert_eq!(from_memory, None, "{metrics}");
+        }
         server.stop().await;
         if let Some(pg) = pg {
             pg.drop().await;

@@ -23,6 +23,23 @@ pub use writer::{
     AgentReported, CallLog, CallLogStats, CallRecord, CallRow, STALL, WriterSettings,
 };
 
+/// The last row id an INSERT gave, where the engine says so without RETURNING (SQLite).
+trait LastInsertId {
+    fn last_insert_id(&self) -> Option<i64>;
+}
+
+impl LastInsertId for sqlx::sqlite::SqliteQueryResult {
+    fn last_insert_id(&self) -> Option<i64> {
+        Some(self.last_insert_rowid())
+    }
+}
+
+impl LastInsertId for sqlx::postgres::PgQueryResult {
+    fn last_insert_id(&self) -> Option<i64> {
+        None
+    }
+}
+
 /// A connection pool to belroute's database.
 #[derive(Debug, Clone)]
 pub enum Storage {
@@ -70,6 +87,7 @@ pub mod events;
 mod journal;
 #[cfg(test)]
 pub mod memory;
+pub mod recent;
 pub mod replay;
 pub mod revisions;
 pub mod store;
@@ -228,7 +246,7 @@ impl Storage {
         subscribers: &[String],
     ) -> Result<(), sqlx::Error> {
         let rows: Vec<CallRow> = records.iter().map(CallRow::from).collect();
-        self.insert_rows_for(&rows, subscribers, false)
+        self.insert_rows_for(&rows, subscribers, false, false)
             .await
             .map(|_| ())
     }
@@ -243,11 +261,27 @@ impl Storage {
         events: &dyn EventSink,
         skip_existing: bool,
     ) -> Result<u64, sqlx::Error> {
+        self.insert_rows_numbered(rows, events, skip_existing, false)
+            .await
+            .map(|(inserted, _)| inserted)
+    }
+
+    /// [`insert_rows`](Storage::insert_rows), and with `numbered` the inserted rows' ids, each
+    /// with the row's index in `rows`, ascending: SQLite gives ids in the order of commits,
+    /// which is how the history kept in memory ([`recent`]) tells a row it has from one it has
+    /// not.
+    pub async fn insert_rows_numbered(
+        &self,
+        rows: &[CallRow],
+        events: &dyn EventSink,
+        skip_existing: bool,
+        numbered: bool,
+    ) -> Result<(u64, Vec<(usize, i64)>), sqlx::Error> {
         let subscribers = events.subscribers(EventKind::CallRouted);
         let inserted = self
-            .insert_rows_for(rows, &subscribers, skip_existing)
+            .insert_rows_for(rows, &subscribers, skip_existing, numbered)
             .await?;
-        if inserted > 0 && !subscribers.is_empty() {
+        if inserted.0 > 0 && !subscribers.is_empty() {
             events.wake(&subscribers);
         }
         Ok(inserted)
@@ -258,10 +292,15 @@ impl Storage {
         rows: &[CallRow],
         subscribers: &[String],
         skip_existing: bool,
-    ) -> Result<u64, sqlx::Error> {
+        numbered: bool,
+    ) -> Result<(u64, Vec<(usize, i64)>), sqlx::Error> {
+        // SQLite says the last row id an INSERT gave: no RETURNING (a temporary table of the
+        // rows, ~46,000 instructions a call) needed.
+        let by_rowid = matches!(self, Storage::Sqlite(_));
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut fresh: Vec<&CallRow> = rows.iter().collect();
+            let mut numbers = Vec::new();
+            let mut fresh: Vec<(usize, &CallRow)> = rows.iter().enumerate().collect();
             if skip_existing && !rows.is_empty() {
                 let mut existing: HashSet<(String, i64)> = HashSet::new();
                 for chunk in insert_chunks(rows) {
@@ -275,14 +314,14 @@ impl Storage {
                         existing.insert((found.try_get("uuid")?, found.try_get("received_at")?));
                     }
                 }
-                fresh.retain(|row| !existing.contains(&(row.uuid.clone(), row.received_at)));
+                fresh.retain(|(_, row)| !existing.contains(&(row.uuid.clone(), row.received_at)));
             }
             // One multi-row INSERT per batch: several times the rows per second of one each.
             for chunk in insert_chunks(&fresh) {
                 let mut insert = sqlx::QueryBuilder::new(
                     "INSERT INTO calls (uuid, received_at, ruleset, version, caller_raw, caller_e164, route, rule, reason, micros, call_data, trace) ",
                 );
-                insert.push_values(chunk, |mut values, row| {
+                insert.push_values(chunk, |mut values, (_, row)| {
                     values
                         .push_bind(row.uuid.as_str())
                         .push_bind(row.received_at)
@@ -297,23 +336,34 @@ impl Storage {
                         .push_bind(row.call_data.as_str())
                         .push_bind(row.trace.as_str());
                 });
-                if subscribers.is_empty() {
-                    insert.build().execute(&mut *tx).await?;
-                    continue;
-                }
-                // The ids of one multi-row INSERT ascend in the order of its VALUES (SQLite
-                // appends; PostgreSQL draws the sequence row by row), whatever order RETURNING
-                // gives them in: sorted, they pair with the rows.
-                insert.push(" RETURNING id");
-                let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
-                ids.sort_unstable();
-                for (row, call_id) in chunk.iter().zip(ids) {
-                    let data = events::routed_payload(row);
-                    insert_event!(tx, EventKind::CallRouted.as_str(), row.uuid.as_str(), row.received_at, data, Some(call_id), subscribers);
+                let ids: Vec<i64> = if by_rowid || (subscribers.is_empty() && !numbered) {
+                    let done = insert.build().execute(&mut *tx).await?;
+                    // One INSERT's rows take consecutive ids (AUTOINCREMENT, one writer).
+                    match done.last_insert_id() {
+                        Some(last) => (last - chunk.len() as i64 + 1..=last).collect(),
+                        None => Vec::new(),
+                    }
+                } else {
+                    // The ids of one multi-row INSERT ascend in the order of its VALUES
+                    // (PostgreSQL draws the sequence row by row), whatever order RETURNING
+                    // gives them in: sorted, they pair with the rows.
+                    insert.push(" RETURNING id");
+                    let mut ids: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await?;
+                    ids.sort_unstable();
+                    ids
+                };
+                for ((index, row), call_id) in chunk.iter().zip(ids) {
+                    if numbered {
+                        numbers.push((*index, call_id));
+                    }
+                    if !subscribers.is_empty() {
+                        let data = events::routed_payload(row);
+                        insert_event!(tx, EventKind::CallRouted.as_str(), row.uuid.as_str(), row.received_at, data, Some(call_id), subscribers);
+                    }
                 }
             }
             tx.commit().await?;
-            Ok(fresh.len() as u64)
+            Ok((fresh.len() as u64, numbers))
         })
     }
 
@@ -327,14 +377,29 @@ impl Storage {
         at_ms: i64,
         events: &dyn EventSink,
     ) -> Result<bool, sqlx::Error> {
+        Ok(self
+            .report_agent_of_caller(uuid, agent, at_ms, events)
+            .await?
+            .is_some())
+    }
+
+    /// [`report_agent`](Storage::report_agent), naming the caller of the call (its E.164
+    /// number) when there is one: the history kept in memory forgets what it knew of them.
+    pub async fn report_agent_of_caller(
+        &self,
+        uuid: &str,
+        agent: &str,
+        at_ms: i64,
+        events: &dyn EventSink,
+    ) -> Result<Option<String>, sqlx::Error> {
         let subscribers = events.subscribers(EventKind::CallAgent);
-        let found = self
+        let caller = self
             .report_agent_for(uuid, agent, at_ms, &subscribers)
             .await?;
-        if found && !subscribers.is_empty() {
+        if caller.is_some() && !subscribers.is_empty() {
             events.wake(&subscribers);
         }
-        Ok(found)
+        Ok(caller)
     }
 
     async fn report_agent_for(
@@ -343,15 +408,15 @@ impl Storage {
         agent: &str,
         at_ms: i64,
         subscribers: &[String],
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<String>, sqlx::Error> {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM calls WHERE uuid = $1 ORDER BY received_at DESC, id DESC LIMIT 1")
+            let call: Option<(i64, String)> = sqlx::query_as("SELECT id, caller_e164 FROM calls WHERE uuid = $1 ORDER BY received_at DESC, id DESC LIMIT 1")
                 .bind(uuid)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some(id) = id else {
-                return Ok(false);
+            let Some((id, caller)) = call else {
+                return Ok(None);
             };
             sqlx::query("INSERT INTO agent_reports (call_id, agent, reported_at) VALUES ($1, $2, $3)")
                 .bind(id)
@@ -370,7 +435,7 @@ impl Storage {
                 insert_event!(tx, EventKind::CallAgent.as_str(), uuid, at_ms, data, None::<i64>, subscribers);
             }
             tx.commit().await?;
-            Ok(true)
+            Ok(Some(caller))
         })
     }
 
@@ -455,11 +520,33 @@ impl Storage {
         limit: i64,
         agent_route_prefix: &str,
     ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), sqlx::Error> {
-        let Some((window_day, today_day)) = counted_by_day(caller_e164, window_ms, today_ms) else {
+        if counted_by_day(caller_e164, window_ms, today_ms).is_none() {
             return Ok((
                 self.recent_calls(caller_e164, window_ms, limit).await?,
                 None,
             ));
+        }
+        let snapshot = self
+            .history_snapshot(caller_e164, window_ms, today_ms, limit, agent_route_prefix)
+            .await?;
+        Ok((snapshot.calls, snapshot.counts))
+    }
+
+    /// [`last_calls_and_counts`](Storage::last_calls_and_counts)' statement's whole answer,
+    /// what the history kept in memory ([`recent`]) starts from. A withheld caller, or a
+    /// window from before 1970, is refused (a `Protocol` error): those are counted one by one.
+    pub async fn history_snapshot(
+        &self,
+        caller_e164: &str,
+        window_ms: i64,
+        today_ms: i64,
+        limit: i64,
+        agent_route_prefix: &str,
+    ) -> Result<HistorySnapshot, sqlx::Error> {
+        let Some((window_day, today_day)) = counted_by_day(caller_e164, window_ms, today_ms) else {
+            return Err(sqlx::Error::Protocol(format!(
+                "history: caller `{caller_e164}` from {window_ms} is counted one by one"
+            )));
         };
         let select = sqlx::AssertSqlSafe(last_calls_and_counts_statement(limit));
         on_pool!(self, pool => {
@@ -468,15 +555,20 @@ impl Storage {
                 .bind(agent_route_prefix)
                 .fetch_all(pool)
                 .await?;
-            let counts = match rows.first() {
-                Some(r) => Some(counts_of!(r)),
-                None => None,
-            };
-            let calls = rows
+            let mut snapshot = HistorySnapshot::default();
+            if let Some(r) = rows.first() {
+                snapshot.counts = Some(counts_of!(r));
+                snapshot.as_of = r.try_get("as_of")?;
+                snapshot.oldest = r.try_get("oldest")?;
+            }
+            if let Some(r) = rows.get(1) {
+                snapshot.agent_rank = Some(r.try_get("rank")?);
+            }
+            snapshot.calls = rows
                 .iter()
                 .map(|r| Ok(past_call!(r)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            Ok((calls, counts))
+            Ok(snapshot)
         })
     }
 
@@ -574,7 +666,8 @@ fn recent_calls_statement(limit: i64) -> String {
 
 /// `last_calls_and_counts`' statement: `recent_calls_statement`'s calls as `recent`, of them
 /// the newest and the newest with an agent ($8 the agent route prefix; the same test as
-/// the `history` plugin's), each with the counts.
+/// the `history` plugin's), each with the counts, its rank among `recent` (1 the newest), the
+/// newest call id in the log (`as_of`) and the caller's oldest call in the window.
 fn last_calls_and_counts_statement(limit: i64) -> String {
     format!(
         "WITH recent AS (SELECT received_at, id, route, rule, agent FROM calls \
@@ -584,9 +677,30 @@ fn last_calls_and_counts_statement(limit: i64) -> String {
            SELECT * FROM (SELECT received_at, id, route, rule, agent FROM recent \
              WHERE agent IS NOT NULL OR ($8 <> '' AND LENGTH(route) > LENGTH($8) AND SUBSTR(route, 1, LENGTH($8)) = $8) \
              ORDER BY received_at DESC, id DESC LIMIT 1) AS with_agent) \
-         SELECT received_at, route, rule, agent, {} FROM last ORDER BY received_at DESC, id DESC",
+         SELECT received_at, route, rule, agent, \
+           (SELECT COUNT(*) FROM recent AS newer WHERE newer.received_at > last.received_at \
+             OR (newer.received_at = last.received_at AND newer.id > last.id)) + 1 AS rank, {}, \
+           (SELECT MAX(id) FROM calls) AS as_of, \
+           (SELECT MIN(received_at) FROM calls WHERE caller_e164 = $1 AND received_at >= $2) AS oldest \
+         FROM last ORDER BY received_at DESC, id DESC",
         counts_columns!()
     )
+}
+
+/// Everything [`Storage::history_snapshot`]'s one statement answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistorySnapshot {
+    /// The newest call and the newest with an agent, in that order (the same call twice when
+    /// the newest has the agent); none when the caller has no call in the window.
+    pub calls: Vec<PastCall>,
+    /// Calls in the window, and today.
+    pub counts: Option<(i64, i64)>,
+    /// The rank of the call with the agent among the caller's most recent (1: the newest).
+    pub agent_rank: Option<i64>,
+    /// The newest call id in the log when the statement read it.
+    pub as_of: i64,
+    /// When the caller's oldest call in the window was received.
+    pub oldest: Option<i64>,
 }
 
 fn history_error(e: &sqlx::Error) -> String {
@@ -657,9 +771,11 @@ mod tests {
             "{plan:?}"
         );
         for read in reads {
+            // `SEARCH calls` alone: the newest id, the table's last entry.
             assert!(
                 read.starts_with("SEARCH calls USING COVERING INDEX calls_by_caller_recent")
                     || read.starts_with("SEARCH caller_days USING PRIMARY KEY")
+                    || read == "SEARCH calls"
                     || !(read.contains(" calls ") || read.contains("caller_days")),
                 "{read} (the whole plan: {plan:?})"
             );
