@@ -506,7 +506,7 @@ impl Evaluation {
         let (call, caller, set, facts) = (&self.call, &self.caller, &self.set, &self.facts);
         self.scope.get_or_insert_with(|| {
             let mut scope = Scope::new();
-            scope.push_constant_dynamic("call", call_map(call));
+            scope.push_constant_dynamic("call", call_map(call, set.call_fields_read.as_deref()));
             scope.push_constant_dynamic("caller", caller_map(caller));
             for (name, trace) in set.lookups.iter().zip(facts) {
                 if let Some(trace) = trace {
@@ -932,9 +932,14 @@ pub fn facts_to_dynamic(facts: &Facts) -> Dynamic {
     rhai::serde::to_dynamic(facts).unwrap_or(Dynamic::UNIT)
 }
 
-fn call_map(call: &Call) -> Dynamic {
+/// `call` as rules see it: the fields the rule set reads (`read`), or every field when a rule
+/// may read any. A field the call lacks is left out either way (`()` to rules).
+fn call_map(call: &Call, read: Option<&[String]>) -> Dynamic {
     let mut map = rhai::Map::new();
     for (name, value) in call.fields() {
+        if read.is_some_and(|read| !read.iter().any(|f| f == name)) {
+            continue;
+        }
         map.insert(name.into(), Dynamic::from(value.to_string()));
     }
     Dynamic::from_map(map)

@@ -86,6 +86,9 @@ pub struct RuleSet {
     heavy_until: AtomicU64,
     /// This version's record of worker processes its rules made the operating system stop.
     pub quarantine: Quarantine,
+    /// The `call` fields its rules read (`None`: some rule may read any): rules are given
+    /// `call` with only these, not a map of every field on every call.
+    pub call_fields_read: Option<Vec<String>>,
 }
 
 /// One rule: tried in order, the first that matches answers.
@@ -390,6 +393,19 @@ impl RuleSet {
             .flat_map(|script| script.office_hours())
             .map(|(spec, hours)| (spec.to_string(), hours.clone()))
             .collect();
+        let call_fields_read = rules
+            .iter()
+            .flat_map(|rule| rule.scripts())
+            .map(Script::call_fields)
+            .try_fold(Vec::new(), |mut all, fields| {
+                all.extend(fields?.iter().cloned());
+                Some(all)
+            })
+            .map(|mut all| {
+                all.sort();
+                all.dedup();
+                all
+            });
         Ok(RuleSet {
             name: Arc::from(name),
             file: file.to_path_buf(),
@@ -412,6 +428,7 @@ impl RuleSet {
             print: Arc::default(),
             heavy_until: AtomicU64::new(0),
             quarantine: Quarantine::default(),
+            call_fields_read,
         })
     }
 }

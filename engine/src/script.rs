@@ -170,6 +170,9 @@ pub struct Script {
     office_hours: Vec<(String, Arc<OfficeHours>)>,
     /// Why the script's cost is not bounded by its inputs; `None` when it provably is.
     unbounded: Option<Unbounded>,
+    /// The `call` fields it reads as `call.FIELD`; `None` when it reads `call` otherwise
+    /// (`call["…"]`, `call` itself), so it may read any.
+    call_fields: Option<Vec<String>>,
 }
 
 /// What makes a script's cost unbounded: the first loop, function, closure or function not on
@@ -186,6 +189,12 @@ impl Script {
     /// Does this script read variable `name` (a lookup)?
     pub fn reads(&self, name: &str) -> bool {
         self.variables.iter().any(|v| v == name)
+    }
+
+    /// The `call` fields this script reads, each as `call.FIELD`; `None` when it reads `call`
+    /// in another way and may read any field.
+    pub fn call_fields(&self) -> Option<&[String]> {
+        self.call_fields.as_deref()
     }
 
     /// The file position of a Rhai position inside this script.
@@ -289,6 +298,18 @@ fn base_of<'a>(expr: &'a Expr, vocabulary: &Vocabulary) -> Option<&'a str> {
                 .then_some(name)
         }
         Expr::FnCall(call, _) if call.name == "now" && call.args.is_empty() => Some("now()"),
+        _ => None,
+    }
+}
+
+/// The field `call.FIELD` reads, given the node around the variable `call`: a `.` whose left
+/// side is `call` and whose right side starts with a property (`call.dp_id`,
+/// `call.dp_id.len()`); `None` for anything else.
+fn call_field<'a>(parent: &'a ASTNode<'a>) -> Option<&'a str> {
+    match parent {
+        ASTNode::Expr(Expr::Dot(x, _, _)) if matches!(&x.lhs, Expr::Variable(v, ..) if v.1 == "call") => {
+            first_property(&x.rhs).map(|(name, _)| name)
+        }
         _ => None,
     }
 }
@@ -472,6 +493,7 @@ impl ScriptEngine {
             variables: Vec::new(),
             office_hours: Vec::new(),
             unbounded: None,
+            call_fields: Some(Vec::new()),
         };
         check_ast(&mut script, &self.functions)?;
         Ok(script)
@@ -724,6 +746,7 @@ fn check_ast(
     functions: &std::collections::HashSet<String>,
 ) -> Result<(), CompileError> {
     let mut variables = Vec::new();
+    let mut call_fields = Some(Vec::new());
     let mut office_hours = Vec::new();
     let mut error = None;
     let mut unbounded: Option<(String, RhaiPosition)> = None;
@@ -738,7 +761,16 @@ fn check_ast(
             unbounded = node.and_then(|n| unbounded_node(n, &own));
         }
         match node {
-            Some(ASTNode::Expr(Expr::Variable(v, ..))) => variables.push(v.1.to_string()),
+            Some(ASTNode::Expr(Expr::Variable(v, ..))) => {
+                if v.1 == "call" {
+                    let field = path.len().checked_sub(2).and_then(|i| call_field(&path[i]));
+                    match (field, &mut call_fields) {
+                        (Some(field), Some(fields)) => fields.push(field.to_string()),
+                        _ => call_fields = None,
+                    }
+                }
+                variables.push(v.1.to_string())
+            }
             Some(ASTNode::Expr(Expr::FnCall(call, pos)))
             | Some(ASTNode::Stmt(Stmt::FnCall(call, pos)))
                 if is_identifier(&call.name)
@@ -794,6 +826,11 @@ fn check_ast(
     variables.sort();
     variables.dedup();
     script.variables = variables;
+    if let Some(fields) = &mut call_fields {
+        fields.sort();
+        fields.dedup();
+    }
+    script.call_fields = call_fields;
     script.office_hours = office_hours;
     script.unbounded = unbounded.map(|(what, pos)| Unbounded {
         what,
@@ -1158,6 +1195,55 @@ mod tests {
             )
             .unwrap();
         assert!(s.reads("invoices") && s.reads("caller") && !s.reads("call"));
+    }
+
+    /// The `call` fields a script reads as `call.FIELD`, so rules get a `call` of only those;
+    /// any other use of `call` reads it whole.
+    #[test]
+    fn finds_the_call_fields_read() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        for (text, kind, expected) in [
+            (
+                "'caller.kind == \"mobile\"'",
+                ScriptKind::Condition,
+                Some(vec![]),
+            ),
+            (
+                "'call.dp_id == \"dp1\"'",
+                ScriptKind::Condition,
+                Some(vec!["dp_id"]),
+            ),
+            (
+                "'call.caller_number.len() > 3 && call.dp_id != \"\" && call.dp_id != \"x\"'",
+                ScriptKind::Condition,
+                Some(vec!["caller_number", "dp_id"]),
+            ),
+            (
+                "'`r_${call.dp_id}`'",
+                ScriptKind::Route,
+                Some(vec!["dp_id"]),
+            ),
+            (
+                "'call.caller_number[0] == \"3\"'",
+                ScriptKind::Condition,
+                Some(vec!["caller_number"]),
+            ),
+            ("'call[\"dp_id\"] == \"dp1\"'", ScriptKind::Condition, None),
+            ("'call.keys().len() > 0'", ScriptKind::Condition, None),
+            ("'\"dp_id\" in call'", ScriptKind::Condition, None),
+            ("'let c = call; c.dp_id'", ScriptKind::Route, None),
+        ] {
+            let script = scripts
+                .compile(kind, &node(text), &["call", "caller"])
+                .unwrap();
+            let expected: Option<Vec<String>> =
+                expected.map(|v| v.into_iter().map(String::from).collect());
+            assert_eq!(
+                script.call_fields().map(<[String]>::to_vec),
+                expected,
+                "{text}"
+            );
+        }
     }
 
     /// An endless loop `check` cannot prove endless (it refuses `loop {}`).

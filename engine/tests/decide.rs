@@ -374,3 +374,47 @@ async fn rules_see_the_declared_shape_whatever_the_plugin_answers() {
     let status = &router.lookups().status()[0];
     assert_eq!((status.undeclared_facts, status.mistyped_facts), (1, 1));
 }
+
+/// Rules are given `call` with only the fields the rule set reads as `call.FIELD`; a rule that
+/// reads `call` otherwise gets every field. Either way each rule sees what the call carries.
+#[tokio::test]
+async fn rules_see_the_call_fields_they_read() {
+    let router = router(vec![], Limits::default(), PoolSettings::default());
+    let call = Arc::new(Call::from_pairs([
+        ("caller_number", "31612345678"),
+        ("dp_id", "dp7"),
+        ("dp_in_number", "31201234567"),
+    ]));
+    for (text, fields, route) in [
+        (
+            "default: none\nrules:\n  - name: By plan\n    when: 'call.dp_id == \"dp7\" && call.dp_in_number != \"\"'\n    script: '`plan_${call.dp_id}`'\n",
+            Some(vec!["dp_id", "dp_in_number"]),
+            "plan_dp7",
+        ),
+        (
+            "default: none\nrules:\n  - name: By plan\n    when: 'call.dp_id == \"dp7\"'\n    route: first\n  - name: Any field\n    when: 'call[\"dp_in_number\"] == \"31201234567\"'\n    route: whole\n",
+            None,
+            "first",
+        ),
+        (
+            "default: none\nrules:\n  - name: Any field\n    when: 'call[\"dp_in_number\"] == \"31201234567\" && call.dp_id == \"dp7\"'\n    route: whole\n",
+            None,
+            "whole",
+        ),
+        (
+            "default: none\nrules:\n  - name: Number\n    when: 'call.dp_id == \"dp7\"'\n    script: '`n${call.caller_number}`'\n",
+            Some(vec!["caller_number", "dp_id"]),
+            "n31612345678",
+        ),
+    ] {
+        let set = load(&router, "fields", text);
+        let expected: Option<Vec<String>> =
+            fields.map(|f| f.into_iter().map(String::from).collect());
+        assert_eq!(set.call_fields_read, expected, "{text}");
+        let deadline = Deadline::new(Instant::now(), Duration::from_millis(1750));
+        let decision = router
+            .route(&set, call.clone(), deadline, monday_ten())
+            .await;
+        assert_eq!(decision.route, route, "{text}");
+    }
+}
