@@ -138,7 +138,7 @@ impl Belroute {
             metrics.watch_history(recent.clone());
         }
         let metrics = Arc::new(metrics);
-        spawn_retention(storage.clone(), config.storage.retention, recent);
+        spawn_retention(storage.clone(), config.storage.retention, recent.clone());
         let store = Arc::new(store);
         let replays = Arc::new(crate::replay::LastReplays::default());
         // One replayer, with its own worker process, for the replay after a reload and the
@@ -190,6 +190,10 @@ impl Belroute {
                     }
                 }),
             );
+        }
+        if let Some(recent) = &recent {
+            let recent = recent.clone();
+            cluster.on_others_seen(Arc::new(move |others| recent.others_seen(others)));
         }
         cluster.start(store.clone());
         let tokens = Arc::new(crate::access::Tokens::default());

@@ -40,6 +40,9 @@ pub mod kind {
 /// What runs when a broadcast of one kind comes in (from another instance).
 pub type Handler = Arc<dyn Fn(String) + Send + Sync>;
 
+/// What runs at every heartbeat with how many other instances were seen.
+pub type OthersSeen = Arc<dyn Fn(usize) + Send + Sync>;
+
 /// This instance among the others.
 pub struct Cluster {
     /// Unique per process: host, process id and a random part.
@@ -51,6 +54,8 @@ pub struct Cluster {
     handlers: Mutex<BTreeMap<&'static str, Handler>>,
     /// The instances seen lately, as the heartbeat last read them.
     seen: Mutex<Vec<InstanceRow>>,
+    /// Told, at every heartbeat, how many other instances were seen.
+    others_seen: Mutex<Option<OthersSeen>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -73,7 +78,13 @@ impl Cluster {
             draining: AtomicBool::new(false),
             handlers: Mutex::new(BTreeMap::new()),
             seen: Mutex::new(Vec::new()),
+            others_seen: Mutex::new(None),
         })
+    }
+
+    /// Runs `watch` at every heartbeat with how many other instances were seen.
+    pub fn on_others_seen(&self, watch: OthersSeen) {
+        *self.others_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
     }
 
     /// Runs `handler` for every broadcast of `kind` another instance sends.
@@ -166,7 +177,18 @@ impl Cluster {
         let since = now - GONE_AFTER.as_millis() as i64;
         match self.storage.instance_seen(&row).await {
             Ok(()) => match self.storage.instances(since).await {
-                Ok(list) => *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = list,
+                Ok(list) => {
+                    let others = list.iter().filter(|i| i.id != self.id).count();
+                    *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = list;
+                    let watch = self
+                        .others_seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    if let Some(watch) = watch {
+                        watch(others);
+                    }
+                }
                 Err(e) => tracing::debug!("cannot read the instances: {e}"),
             },
             Err(e) => tracing::debug!("cannot write this instance's heartbeat: {e}"),

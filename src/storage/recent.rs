@@ -7,9 +7,12 @@
 //! history plugin's prefix or a longer window), it asks the database again.
 //!
 //! With PostgreSQL, several instances write one log: none of them sees all writes, so none
-//! keeps history in memory and `history` asks the database on every call.
+//! keeps history in memory and `history` asks the database on every call. Several instances on
+//! one SQLite file (possible with their own spill files) are found out and then do the same:
+//! memory answers only while the cluster's heartbeat sees no other instance, and it forgets
+//! everything when a write of this process finds rows it did not write before its own.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -28,6 +31,11 @@ pub struct RecentCalls {
     /// `history` lookups answered from memory, and by the database.
     from_memory: AtomicU64,
     from_database: AtomicU64,
+    /// The heartbeat saw no other instance on this database (until it has looked: no).
+    alone: AtomicBool,
+    /// The last id this process wrote: a write whose first id does not follow it found rows
+    /// another process wrote.
+    last_written: AtomicI64,
 }
 
 /// What is kept of one caller.
@@ -199,6 +207,20 @@ impl RecentCalls {
             callers: moka::sync::Cache::new(callers),
             from_memory: AtomicU64::new(0),
             from_database: AtomicU64::new(0),
+            alone: AtomicBool::new(false),
+            last_written: AtomicI64::new(0),
+        }
+    }
+
+    /// The heartbeat saw `others` other instances on this database: memory answers only while
+    /// there are none (another writer's calls would not reach it).
+    pub fn others_seen(&self, others: usize) {
+        let alone = others == 0;
+        if self.alone.swap(alone, Ordering::SeqCst) && !alone {
+            self.forget();
+            tracing::warn!(
+                "another belroute instance uses this SQLite call log: `history` asks the database on every call while it does; run several instances on PostgreSQL (docs/operators.md, One instance or several)"
+            );
         }
     }
 
@@ -217,6 +239,17 @@ impl RecentCalls {
 
     /// Hands each written row, in id order, to what is kept of its caller.
     fn written(&self, rows: &[CallRow], numbers: &[(usize, i64)]) {
+        let (Some(first), Some(last)) = (
+            numbers.iter().map(|(_, id)| *id).min(),
+            numbers.iter().map(|(_, id)| *id).max(),
+        ) else {
+            return;
+        };
+        let before = self.last_written.swap(last, Ordering::SeqCst);
+        if before != 0 && first != before + 1 {
+            // Rows between this process's writes: another writer. Nothing kept can be trusted.
+            self.forget();
+        }
         for &(index, id) in numbers {
             let Some(row) = rows.get(index) else { continue };
             let Some(slot) = self.callers.get(row.caller_e164.as_str()) else {
@@ -264,7 +297,7 @@ impl RecentCalls {
     }
 
     async fn answer(&self, caller: &str, asked: Asked<'_>) -> Result<Answer, sqlx::Error> {
-        if caller.is_empty() || asked.window_ms < 0 {
+        if caller.is_empty() || asked.window_ms < 0 || !self.alone.load(Ordering::SeqCst) {
             self.from_database.fetch_add(1, Ordering::Relaxed);
             return self
                 .storage
@@ -514,6 +547,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = sqlite(&dir).await;
         let recent = RecentCalls::new(storage.clone(), 100);
+        recent.others_seen(0);
         let mut rng = fastrand::Rng::with_seed(25);
         let mut now: i64 = 1_796_083_200_000; // 2026-12-01T00:00Z
         let mut uuids = Vec::new();
@@ -619,6 +653,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = sqlite(&dir).await;
         let recent = RecentCalls::new(storage.clone(), 100);
+        recent.others_seen(0);
         let now: i64 = 1_796_083_200_000 + 10 * HOUR;
         let caller = CALLERS[0];
         let asked = Asked {
@@ -673,6 +708,51 @@ mod tests {
         assert_eq!(counts, Some((3, 3)));
     }
 
+    async fn ask(recent: &RecentCalls, now: i64) -> Answer {
+        recent
+            .last_calls_and_counts(CALLERS[0], now - DAY, now - 10 * HOUR, 4, "agent_")
+            .await
+            .unwrap()
+    }
+
+    async fn write(recent: &RecentCalls, caller: &str, at: i64, uuid: &str) {
+        let rows = [row(caller, at, "receptie", uuid.into())];
+        CallStore::insert_rows(recent, &rows, &NoSubscribers, false)
+            .await
+            .unwrap();
+    }
+
+    /// Two processes writing one SQLite file: each finds the other's rows at its next write
+    /// and forgets what it kept; told of another instance, it asks the database.
+    #[tokio::test]
+    async fn a_second_writer_is_found_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = sqlite(&dir).await;
+        let (a, b) = (
+            RecentCalls::new(storage.clone(), 100),
+            RecentCalls::new(storage.clone(), 100),
+        );
+        a.others_seen(0);
+        let now: i64 = 1_796_083_200_000 + 10 * HOUR;
+        let caller = CALLERS[0];
+        write(&a, caller, now, "a1").await;
+        ask(&a, now).await;
+        write(&a, caller, now, "a2").await;
+        assert_eq!(ask(&a, now).await.1, Some((2, 2)));
+        assert_eq!(a.answered().0, 1, "the second lookup from memory");
+        // B writes the caller's third call; A's next write (another caller's) finds it.
+        write(&b, caller, now, "b1").await;
+        write(&a, CALLERS[1], now, "a3").await;
+        assert_eq!(ask(&a, now).await.1, Some((3, 3)));
+        assert_eq!(a.answered().0, 1, "read again, not from memory");
+        // Told of another instance, A asks the database every time.
+        a.others_seen(1);
+        write(&b, caller, now, "b2").await;
+        assert_eq!(ask(&a, now).await.1, Some((4, 4)));
+        assert_eq!(ask(&a, now).await.1, Some((4, 4)));
+        assert_eq!(a.answered().0, 1);
+    }
+
     /// Lookups while the writer writes: once it stops, what memory kept is what the database
     /// holds (no write fell between a lookup's read and what it kept).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -680,6 +760,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = sqlite(&dir).await;
         let recent = Arc::new(RecentCalls::new(storage.clone(), 100));
+        recent.others_seen(0);
         let now: i64 = 1_796_083_200_000 + 10 * HOUR;
         let writer = {
             let recent = recent.clone();
