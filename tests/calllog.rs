@@ -985,7 +985,13 @@ async fn history_counts_by_day_agree_with_every_call_and_stay_flat() {
                             // `history`'s one statement: the last call and the last with an
                             // agent among the 50 most recent, and the same counts.
                             let (last, counted) = storage
-                                .last_calls_and_counts(caller, window, today, 50, "agent_")
+                                .last_calls_and_counts(&belroute_plugins::history::HistoryQuery {
+                                    caller_e164: caller,
+                                    window_ms: window,
+                                    today_ms: today,
+                                    limit: 50,
+                                    agent_route_prefix: "agent_",
+                                })
                                 .await
                                 .unwrap();
                             let recent = storage.recent_calls(caller, window, 50).await.unwrap();

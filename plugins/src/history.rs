@@ -26,6 +26,20 @@ pub struct PastCall {
     pub agent: Option<String>,
 }
 
+/// What `history` asks of the call log for one call: of the caller's `limit` most recent calls
+/// since `window_ms`, the last one and the last one with an agent (reported, or named by a route
+/// that starts with `agent_route_prefix` and goes on), and how many calls since `window_ms` and
+/// since `today_ms` (not before `window_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery<'a> {
+    pub caller_e164: &'a str,
+    /// Milliseconds since the Unix epoch.
+    pub window_ms: i64,
+    pub today_ms: i64,
+    pub limit: i64,
+    pub agent_route_prefix: &'a str,
+}
+
 /// Where past calls come from: belroute's storage implements this; the plugin does not know
 /// the schema.
 #[async_trait]
@@ -45,23 +59,20 @@ pub trait CallHistory: Send + Sync + 'static {
         window_ms: i64,
         today_ms: i64,
     ) -> Result<(i64, i64), String>;
-    /// What `history` needs in one trip to the store: of the caller's `limit` most recent
-    /// calls since `window_ms`, the last one and the last one with an agent (reported, or
-    /// named by a route starting with `agent_route_prefix`), newest first and at most those
-    /// two, with the [`counts`](CallHistory::counts); or, from a store that cannot, `recent`'s
-    /// calls and `None`. belroute's storage answers with one statement that reads only its
-    /// index and hands back at most two rows, so a caller's 1,000th call costs what the first
-    /// does.
+    /// The [`HistoryQuery`] in one trip to the store: the last call and the last with an
+    /// agent, newest first and at most those two, with the [`counts`](CallHistory::counts);
+    /// or, from a store that cannot, `recent`'s calls and `None`. belroute's storage answers
+    /// with one statement that reads only its index and hands back at most two rows (or from
+    /// memory), so a caller's 1,000th call costs what the first does.
     async fn last_calls_and_counts(
         &self,
-        caller_e164: &str,
-        window_ms: i64,
-        today_ms: i64,
-        limit: i64,
-        agent_route_prefix: &str,
+        query: &HistoryQuery<'_>,
     ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), String> {
-        let _ = (today_ms, agent_route_prefix);
-        Ok((self.recent(caller_e164, window_ms, limit).await?, None))
+        Ok((
+            self.recent(query.caller_e164, query.window_ms, query.limit)
+                .await?,
+            None,
+        ))
     }
 }
 
@@ -198,13 +209,13 @@ impl Lookup for HistoryLookup {
         let unavailable = LookupError::Unavailable;
         let (recent, counted) = self
             .source
-            .last_calls_and_counts(
-                &caller.e164,
-                window_start,
-                today_start,
-                RECENT,
-                &self.config.agent_route_prefix,
-            )
+            .last_calls_and_counts(&HistoryQuery {
+                caller_e164: &caller.e164,
+                window_ms: window_start,
+                today_ms: today_start,
+                limit: RECENT,
+                agent_route_prefix: &self.config.agent_route_prefix,
+            })
             .await
             .map_err(unavailable)?;
         let mut facts = no_history();

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
-use belroute_plugins::history::PastCall;
+use belroute_plugins::history::{HistoryQuery, PastCall};
 use sqlx::Row;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -514,21 +514,16 @@ impl Storage {
     /// `count_calls` counts one by one (then the calls are `recent_calls`').
     pub async fn last_calls_and_counts(
         &self,
-        caller_e164: &str,
-        window_ms: i64,
-        today_ms: i64,
-        limit: i64,
-        agent_route_prefix: &str,
+        query: &HistoryQuery<'_>,
     ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), sqlx::Error> {
-        if counted_by_day(caller_e164, window_ms, today_ms).is_none() {
+        if counted_by_day(query.caller_e164, query.window_ms, query.today_ms).is_none() {
             return Ok((
-                self.recent_calls(caller_e164, window_ms, limit).await?,
+                self.recent_calls(query.caller_e164, query.window_ms, query.limit)
+                    .await?,
                 None,
             ));
         }
-        let snapshot = self
-            .history_snapshot(caller_e164, window_ms, today_ms, limit, agent_route_prefix)
-            .await?;
+        let snapshot = self.history_snapshot(query).await?;
         Ok((snapshot.calls, snapshot.counts))
     }
 
@@ -537,12 +532,15 @@ impl Storage {
     /// window from before 1970, is refused (a `Protocol` error): those are counted one by one.
     pub async fn history_snapshot(
         &self,
-        caller_e164: &str,
-        window_ms: i64,
-        today_ms: i64,
-        limit: i64,
-        agent_route_prefix: &str,
+        query: &HistoryQuery<'_>,
     ) -> Result<HistorySnapshot, sqlx::Error> {
+        let HistoryQuery {
+            caller_e164,
+            window_ms,
+            today_ms,
+            limit,
+            agent_route_prefix,
+        } = *query;
         let Some((window_day, today_day)) = counted_by_day(caller_e164, window_ms, today_ms) else {
             return Err(sqlx::Error::Protocol(format!(
                 "history: caller `{caller_e164}` from {window_ms} is counted one by one"
@@ -623,13 +621,9 @@ impl belroute_plugins::history::CallHistory for Storage {
 
     async fn last_calls_and_counts(
         &self,
-        caller_e164: &str,
-        window_ms: i64,
-        today_ms: i64,
-        limit: i64,
-        agent_route_prefix: &str,
+        query: &HistoryQuery<'_>,
     ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), String> {
-        self.last_calls_and_counts(caller_e164, window_ms, today_ms, limit, agent_route_prefix)
+        Storage::last_calls_and_counts(self, query)
             .await
             .map_err(|e| history_error(&e))
     }

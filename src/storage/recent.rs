@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use belroute_plugins::history::{CallHistory, PastCall};
+use belroute_plugins::history::{CallHistory, HistoryQuery, PastCall};
 
 use super::events::EventSink;
 use super::replay::{PageCursor, ReplayWindow};
@@ -75,16 +75,18 @@ struct Known {
     oldest: Option<i64>,
 }
 
-/// A lookup's arguments.
-#[derive(Debug, Clone, Copy)]
-struct Asked<'a> {
-    window_ms: i64,
-    today_ms: i64,
-    limit: i64,
-    prefix: &'a str,
-}
-
 type Answer = (Vec<PastCall>, Option<(i64, i64)>);
+
+/// What memory makes of a question.
+#[derive(Debug)]
+enum FromMemory {
+    Answer(Answer),
+    /// Its question, but memory cannot know the answer now: read it, and keep what is read.
+    Stale,
+    /// Another plugin's question (another prefix or limit, a longer window): the database
+    /// answers it, and what is kept stays.
+    NotKept,
+}
 
 /// `history`'s test: the call went to an agent, reported or named by its route.
 fn has_agent(call: &PastCall, prefix: &str) -> bool {
@@ -93,7 +95,7 @@ fn has_agent(call: &PastCall, prefix: &str) -> bool {
 }
 
 impl Known {
-    fn new(snapshot: HistorySnapshot, asked: Asked<'_>) -> Self {
+    fn new(snapshot: HistorySnapshot, asked: &HistoryQuery<'_>) -> Self {
         let mut calls = snapshot.calls.into_iter();
         let newest = calls.next();
         let with_agent = calls
@@ -103,7 +105,7 @@ impl Known {
         let (window_calls, today_calls) = snapshot.counts.unwrap_or((0, 0));
         Known {
             limit: asked.limit,
-            prefix: asked.prefix.to_string(),
+            prefix: asked.agent_route_prefix.to_string(),
             window_ms: asked.window_ms,
             as_of: snapshot.as_of,
             newest,
@@ -115,28 +117,31 @@ impl Known {
         }
     }
 
-    /// The answer, or `None` when memory cannot know it. May move "today" on to a new day
-    /// the caller has not called in yet.
-    fn answer(&mut self, asked: Asked<'_>) -> Option<Answer> {
-        if asked.limit != self.limit || asked.prefix != self.prefix {
-            return None;
+    /// The answer, if memory knows it. May move "today" on to a new day the caller has not
+    /// called in yet.
+    fn answer(&mut self, asked: &HistoryQuery<'_>) -> FromMemory {
+        if asked.limit != self.limit
+            || asked.agent_route_prefix != self.prefix
+            || asked.window_ms < self.window_ms
+        {
+            return FromMemory::NotKept;
         }
-        if asked.window_ms < self.window_ms || asked.today_ms < self.today_ms {
-            return None;
+        if asked.today_ms < self.today_ms {
+            return FromMemory::Stale;
         }
         let Some(newest) = self
             .newest
             .as_ref()
             .filter(|c| c.received_at_ms >= asked.window_ms)
         else {
-            return Some((Vec::new(), None));
+            return FromMemory::Answer((Vec::new(), None));
         };
         if self.oldest.is_some_and(|oldest| oldest < asked.window_ms) {
-            return None;
+            return FromMemory::Stale;
         }
         if asked.today_ms != self.today_ms {
             if newest.received_at_ms >= asked.today_ms {
-                return None;
+                return FromMemory::Stale;
             }
             self.today_ms = asked.today_ms;
             self.today_calls = 0;
@@ -147,7 +152,7 @@ impl Known {
         {
             calls.push(call.clone());
         }
-        Some((calls, Some((self.window_calls, self.today_calls))))
+        FromMemory::Answer((calls, Some((self.window_calls, self.today_calls))))
     }
 
     /// A call written after the database was read; `false` when memory cannot follow it.
@@ -274,59 +279,32 @@ impl RecentCalls {
         }
     }
 
-    async fn read(&self, caller: &str, asked: Asked<'_>) -> Result<Answer, sqlx::Error> {
+    async fn read(&self, asked: &HistoryQuery<'_>) -> Result<Answer, sqlx::Error> {
         self.from_database.fetch_add(1, Ordering::Relaxed);
-        let snapshot = self.snapshot(caller, asked).await?;
-        Ok((snapshot.calls, snapshot.counts))
+        self.storage.last_calls_and_counts(asked).await
     }
 
-    async fn snapshot(
-        &self,
-        caller: &str,
-        asked: Asked<'_>,
-    ) -> Result<HistorySnapshot, sqlx::Error> {
-        self.storage
-            .history_snapshot(
-                caller,
-                asked.window_ms,
-                asked.today_ms,
-                asked.limit,
-                asked.prefix,
-            )
-            .await
-    }
-
-    async fn answer(&self, caller: &str, asked: Asked<'_>) -> Result<Answer, sqlx::Error> {
+    async fn answer(&self, asked: &HistoryQuery<'_>) -> Result<Answer, sqlx::Error> {
+        let caller = asked.caller_e164;
         if caller.is_empty() || asked.window_ms < 0 || !self.alone.load(Ordering::SeqCst) {
-            self.from_database.fetch_add(1, Ordering::Relaxed);
-            return self
-                .storage
-                .last_calls_and_counts(
-                    caller,
-                    asked.window_ms,
-                    asked.today_ms,
-                    asked.limit,
-                    asked.prefix,
-                )
-                .await;
+            return self.read(asked).await;
         }
         let slot = self
             .callers
             .get_with_by_ref(caller, || Arc::new(Mutex::new(Kept::Nothing)));
-        // Answered from memory; or read (and kept); or asked of the database as it is: another
-        // plugin's question, or one already being read.
+        // Answered from memory; or read and kept; or read only: another plugin's question, or
+        // one already being read.
         let keep = {
             let mut kept = lock(&slot);
             let keep = match &mut *kept {
-                Kept::Known(known) => {
-                    if let Some(answer) = known.answer(asked) {
+                Kept::Known(known) => match known.answer(asked) {
+                    FromMemory::Answer(answer) => {
                         self.from_memory.fetch_add(1, Ordering::Relaxed);
                         return Ok(answer);
                     }
-                    !(asked.limit != known.limit
-                        || asked.prefix != known.prefix
-                        || asked.window_ms < known.window_ms)
-                }
+                    FromMemory::Stale => true,
+                    FromMemory::NotKept => false,
+                },
                 Kept::Reading { .. } => false,
                 Kept::Nothing => true,
             };
@@ -339,11 +317,11 @@ impl RecentCalls {
             keep
         };
         if !keep {
-            return self.read(caller, asked).await;
+            return self.read(asked).await;
         }
         let reading = Reading(&slot);
         self.from_database.fetch_add(1, Ordering::Relaxed);
-        let snapshot = self.snapshot(caller, asked).await?;
+        let snapshot = self.storage.history_snapshot(asked).await?;
         let answer = (snapshot.calls.clone(), snapshot.counts);
         read_done(reading.0, snapshot, asked);
         Ok(answer)
@@ -352,7 +330,7 @@ impl RecentCalls {
 
 /// A read of the database is done: what it found, with the calls written meanwhile, is kept
 /// (unless an agent report spoiled it, or another read or a drop came in between).
-fn read_done(slot: &Mutex<Kept>, snapshot: HistorySnapshot, asked: Asked<'_>) {
+fn read_done(slot: &Mutex<Kept>, snapshot: HistorySnapshot, asked: &HistoryQuery<'_>) {
     let mut kept = lock(slot);
     if let Kept::Reading { written, spoiled } = std::mem::take(&mut *kept)
         && !spoiled
@@ -451,19 +429,9 @@ impl CallHistory for RecentCalls {
 
     async fn last_calls_and_counts(
         &self,
-        caller_e164: &str,
-        window_ms: i64,
-        today_ms: i64,
-        limit: i64,
-        agent_route_prefix: &str,
+        query: &HistoryQuery<'_>,
     ) -> Result<(Vec<PastCall>, Option<(i64, i64)>), String> {
-        let asked = Asked {
-            window_ms,
-            today_ms,
-            limit,
-            prefix: agent_route_prefix,
-        };
-        self.answer(caller_e164, asked)
+        self.answer(query)
             .await
             .map_err(|e| super::history_error(&e))
     }
@@ -484,6 +452,22 @@ mod tests {
         "+31201234567",
     ];
     const ROUTES: [&str; 5] = ["receptie", "agent_12", "agent_", "finance", "agent_7"];
+
+    fn query<'a>(
+        caller_e164: &'a str,
+        window_ms: i64,
+        today_ms: i64,
+        limit: i64,
+        agent_route_prefix: &'a str,
+    ) -> HistoryQuery<'a> {
+        HistoryQuery {
+            caller_e164,
+            window_ms,
+            today_ms,
+            limit,
+            agent_route_prefix,
+        }
+    }
 
     async fn sqlite(dir: &tempfile::TempDir) -> Storage {
         let url = format!("sqlite://{}", dir.path().join("log.db").display());
@@ -525,11 +509,11 @@ mod tests {
         let today_ms = (now - now.rem_euclid(DAY)).max(window_ms);
         for caller in CALLERS {
             let kept = recent
-                .last_calls_and_counts(caller, window_ms, today_ms, limit, prefix)
+                .last_calls_and_counts(&query(caller, window_ms, today_ms, limit, prefix))
                 .await
                 .unwrap();
             let stored = storage
-                .last_calls_and_counts(caller, window_ms, today_ms, limit, prefix)
+                .last_calls_and_counts(&query(caller, window_ms, today_ms, limit, prefix))
                 .await
                 .unwrap();
             assert_eq!(
@@ -603,7 +587,7 @@ mod tests {
         // A withheld caller is the database's to answer, as before.
         assert_eq!(
             recent
-                .last_calls_and_counts("", now - window, now - window, limit, "agent_")
+                .last_calls_and_counts(&query("", now - window, now - window, limit, "agent_"))
                 .await
                 .unwrap(),
             (Vec::new(), None)
@@ -656,12 +640,7 @@ mod tests {
         recent.others_seen(0);
         let now: i64 = 1_796_083_200_000 + 10 * HOUR;
         let caller = CALLERS[0];
-        let asked = Asked {
-            window_ms: now - DAY,
-            today_ms: now - 10 * HOUR,
-            limit: 4,
-            prefix: "agent_",
-        };
+        let asked = query(caller, now - DAY, now - 10 * HOUR, 4, "agent_");
         let write = |route: &'static str, uuid: &'static str| {
             let rows = [row(caller, now, route, uuid.into())];
             let recent = &recent;
@@ -683,34 +662,25 @@ mod tests {
             };
             let snapshot = if read_sees_it {
                 write("agent_12", "seen").await;
-                recent.snapshot(caller, asked).await.unwrap()
+                storage.history_snapshot(&asked).await.unwrap()
             } else {
-                let snapshot = recent.snapshot(caller, asked).await.unwrap();
+                let snapshot = storage.history_snapshot(&asked).await.unwrap();
                 write("agent_12", "unseen").await;
                 snapshot
             };
-            read_done(&slot, snapshot, asked);
+            read_done(&slot, snapshot, &asked);
             assert!(matches!(*lock(&slot), Kept::Known(_)), "{read_sees_it}");
-            let kept = recent
-                .last_calls_and_counts(caller, asked.window_ms, asked.today_ms, 4, "agent_")
-                .await
-                .unwrap();
-            let stored = storage
-                .last_calls_and_counts(caller, asked.window_ms, asked.today_ms, 4, "agent_")
-                .await
-                .unwrap();
+            let kept = recent.last_calls_and_counts(&asked).await.unwrap();
+            let stored = storage.last_calls_and_counts(&asked).await.unwrap();
             assert_eq!(kept, stored, "the read saw the call: {read_sees_it}");
         }
-        let (_, counts) = storage
-            .last_calls_and_counts(caller, asked.window_ms, asked.today_ms, 4, "agent_")
-            .await
-            .unwrap();
+        let (_, counts) = storage.last_calls_and_counts(&asked).await.unwrap();
         assert_eq!(counts, Some((3, 3)));
     }
 
     async fn ask(recent: &RecentCalls, now: i64) -> Answer {
         recent
-            .last_calls_and_counts(CALLERS[0], now - DAY, now - 10 * HOUR, 4, "agent_")
+            .last_calls_and_counts(&query(CALLERS[0], now - DAY, now - 10 * HOUR, 4, "agent_"))
             .await
             .unwrap()
     }
@@ -797,13 +767,13 @@ mod tests {
                         tokio::task::yield_now().await;
                         for caller in CALLERS {
                             recent
-                                .last_calls_and_counts(
+                                .last_calls_and_counts(&query(
                                     caller,
                                     now - DAY,
                                     now - 10 * HOUR,
                                     4,
                                     "agent_",
-                                )
+                                ))
                                 .await
                                 .unwrap();
                         }
@@ -823,7 +793,7 @@ mod tests {
         assert!(known > 0, "memory kept none of the callers");
         agree(&recent, &storage, now, DAY, 4, "agent_", "after the writes").await;
         let (_, counts) = storage
-            .last_calls_and_counts(CALLERS[0], now - DAY, now - 10 * HOUR, 4, "agent_")
+            .last_calls_and_counts(&query(CALLERS[0], now - DAY, now - 10 * HOUR, 4, "agent_"))
             .await
             .unwrap();
         assert_eq!(
