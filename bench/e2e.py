@@ -215,11 +215,24 @@ class Phase:
 
 
 @dataclass
+class Rest:
+    """Calls one at a time with a pause between them, so the server is idle when each arrives."""
+
+    calls: int = 0
+    round_trip_p50_us: float = 0.0  # the client's, over one keep-alive connection
+    round_trip_p99_us: float = 0.0
+    decision_us: float | None = None  # belroute's own mean arrival-to-answer time
+    micros_p50: float | None = None  # belroute's own time per call from its call log
+    micros_p99: float | None = None
+
+
+@dataclass
 class ServerRun:
     name: str
     pid: int = 0
     phases: list[Phase] = field(default_factory=list)
     checks_ok: int = 0  # 200 answers outside the phases (check, warm-up)
+    rest: Rest | None = None  # one call at a time on an idle server
     hwm_kb: int = 0
     rows_total: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
@@ -340,6 +353,51 @@ def warm_up(host: str, port: int, path: str, bodies: list[bytes], expected: list
     if wrong:
         raise BenchError(f"{len(wrong)} of {len(bodies)} warm-up calls got a wrong answer, e.g.:\n  " + "\n  ".join(wrong[:5]))
     return len(bodies)
+
+
+def at_rest(
+    host: str, port: int, path: str, bodies: list[bytes], calls: int, db: Path | None,
+    metered: bool,
+) -> Rest:
+    """`calls` calls one at a time, 5 ms apart, from callers already warmed up: what one call
+    costs when nothing else is running (belroute's `micros` at rest)."""
+    rest = Rest(calls=calls)
+    before = scrape(port) if metered else {}
+    first_id = None
+    if db is not None:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        first_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()[0]
+        conn.close()
+    http_conn = http.client.HTTPConnection(host, port, timeout=10)
+    trips = []
+    for i in range(calls):
+        body = bodies[i % len(bodies)]
+        start = time.perf_counter()
+        http_conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        response = http_conn.getresponse()
+        response.read()
+        trips.append((time.perf_counter() - start) * 1e6)
+        if response.status != 200:
+            raise BenchError(f"a call at rest got {response.status}")
+        time.sleep(0.005)
+    http_conn.close()
+    trips.sort()
+    rest.round_trip_p50_us = trips[len(trips) // 2]
+    rest.round_trip_p99_us = trips[min(len(trips) - 1, len(trips) * 99 // 100)]
+    if metered:
+        after = scrape(port)
+        n = after.get("belroute_decision_seconds_count", 0) - before.get("belroute_decision_seconds_count", 0)
+        s = after.get("belroute_decision_seconds_sum", 0) - before.get("belroute_decision_seconds_sum", 0)
+        rest.decision_us = s / n * 1e6 if n else None
+    if db is not None:
+        settle(db, first_id + calls)
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        micros = sorted(r[0] for r in conn.execute("SELECT micros FROM calls WHERE id > ?", (first_id,)))
+        conn.close()
+        if micros:
+            rest.micros_p50 = micros[len(micros) // 2]
+            rest.micros_p99 = micros[min(len(micros) - 1, len(micros) * 99 // 100)]
+    return rest
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -493,6 +551,12 @@ def bench_server(
         log(f"{name}: the fixture gets 200 {answer!r}; warming up with {len(bodies):,} callers")
         run.checks_ok += warm_up("127.0.0.1", port, f"/hooks/{RULESET}", bodies, expected)
         rows = settle(db, run.checks_ok)
+        log(f"{name}: {args.rest_calls:,} calls at rest, one at a time")
+        run.rest = at_rest("127.0.0.1", port, f"/hooks/{RULESET}", bodies, args.rest_calls, db, db is not None)
+        rows = None if rows is None else rows + args.rest_calls
+        run.checks_ok += args.rest_calls
+        log(f"{name}: at rest: round trip p50 {run.rest.round_trip_p50_us:,.0f} µs"
+            + (f", micros p50 {run.rest.micros_p50:,.0f} µs" if run.rest.micros_p50 is not None else ""))
         wrk_env = dict(os.environ, BENCH_BODIES=str(bodies_path))
         for rate in args.rates:
             phase = Phase(f"{rate:,}/s", "oha", "")
@@ -631,6 +695,17 @@ def report(args, ceiling: ServerRun, belroute: ServerRun, info: dict[str, str]) 
     lines.append("- " + "; ".join(
         f"{p.name} {p.decision_us:,.0f} µs" for p in belroute.phases if p.decision_us is not None
     ) + ".")
+    lines += ["", f"At rest ({args.rest_calls:,} calls one at a time, 5 ms apart, over one keep-alive connection, from"
+              " callers already warmed up):", ""]
+    for run in (ceiling, belroute):
+        r = run.rest
+        if r is None:
+            continue
+        own = ""
+        if r.micros_p50 is not None:
+            own = (f"; belroute's own time (`micros` in the call log) p50 {r.micros_p50:,.0f} µs,"
+                   f" p99 {r.micros_p99:,.0f} µs, mean of `belroute_decision_seconds` {r.decision_us or 0:,.0f} µs")
+        lines.append(f"- {run.name}: client round trip p50 {r.round_trip_p50_us:,.0f} µs, p99 {r.round_trip_p99_us:,.0f} µs{own}.")
     lines += [
         "",
         f"How clean each measurement was: the share of CPU {args.server_cpu} that other processes used (they fill"
@@ -686,6 +761,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--callers", type=int, default=10_000, help="distinct callers (default 10,000)")
     p.add_argument("--server-cpu", type=int, default=0, help="CPU for the servers (default 0)")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for the load generators (default 1)")
+    p.add_argument("--rest-calls", type=int, default=1000,
+                   help="calls one at a time on the idle server, for `micros` at rest (default 1,000)")
     p.add_argument("--pause", type=float, default=2.0, help="seconds of rest between measurements (default 2)")
     p.add_argument("--nice", type=int, default=-20,
                    help="priority of the servers and generators (default -20, needs root; 0 leaves it)")

@@ -202,6 +202,15 @@ impl Call {
         self.fields.get(name).map(String::as_str).unwrap_or("")
     }
 
+    /// A field as rules see it: a documented field that was not sent is empty, any other
+    /// field not sent is `None` (`()` to rules).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        match self.fields.get(name) {
+            Some(value) => Some(value),
+            None => CALLVOIP_FIELDS.contains(&name).then_some(""),
+        }
+    }
+
     pub fn caller_number(&self) -> &str {
         self.get("caller_number")
     }

@@ -31,12 +31,13 @@ use crate::caller::{Caller, Normaliser};
 use crate::clock::{Deadline, micros};
 use crate::diagnostic::Position;
 use crate::lookups::{LookupResult, LookupTrace, Lookups, PendingLookup};
+use crate::plain::Seen;
 use crate::plugin::{Facts, LookupRequest};
 use crate::ruleset::{Action, Rule, RuleSet, check_route};
 use crate::sandbox::{
     Job, Outcome, Pool, PoolError, PoolSettings, Ran, STOP_EARLY, WorkerCommand, WorkerSpec,
 };
-use crate::script::{Frame, FrameGuard, Run, ScriptEngine, ScriptError};
+use crate::script::{Frame, FrameGuard, Run, Script, ScriptEngine, ScriptError};
 
 /// Time kept back from lookups for the rules that run after them.
 pub const RULES_RESERVE: Duration = Duration::from_millis(50);
@@ -501,20 +502,27 @@ impl Evaluation {
         }
     }
 
-    /// The scope rules run in, built on first use.
-    fn scope(&mut self) -> &mut Scope<'static> {
+    /// The scope `script` runs in: built on first use, with `call` and `caller` added when a
+    /// script first reads them (a rule set whose Rhai rules never read `caller` never copies
+    /// its map), and the lookups given so far.
+    fn scope(&mut self, script: &Script) -> &mut Scope<'static> {
         let (call, caller, set, facts) = (&self.call, &self.caller, &self.set, &self.facts);
-        self.scope.get_or_insert_with(|| {
+        let scope = self.scope.get_or_insert_with(|| {
             let mut scope = Scope::new();
-            scope.push_constant_dynamic("call", call_map(call, set.call_fields_read.as_deref()));
-            scope.push_constant_dynamic("caller", caller_map(caller));
             for (name, trace) in set.lookups.iter().zip(facts) {
                 if let Some(trace) = trace {
                     scope.push_constant_dynamic(name.as_str(), facts_value(&trace.result));
                 }
             }
             scope
-        })
+        });
+        if script.reads("call") && !scope.contains("call") {
+            scope.push_constant_dynamic("call", call_map(call, set.call_fields_read.as_deref()));
+        }
+        if script.reads("caller") && !scope.contains("caller") {
+            scope.push_constant_dynamic("caller", caller_map(caller));
+        }
+        scope
     }
 
     /// Runs rules from `next` until done, a lookup to wait for, or (inline) a rule that must
@@ -745,18 +753,33 @@ impl Evaluation {
         inline_until: Option<Instant>,
     ) -> Option<RuleOutcome> {
         if let Some(when) = &rule.when {
-            match scripts.run(when, self.scope(), now, stop_at, inline_until) {
-                Run::OverInline => return None,
-                Run::Failed(e) => return Some(failure(e, unavailable)),
-                Run::Value(value) => match value.as_bool() {
-                    Ok(true) => {}
-                    Ok(false) => return Some(RuleOutcome::NoMatch),
-                    Err(type_name) => {
-                        return Some(RuleOutcome::Error {
-                            message: format!("`when` must give true or false, gave {type_name}"),
-                            position: when.file_position(rhai::Position::new(1, 1)),
-                        });
-                    }
+            let plain = when.plain().and_then(|plain| {
+                plain.decide(&Seen {
+                    call: &self.call,
+                    caller: &self.caller,
+                    lookups: &self.set.lookups,
+                    facts: &self.facts,
+                    frame: &self.frame,
+                })
+            });
+            match plain {
+                Some(true) => {}
+                Some(false) => return Some(RuleOutcome::NoMatch),
+                None => match scripts.run(when, self.scope(when), now, stop_at, inline_until) {
+                    Run::OverInline => return None,
+                    Run::Failed(e) => return Some(failure(e, unavailable)),
+                    Run::Value(value) => match value.as_bool() {
+                        Ok(true) => {}
+                        Ok(false) => return Some(RuleOutcome::NoMatch),
+                        Err(type_name) => {
+                            return Some(RuleOutcome::Error {
+                                message: format!(
+                                    "`when` must give true or false, gave {type_name}"
+                                ),
+                                position: when.file_position(rhai::Position::new(1, 1)),
+                            });
+                        }
+                    },
                 },
             }
         }
@@ -767,7 +790,7 @@ impl Evaluation {
             }
             Action::Script(script) => script,
         };
-        let value = match scripts.run(script, self.scope(), now, stop_at, inline_until) {
+        let value = match scripts.run(script, self.scope(script), now, stop_at, inline_until) {
             Run::OverInline => return None,
             Run::Failed(e) => return Some(failure(e, unavailable)),
             Run::Value(value) => value,
@@ -919,7 +942,7 @@ fn given_trace(name: &str, result: LookupResult) -> LookupTrace {
     }
 }
 
-fn facts_value(result: &LookupResult) -> Dynamic {
+pub(crate) fn facts_value(result: &LookupResult) -> Dynamic {
     match result {
         LookupResult::Found { facts } => facts_to_dynamic(facts),
         LookupResult::NotFound => Dynamic::from_map(rhai::Map::new()),
@@ -934,7 +957,7 @@ pub fn facts_to_dynamic(facts: &Facts) -> Dynamic {
 
 /// `call` as rules see it: the fields the rule set reads (`read`), or every field when a rule
 /// may read any. A field the call lacks is left out either way (`()` to rules).
-fn call_map(call: &Call, read: Option<&[String]>) -> Dynamic {
+pub(crate) fn call_map(call: &Call, read: Option<&[String]>) -> Dynamic {
     let mut map = rhai::Map::new();
     for (name, value) in call.fields() {
         if read.is_some_and(|read| !read.iter().any(|f| f == name)) {
@@ -945,7 +968,7 @@ fn call_map(call: &Call, read: Option<&[String]>) -> Dynamic {
     Dynamic::from_map(map)
 }
 
-fn caller_map(caller: &Caller) -> Dynamic {
+pub(crate) fn caller_map(caller: &Caller) -> Dynamic {
     caller
         .script_view
         .0

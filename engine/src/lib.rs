@@ -21,6 +21,7 @@ mod clock;
 mod decide;
 pub mod diagnostic;
 mod lookups;
+mod plain;
 mod plugin;
 mod ruleset;
 pub mod sandbox;

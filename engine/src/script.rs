@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::clock::{self, Holidays, OfficeHours, weekday_name};
 use crate::diagnostic::Position;
+use crate::plain::Plain;
 use crate::vocabulary::{Check, FactType, Vocabulary};
 use crate::yaml::Node;
 
@@ -173,6 +174,8 @@ pub struct Script {
     /// The `call` fields it reads as `call.FIELD`; `None` when it reads `call` otherwise
     /// (`call["…"]`, `call` itself), so it may read any.
     call_fields: Option<Vec<String>>,
+    /// A `when` as far as it can be decided in Rust (see [`crate::plain`]).
+    plain: Option<Plain>,
 }
 
 /// What makes a script's cost unbounded: the first loop, function, closure or function not on
@@ -195,6 +198,11 @@ impl Script {
     /// in another way and may read any field.
     pub fn call_fields(&self) -> Option<&[String]> {
         self.call_fields.as_deref()
+    }
+
+    /// This `when` compiled to Rust, where a part of it could be.
+    pub fn plain(&self) -> Option<&Plain> {
+        self.plain.as_ref()
     }
 
     /// The file position of a Rhai position inside this script.
@@ -494,8 +502,12 @@ impl ScriptEngine {
             office_hours: Vec::new(),
             unbounded: None,
             call_fields: Some(Vec::new()),
+            plain: None,
         };
         check_ast(&mut script, &self.functions)?;
+        if kind == ScriptKind::Condition {
+            script.plain = Plain::compile(&script.ast, &script.office_hours);
+        }
         Ok(script)
     }
 
@@ -1243,6 +1255,41 @@ mod tests {
                 expected,
                 "{text}"
             );
+        }
+    }
+
+    /// Rules get `call` and `caller` only when they read them, so every way of reading one
+    /// must count: in a closure, an `if`, a `switch`, a string template.
+    #[test]
+    fn finds_the_variables_read_wherever_they_are() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        for (text, kind, reads) in [
+            (
+                "'caller.kind == \"mobile\"'",
+                ScriptKind::Condition,
+                "caller",
+            ),
+            (
+                "'let f = |k| caller.kind == k; if f.call(\"mobile\") { \"a\" } else { () }'",
+                ScriptKind::Route,
+                "caller",
+            ),
+            (
+                "'switch call.dp_in_number { \"1\" => \"a\", _ => () }'",
+                ScriptKind::Route,
+                "call",
+            ),
+            ("'`r_${call.dp_id}`'", ScriptKind::Route, "call"),
+            (
+                "'[1, 2].filter(|x| x == caller.country_code).len() > 0'",
+                ScriptKind::Condition,
+                "caller",
+            ),
+        ] {
+            let script = scripts
+                .compile(kind, &node(text), &["call", "caller"])
+                .unwrap();
+            assert!(script.reads(reads), "{text} reads {reads}");
         }
     }
 
