@@ -14,6 +14,8 @@ default 1). For each server it measures:
   * fixed rates (default 1,000 / 2,500 / 5,000 calls/s) with oha `-q RATE --latency-correction`,
     a coordinated-omission-correct generator: p50 / p99 / p99.9 / max;
   * saturation with wrk (`-t1 -c32`): answers per second;
+  * at rest, before the rates: 1,000 calls one at a time, 5 ms apart (`--rest-gap`), each
+    server's round trip and belroute's own time (`micros` from its call log);
 
 and errors, peak RSS (VmHWM), the server's CPU time per call, and for belroute "nothing lost":
 call-log rows against 200 answers. Prints a Markdown table (also written to
@@ -357,10 +359,12 @@ def warm_up(host: str, port: int, path: str, bodies: list[bytes], expected: list
 
 def at_rest(
     host: str, port: int, path: str, bodies: list[bytes], calls: int, db: Path | None,
-    metered: bool,
+    metered: bool, gap: float,
 ) -> Rest:
-    """`calls` calls one at a time, 5 ms apart, from callers already warmed up: what one call
-    costs when nothing else is running (belroute's `micros` at rest)."""
+    """`calls` calls one at a time, `gap` seconds apart, from callers already warmed up: what
+    one call costs when nothing else is running (belroute's `micros` at rest). With a gap of a
+    few milliseconds the server's CPU goes idle between calls, as on a quiet line; with 0 it
+    stays busy."""
     rest = Rest(calls=calls)
     before = scrape(port) if metered else {}
     first_id = None
@@ -379,7 +383,8 @@ def at_rest(
         trips.append((time.perf_counter() - start) * 1e6)
         if response.status != 200:
             raise BenchError(f"a call at rest got {response.status}")
-        time.sleep(0.005)
+        if gap:
+            time.sleep(gap)
     http_conn.close()
     trips.sort()
     rest.round_trip_p50_us = trips[len(trips) // 2]
@@ -552,7 +557,8 @@ def bench_server(
         run.checks_ok += warm_up("127.0.0.1", port, f"/hooks/{RULESET}", bodies, expected)
         rows = settle(db, run.checks_ok)
         log(f"{name}: {args.rest_calls:,} calls at rest, one at a time")
-        run.rest = at_rest("127.0.0.1", port, f"/hooks/{RULESET}", bodies, args.rest_calls, db, db is not None)
+        run.rest = at_rest("127.0.0.1", port, f"/hooks/{RULESET}", bodies, args.rest_calls, db, db is not None,
+                           args.rest_gap / 1000)
         rows = None if rows is None else rows + args.rest_calls
         run.checks_ok += args.rest_calls
         log(f"{name}: at rest: round trip p50 {run.rest.round_trip_p50_us:,.0f} µs"
@@ -695,7 +701,7 @@ def report(args, ceiling: ServerRun, belroute: ServerRun, info: dict[str, str]) 
     lines.append("- " + "; ".join(
         f"{p.name} {p.decision_us:,.0f} µs" for p in belroute.phases if p.decision_us is not None
     ) + ".")
-    lines += ["", f"At rest ({args.rest_calls:,} calls one at a time, 5 ms apart, over one keep-alive connection, from"
+    lines += ["", f"At rest ({args.rest_calls:,} calls one at a time, {args.rest_gap:g} ms apart, over one keep-alive connection, from"
               " callers already warmed up):", ""]
     for run in (ceiling, belroute):
         r = run.rest
@@ -763,6 +769,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--load-cpu", type=int, default=1, help="CPU for the load generators (default 1)")
     p.add_argument("--rest-calls", type=int, default=1000,
                    help="calls one at a time on the idle server, for `micros` at rest (default 1,000)")
+    p.add_argument("--rest-gap", type=float, default=5.0,
+                   help="milliseconds between the calls at rest (default 5; 0 keeps the CPU busy)")
     p.add_argument("--pause", type=float, default=2.0, help="seconds of rest between measurements (default 2)")
     p.add_argument("--nice", type=int, default=-20,
                    help="priority of the servers and generators (default -20, needs root; 0 leaves it)")
