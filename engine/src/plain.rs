@@ -29,7 +29,7 @@ use crate::script::Frame;
 
 /// A `when` compiled to Rust, as far as it could be.
 #[derive(Debug, Clone)]
-pub struct Plain(Node);
+pub struct Plain(Box<Node>);
 
 #[derive(Debug, Clone)]
 enum Node {
@@ -100,16 +100,16 @@ pub struct Seen<'a> {
 
 impl Plain {
     /// The plain form of a compiled `when`; `None` when no part of it is plain, so trying it
-    /// would only cost time. `lookups` are the variables that are lookups.
+    /// would only cost time. `office_hours` are the literal `open_hours("…")` texts, parsed.
     pub fn compile(ast: &AST, office_hours: &[(String, Arc<OfficeHours>)]) -> Option<Plain> {
-        let expr = match ast.statements() {
-            [Stmt::Expr(e)] => &**e,
-            [Stmt::FnCall(call, _)] => return Some(Plain(fn_call(call, office_hours))),
+        let node = match ast.statements() {
+            [Stmt::Expr(e)] => node(e, office_hours),
+            [Stmt::FnCall(call, _)] => fn_call(call, office_hours),
             _ => return None,
         };
-        match node(expr, office_hours) {
+        match node {
             Node::Rhai => None,
-            node => Some(Plain(node)),
+            node => Some(Plain(Box::new(node))),
         }
     }
 
@@ -523,12 +523,11 @@ mod tests {
         when: &crate::script::Script,
         text: &str,
     ) -> bool {
-        let when = when;
-        let plain = world.plain(&when);
+        let plain = world.plain(when);
         if let Some(decided) = plain {
             assert_eq!(
                 Some(decided),
-                world.rhai(scripts, &when),
+                world.rhai(scripts, when),
                 "plain decided {text} as {decided}, Rhai otherwise (facts {:?})",
                 world.facts[0]
             );
@@ -599,9 +598,38 @@ mod tests {
             "f.none == ()",
             "nothing.open_count > 0",
             "call.no_such_field == ()",
+            r#"call.uuid == """#,
             "caller.country_code == 31",
         ] {
             assert!(agree(&scripts, &world, text), "not decided in Rust: {text}");
+        }
+    }
+
+    /// Every field of `caller` reads as Rhai's map has it: a field added to the map and not
+    /// here would read as `()` and fail this.
+    #[test]
+    fn every_caller_field_reads_as_rhai_sees_it() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        for number in ["31612345678", "anonymous", "442079460958", "1003"] {
+            let mut world = World::new(json!({}), 10, false);
+            world.caller = Normaliser::default().normalise(number);
+            let map = caller_map(&world.caller).cast::<rhai::Map>();
+            assert!(map.len() >= 11, "caller has {} fields", map.len());
+            for (field, value) in map {
+                let literal = if value.is_string() {
+                    serde_json::to_string(&value.into_string().unwrap()).unwrap()
+                } else {
+                    value.to_string()
+                };
+                let text = format!("caller.{field} == {literal}");
+                let when = compile(&scripts, &text);
+                assert_eq!(world.plain(&when), Some(true), "{text} for {number}");
+                assert_eq!(
+                    world.rhai(&scripts, &when),
+                    Some(true),
+                    "{text} for {number}"
+                );
+            }
         }
     }
 
@@ -660,6 +688,8 @@ mod tests {
             "call.dp_in_number",
             "call.phonebook_caller_name",
             "call.not_sent",
+            // documented by Callvoip, not sent in this call: "" to rules, not ()
+            "call.uuid",
             "caller.valid",
             "caller.kind",
             "caller.country",
