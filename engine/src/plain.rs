@@ -242,13 +242,7 @@ fn list(expr: &Expr) -> Option<Vec<Constant>> {
 
 fn eval<'a>(node: &'a Node, seen: &Seen<'a>) -> Option<Value<'a>> {
     match node {
-        Node::Const(c) => Some(match c {
-            Constant::Unit => Value::Unit,
-            Constant::Bool(b) => Value::Bool(*b),
-            Constant::Int(i) => Value::Int(*i),
-            Constant::Float(f) => Value::Float(*f),
-            Constant::Text(s) => Value::Text(s),
-        }),
+        Node::Const(c) => Some(eval_constant(c)),
         Node::Field(of, name) => field(of, name, seen),
         Node::Not(x) => match eval(x, seen)? {
             Value::Bool(b) => Some(Value::Bool(!b)),
