@@ -48,6 +48,8 @@ enum Node {
     /// `open_hours("literal")`, read at load.
     OpenHours(Arc<OfficeHours>),
     IsHoliday,
+    /// `now().FIELD`: the call's local time, as `now()`'s map has it.
+    Now(String),
     /// Anything else: Rhai decides.
     Rhai,
 }
@@ -131,6 +133,11 @@ fn node(expr: &Expr, office_hours: &[(String, Arc<OfficeHours>)]) -> Node {
         Expr::Dot(x, _, _) => match (&x.lhs, &x.rhs) {
             (Expr::Variable(v, ..), Expr::Property(p, _)) => {
                 Node::Field(of(v.1.as_str()), p.2.to_string())
+            }
+            (Expr::FnCall(call, _), Expr::Property(p, _))
+                if call.name == "now" && call.args.is_empty() =>
+            {
+                Node::Now(p.2.to_string())
             }
             // `text.contains("…")`
             (Expr::Variable(v, ..), Expr::Dot(inner, _, _)) => match (&inner.lhs, &inner.rhs) {
@@ -295,8 +302,33 @@ fn eval<'a>(node: &'a Node, seen: &Seen<'a>) -> Option<Value<'a>> {
                 frame.holidays.name(frame.now.date_naive()).is_some(),
             ))
         }
+        Node::Now(field) => now(field, seen.frame),
         Node::Rhai => None,
     }
+}
+
+/// A field of `now()` as its map has it (`script::time_map`); `date` and `time`, which are
+/// formatted text, are left to Rhai.
+fn now<'a>(field: &str, frame: &'a Frame) -> Option<Value<'a>> {
+    use chrono::{Datelike, Timelike};
+    let now = &frame.now;
+    Some(match field {
+        "year" => Value::Int(i64::from(now.year())),
+        "month" => Value::Int(i64::from(now.month())),
+        "day" => Value::Int(i64::from(now.day())),
+        "hour" => Value::Int(i64::from(now.hour())),
+        "minute" => Value::Int(i64::from(now.minute())),
+        "second" => Value::Int(i64::from(now.second())),
+        "weekday" => Value::Text(crate::clock::weekday_name(now.weekday())),
+        "weekday_number" => Value::Int(i64::from(now.weekday().number_from_monday())),
+        "timestamp" => Value::Int(now.timestamp()),
+        "holiday" => frame
+            .holidays
+            .name(now.date_naive())
+            .map_or(Value::Unit, Value::Text),
+        "date" | "time" => return None,
+        _ => Value::Unit,
+    })
 }
 
 fn eval_constant(c: &Constant) -> Value<'_> {
@@ -584,8 +616,10 @@ mod tests {
             r#"caller.e164 in ["+31201234567", "+31612345678"]"#,
             r#"call.phonebook_caller_name.contains("Test")"#,
             r#""Klant" in call.phonebook_caller_name"#,
-            r#"caller.kind == "pager" && now().hour >= 20"#,
             r#"!open_hours("mon-fri 09:00-17:00")"#,
+            "now().hour >= 18 || now().weekday_number > 5",
+            r#"now().weekday == "mon" && now().minute < 45"#,
+            "now().holiday == ()",
             "is_holiday()",
             "f.open_count > 0 && f.total >= 80",
             "f.owner != () || f.vip",
@@ -627,6 +661,35 @@ mod tests {
         }
     }
 
+    /// Every field of `now()` reads as Rhai's map has it, on a holiday and on a working day.
+    #[test]
+    fn every_field_of_now_reads_as_rhai_sees_it() {
+        let scripts = ScriptEngine::new(&Limits::default());
+        for holiday in [false, true] {
+            let world = World::new(json!({}), 21, holiday);
+            let map = crate::script::time_map(&world.frame.now, &world.frame.holidays)
+                .cast::<rhai::Map>();
+            assert!(map.len() >= 12, "now() has {} fields", map.len());
+            for (field, value) in map {
+                let literal = if value.is_string() {
+                    serde_json::to_string(&value.into_string().unwrap()).unwrap()
+                } else {
+                    value.to_string()
+                };
+                let literal = if literal.is_empty() {
+                    "()".to_string()
+                } else {
+                    literal
+                };
+                let text = format!("now().{field} == {literal}");
+                let when = compile(&scripts, &text);
+                let expected = (field != "date" && field != "time").then_some(true);
+                assert_eq!(world.plain(&when), expected, "{text}");
+                assert_eq!(world.rhai(&scripts, &when), Some(true), "{text}");
+            }
+        }
+    }
+
     #[test]
     fn what_rhai_must_decide_is_left_to_it() {
         let scripts = ScriptEngine::new(&Limits::default());
@@ -638,15 +701,18 @@ mod tests {
             "f.n && true",
             "!f.text",
             // parts this module does not know
-            "now().hour >= 20",
+            r#"now().date == "2026-11-23""#,
             "f.list.len() > 1",
             "f.list == f.list",
-            r#"caller.kind == "mobile" && now().hour >= 20"#,
+            r#"caller.kind == "mobile" && now().time > "20:00""#,
         ] {
             assert!(!agree(&scripts, &world, text), "decided in Rust: {text}");
         }
         // Only the compiled text decides: whatever is left to Rhai, Rhai still answers.
-        let when = compile(&scripts, r#"caller.kind == "mobile" && now().hour >= 20"#);
+        let when = compile(
+            &scripts,
+            r#"caller.kind == "mobile" && now().time > "20:00""#,
+        );
         assert_eq!(world.rhai(&scripts, &when), Some(true));
     }
 

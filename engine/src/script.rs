@@ -1078,7 +1078,7 @@ fn register_time_functions(engine: &mut rhai::Engine) {
 }
 
 /// `now()` in Rhai: the call's local time, in parts rules compare easily.
-fn time_map(now: &DateTime<Tz>, holidays: &Holidays) -> Dynamic {
+pub(crate) fn time_map(now: &DateTime<Tz>, holidays: &Holidays) -> Dynamic {
     let mut map = rhai::Map::new();
     let mut put = |k: &str, v: Dynamic| {
         map.insert(k.into(), v);
