@@ -594,20 +594,26 @@ def bench_server(
         if db is not None:
             run.metrics = scrape(port)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                log(f"{name} did not stop within 60 s of SIGTERM; killing it")
-                proc.kill()
-                proc.wait()
+        stop(proc, name)
         server_log.close()
         keep_log(log_path, raw_dir / f"{name}.log")
     if db is not None:
         run.rows_total = count_rows(db)
     log(f"{name}: stopped (exit {proc.returncode}); peak RSS {run.hwm_kb / 1024:.1f} MiB")
     return run
+
+
+def stop(proc: subprocess.Popen, name: str) -> None:
+    """SIGTERM, as an operator stops it (belroute writes its waiting records); a kill after 60 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        log(f"{name} did not stop within 60 s of SIGTERM; killing it")
+        proc.kill()
+        proc.wait()
 
 
 def keep_log(source: Path, dest: Path) -> None:

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -154,11 +153,7 @@ def main() -> int:
                     time.sleep(1)
                 print("\n".join(out))
             finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+                e2e.stop(proc, "belroute")
     return 0
 
 

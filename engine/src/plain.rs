@@ -255,27 +255,8 @@ fn eval<'a>(node: &'a Node, seen: &Seen<'a>) -> Option<Value<'a>> {
             Value::Bool(b) => Some(Value::Bool(!b)),
             _ => None,
         },
-        // Left to right, and only as far as needed, as Rhai does: each part must be a boolean.
-        Node::And(parts) => {
-            for part in parts {
-                match eval(part, seen)? {
-                    Value::Bool(true) => {}
-                    Value::Bool(false) => return Some(Value::Bool(false)),
-                    _ => return None,
-                }
-            }
-            Some(Value::Bool(true))
-        }
-        Node::Or(parts) => {
-            for part in parts {
-                match eval(part, seen)? {
-                    Value::Bool(false) => {}
-                    Value::Bool(true) => return Some(Value::Bool(true)),
-                    _ => return None,
-                }
-            }
-            Some(Value::Bool(false))
-        }
+        Node::And(parts) => chain(parts, false, seen),
+        Node::Or(parts) => chain(parts, true, seen),
         Node::Compare(op, l, r) => Some(Value::Bool(compare(*op, eval(l, seen)?, eval(r, seen)?)?)),
         Node::InList(x, items) => {
             let x = eval(x, seen)?;
@@ -329,6 +310,19 @@ fn now<'a>(field: &str, frame: &'a Frame) -> Option<Value<'a>> {
         "date" | "time" => return None,
         _ => Value::Unit,
     })
+}
+
+/// `&&` (`settles` false) and `||` (`settles` true): left to right, and only as far as needed,
+/// as Rhai does; every part it reaches must be a boolean.
+fn chain<'a>(parts: &'a [Node], settles: bool, seen: &Seen<'a>) -> Option<Value<'a>> {
+    for part in parts {
+        match eval(part, seen)? {
+            Value::Bool(b) if b == settles => return Some(Value::Bool(settles)),
+            Value::Bool(_) => {}
+            _ => return None,
+        }
+    }
+    Some(Value::Bool(!settles))
 }
 
 fn eval_constant(c: &Constant) -> Value<'_> {
